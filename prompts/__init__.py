@@ -1,0 +1,7 @@
+"""What a task is and how examples become model text. No torch here."""
+
+from . import suite
+from .errors import DataError, ShopLoRAError, TaskNotFoundError
+from .spec import Example, TaskSpec
+
+__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "suite"]

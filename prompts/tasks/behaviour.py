@@ -1,0 +1,3 @@
+"""behaviour family (being written)."""
+
+TASKS: list = []

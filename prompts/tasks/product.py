@@ -1,0 +1,3 @@
+"""product family (being written)."""
+
+TASKS: list = []

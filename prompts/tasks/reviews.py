@@ -1,0 +1,3 @@
+"""reviews family (being written)."""
+
+TASKS: list = []

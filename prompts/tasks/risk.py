@@ -1,0 +1,3 @@
+"""risk family (being written)."""
+
+TASKS: list = []

@@ -1,0 +1,3 @@
+"""service family (being written)."""
+
+TASKS: list = []
