@@ -2,6 +2,9 @@
 
 from . import suite
 from .errors import DataError, ShopLoRAError, TaskNotFoundError
+from .loaders import infer_labels, load_examples
+from .render import render
 from .spec import Example, TaskSpec
 
-__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "suite"]
+__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "infer_labels", "load_examples",
+           "render", "suite"]

