@@ -65,7 +65,7 @@ def prompt_text(spec: TaskSpec, input: str, tokenizer: Any, shots: Sequence[Exam
     return "\n".join(lines) + "\nAnswer:"
 
 
-def _answer_frame(tokenizer: Any) -> tuple[str, str]:
+def answer_frame(tokenizer: Any) -> tuple[str, str]:
     """Text the chat template puts before and after an assistant answer (e.g. '' and '<|im_end|>')."""
     if tokenizer in _frames:
         return _frames[tokenizer]
@@ -86,7 +86,7 @@ def _answer_frame(tokenizer: Any) -> tuple[str, str]:
 
 def answer_ids(output: str, tokenizer: Any) -> list[int]:
     """Token ids of an answer as the model must produce it, end-of-turn included (what loss and scoring use)."""
-    before, after = _answer_frame(tokenizer)
+    before, after = answer_frame(tokenizer)
     return tokenizer(before + output + after, add_special_tokens=False)["input_ids"]
 
 

@@ -41,7 +41,7 @@ class Task:
             "suite": self.suite,
             "family": self.spec.family,
             "kind": self.spec.kind,
-            "labels": len(self.spec.labels),
+            "n_labels": len(self.spec.labels),
             "split": self.split,
         }
 

@@ -65,15 +65,15 @@ def _name(product: Product) -> str:
 
 
 def _item(rng: random.Random, world: World, kind: str) -> Item:
+    """An item of `kind` named by brand and kind only: histories stay short and the kind stays readable."""
     if kind in EXTRA_BRANDS:
         return Item(kind, DEPARTMENT_OF[kind], f"{rng.choice(EXTRA_BRANDS[kind])} {kind}")
     if kind.endswith("dog food"):
         # The life stage is what was bought, so it is part of the kind (the puppy rule reads it).
-        product = rng.choice(world.of_type("dog food"))
-        return Item(kind, "pets", f"{product.brand} {product.model} {kind}")
+        return Item(kind, "pets", f"{rng.choice(world.of_type('dog food')).brand} {kind}")
     # Pod machines take capsules, not beans, so they would not imply the coffee-beans need.
     product = rng.choice([p for p in world.of_type(kind) if p.attributes.get("type") != "pod"])
-    return Item(kind, product.department, _name(product))
+    return Item(kind, product.department, f"{product.brand} {kind}")
 
 
 def _ago(days: int) -> str:
@@ -135,12 +135,12 @@ def _interest(rng: random.Random, world: World, department: str, days: int) -> E
     product = rng.choice(world.in_department(department))
     style = rng.random()
     if style < 0.5:
-        text = f"viewed {_name(product)}"
+        text = f"viewed {product.brand} {product.product_type}"
     elif style < 0.75:
         value = rng.choice(list(product.attributes.values()))
         text = f"searched '{value} {product.product_type}'"
     else:
-        text = f"carted {_name(product)}"
+        text = f"carted {product.brand} {product.product_type}"
     return Event(days, text, department, False)
 
 
@@ -179,5 +179,143 @@ def next_category(rng: random.Random, world: World, label: str | None) -> Exampl
                 kind = rng.choice([t for t in SELF_CONTAINED if DEPARTMENT_OF[t] == department])
                 purchases.append(_purchase(rng, world, kind, max(0, days - 1)))
         events += _bought(purchases)
-        if len(events) <= 7 and _next_department(events, purchases) == label:
+        if len(events) <= 6 and _next_department(events, purchases) == label:
             return Example(f"History: {_history(events)}", label)
+
+
+def _dwell(rng: random.Random, low: int, high: int) -> str:
+    seconds = rng.randint(low, high)
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def purchase_intent(rng: random.Random, world: World, label: str | None) -> Example:
+    # A decision list, checked in order: payment details entered -> buy_now; a price stall -> waiting_for_discount;
+    # several items of one type -> comparing; otherwise browsing. Each label also carries steps of the later ones
+    # (a failed coupon before paying, a rival viewed before a price alert) so no single step decides it.
+    product = rng.choice(world.products)
+    rivals = [p for p in world.of_type(product.product_type) if p.sku != product.sku]
+    rng.shuffle(rivals)
+    short = f"{product.brand} {product.model}"
+    coupon = pick(rng, "SAVE10", "WELCOME15", "SPRING20", "VIP5")
+    steps: list[str] = []
+    if label != "browsing" and rng.random() < 0.4:
+        steps.append(f"searched '{rng.choice(list(product.attributes.values()))} {product.product_type}'")
+    if label == "browsing":
+        others = [p for p in world.products if p.product_type != product.product_type]
+        rng.shuffle(others)
+        shown = [product]
+        for other in others:
+            if len(shown) < rng.randint(3, 4) and all(other.product_type != s.product_type for s in shown):
+                shown.append(other)
+        steps += [f"viewed {_name(p)} ({_dwell(rng, 4, 45)})" for p in shown]
+        if rng.random() < 0.5:
+            verb = pick(rng, "wishlisted", "carted")
+            steps.insert(rng.randint(1, len(steps)), f"{verb} {shown[0].brand} {shown[0].model}")
+    elif label == "comparing":
+        for p in [product, *rivals[: rng.randint(1, 2)]]:
+            steps.append(f"viewed {_name(p)} ({_dwell(rng, 40, 300)})")
+        if rng.random() < 0.5:
+            steps.append(pick(rng, "compared specs", "opened comparison table", f"read reviews of {short}"))
+        if rng.random() < 0.5:
+            steps.append(f"carted {short}")
+    else:
+        if rng.random() < 0.35:
+            steps.append(f"viewed {_name(rivals[0])} ({_dwell(rng, 10, 120)})")
+        steps.append(f"viewed {_name(product)} ({_dwell(rng, 20, 240)})")
+        carted = label == "buy_now" or rng.random() < 0.7
+        if carted:
+            steps.append(f"carted {short}")
+        if label == "buy_now":
+            if rng.random() < 0.35:
+                steps.append(f"coupon {coupon} {pick(rng, 'accepted', 'accepted', 'rejected')}")
+            steps.append("started checkout")
+            if rng.random() < 0.5:
+                steps.append("entered address")
+            steps.append(pick(rng, "entered card details", "chose PayPal", "entered payment details"))
+        else:
+            stalls = [f"set price alert on {short}", f"coupon {coupon} rejected", "started checkout, left at the total"]
+            if carted:
+                stalls.append(f"removed {short} from cart after seeing shipping cost")
+            rng.shuffle(stalls)
+            steps += stalls[: rng.randint(1, 2)]
+    if rng.random() < 0.15:
+        steps.insert(rng.randint(0, len(steps) - 1), "opened today's deals")
+    return Example(f"Session: {'; '.join(steps)}", label)
+
+
+def _orders(purchases: list[tuple[int, Item]]) -> str:
+    return _history([Event(days, item.name, item.department, True) for days, item in purchases])
+
+
+def new_need(rng: random.Random, world: World, label: str | None) -> Example:
+    # The trigger is drawn first and the rest redrawn until it is the only open need, so every need is equally common.
+    trigger = rng.choice((*NEEDS, "puppy dog food"))
+    while True:
+        if trigger == "puppy dog food":
+            purchases = [_purchase(rng, world, trigger, rng.randint(PUPPY_GROWN_DAYS, 420))]
+        else:
+            purchases = [_purchase(rng, world, trigger, rng.randint(0, 150))]
+        for _ in range(rng.randint(1, 2)):
+            purchases += _settled_purchases(rng, world)
+        needs = _open_needs(purchases)
+        if len(needs) == 1 and len(purchases) <= 5:
+            return Example(f"Orders: {_orders(purchases)}", needs[0])
+
+
+CHURN_SIGNALS = ("last order", "orders falling", "no logins", "no newsletter", "open issue", "cancelled")
+
+
+def churn(rng: random.Random, world: World, label: str | None) -> Example:
+    # Risk = number of signals present: 0-1 low, 2-3 medium, 4+ high. Counts near the boundaries are drawn more
+    # often, so the label turns on one fact more or less, never on one fact alone.
+    count = {"low": pick(rng, "0", "1", "1", "1"), "medium": pick(rng, "2", "3"), "high": pick(rng, "4", "4", "4", "5", "6")}[label]
+    signals = rng.sample(CHURN_SIGNALS, int(count))
+    if "last order" in signals:
+        days = rng.randint(60, 240)
+    else:
+        # Ordering needs a login, so an account without logins in 30 days last ordered before that.
+        days = rng.randint(31, 59) if "no logins" in signals else rng.randint(2, 59)
+    recent = 0 if days > 90 else rng.randint(1, 4)
+    prior = rng.randint(recent + 1, recent + 5) if "orders falling" in signals else rng.randint(0, recent)
+    logins = 0 if "no logins" in signals else rng.randint(1, 25)
+    sent = rng.randint(4, 12)
+    opened = 0 if "no newsletter" in signals else rng.randint(1, sent)
+    # A resolved issue is history, not a signal: only open ones count.
+    if "open issue" in signals:
+        issue = pick(rng, "1 open complaint", "2 open complaints", "open return dispute")
+    else:
+        issue = pick(rng, "none", "none", "1 resolved complaint", "resolved return dispute")
+    subscription = "cancelled" if "cancelled" in signals else pick(rng, "active", "active", "none")
+    return Example(
+        f"Last order: {days} days ago | Orders 90d: {recent} (prior 90d: {prior}) | Logins 30d: {logins} | "
+        f"Newsletters opened: {opened} of {sent} | Issues: {issue} | Subscription: {subscription}",
+        label,
+    )
+
+
+TASKS = [
+    GeneratedTask(
+        TaskSpec("behaviour-next-category", "behaviour", "classify",
+                 "Which department will the customer buy from next? The one viewed, searched or carted 2+ times "
+                 "without a purchase there; if none, where an earlier purchase's missing companion is sold.",
+                 labels=DEPARTMENTS),
+        "meta-train", next_category),
+    GeneratedTask(
+        TaskSpec("behaviour-purchase-intent", "behaviour", "classify",
+                 "Classify the session. buy_now: enters payment; else waiting_for_discount: stalls on price (failed "
+                 "coupon, price alert, quits at total or shipping); else comparing: several items of one type; "
+                 "else browsing.",
+                 labels=("buy_now", "comparing", "waiting_for_discount", "browsing")),
+        "meta-train", purchase_intent),
+    GeneratedTask(
+        TaskSpec("behaviour-new-need", "behaviour", "generate",
+                 "Name the one thing a past order implies the customer needs but no order covers yet (a phone with "
+                 "no case -> phone case). Answer in a few words."),
+        "meta-train", new_need),
+    GeneratedTask(
+        TaskSpec("behaviour-churn", "behaviour", "classify",
+                 "Count churn signals: last order 60+ days ago, fewer orders than the prior 90 days, no logins, no "
+                 "newsletter opened, an open issue, subscription cancelled. 0-1: low, 2-3: medium, 4+: high.",
+                 labels=("low", "medium", "high")),
+        "held-out", churn),
+]

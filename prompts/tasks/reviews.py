@@ -198,7 +198,9 @@ def _review(rng: random.Random, aspects: dict[str, Aspect], plan: Plan, ctx: dic
         sentences.append((text, polarity or 0))
     body, previous = sentences[0]
     for text, sign in sentences[1:]:
-        if previous * sign < 0 and rng.random() < 0.7:
+        if ", but " in text:  # "not cheap, but worth it" takes no second connector
+            body += " " + text
+        elif previous * sign < 0 and rng.random() < 0.7:
             body = body[:-1] + pick(rng, ", but ", ". However, ", ", although ", ". That said, ") + _lower_first(text)
         elif previous * sign > 0 and rng.random() < 0.25:
             body = body[:-1] + pick(rng, ", and ", ". Also, ", ". Plus, ") + _lower_first(text)
@@ -387,7 +389,7 @@ FURNITURE_ASPECTS: dict[str, Aspect] = {
         ("I chose the {colour} version.", "the colour is called {colour} on the website.", "it's {colour} with black handles."),
     ),
     "instructions": Aspect(
-        ("the instructions", "the manual", "the assembly guide"),
+        ("the manual", "the assembly guide", "the instruction leaflet"),
         {2: ("the instructions are crystal clear, great diagrams.", "best manual I've seen, every step illustrated."),
          1: ("the manual was clear enough to follow.", "instructions were easy to follow.",
              "not wordy, but the pictures in the manual are clear."),
@@ -418,8 +420,8 @@ ASPECT_RULE = "If it complains about something, answer that aspect; otherwise th
 TASKS = [
     GeneratedTask(
         TaskSpec("reviews-stars", "reviews", "classify",
-                 "Give the review's star rating, 1-5. 5: only praise, some of it strong; 4: only mild praise, or strong "
-                 "praise with a minor gripe; 3: just okay, or equal praise and complaint; 2 and 1 mirror 4 and 5.",
+                 "Star rating 1-5. 5: only praise, some strong; 4: only mild praise, or strong praise with a minor gripe; "
+                 "3: just okay, or equal praise and complaint; 2 and 1 mirror 4 and 5.",
                  labels=("1", "2", "3", "4", "5")),
         "meta-train", stars),
     GeneratedTask(

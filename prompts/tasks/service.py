@@ -65,7 +65,7 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "tracking for {o} hasn't updated in days, where is my parcel",
         "Any update on my {p}? Order {o}.",
         "My package hasn't shown up yet, order {o}. When will it get here?",
-        "It's been ages since I ordered the {p} and I have no idea where it is. Could you check order {o} for me please?",
+        "It's been ages since I ordered the {p} and I have no idea where it is. Could you check order {o} for me?",
         "status of {o}?",
         "has my {p} shipped yet? ordered it {w}",
     ), ()),
@@ -75,7 +75,8 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "Can I still cancel {o}? I don't need it anymore.",
         "cancel my order {o} before it ships pls",
         "Changed my mind about the {p}, please don't send it. Order {o}.",
-        "I placed an order {w} for the {p} but my sister already got me one, so I'd like to cancel it if it hasn't gone out. Order {o}.",
+        "I ordered the {p} {w} but my sister already got me one, so I'd like to cancel it if it hasn't gone out. "
+        "Order {o}.",
         "stop order {o}, I no longer want it",
     ), ()),
     "return_item": ((
@@ -109,11 +110,11 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "the {p} arrived dented, clearly damaged in transit",
     ), ()),
     "wrong_item": ((
-        "I ordered the {p} but you sent me a {p2}.",
+        "I ordered the {p} but you sent me {p2}.",
         "Wrong item in order {o}, this isn't what I bought.",
         "the parcel for {o} contained someone else's order",
-        "got a {p2} instead of the {p} I paid for",
-        "I ordered the {c} {p} and received a completely different product.",
+        "got {p2} instead of the {p} I paid for",
+        "I ordered the {p} in {c} and received a completely different product.",
     ), ()),
     "missing_item": ((
         "Order {o} arrived but the {p} was missing from the box.",
@@ -229,7 +230,7 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "exchange_item": ((
         "Can I swap the {p} for a bigger size?",
         "I'd like to exchange the {p} for the {c} one.",
-        "The {s} is too tight, can I exchange the {p} for a {s2}?",
+        "The {s} doesn't fit, can I exchange the {p} for a {s2}?",
         "can I trade in the {p} from order {o} for a different colour?",
         "Please exchange the {p} I got {w} for the same model in {c}.",
     ), CLOTHES),
@@ -242,13 +243,20 @@ CHATTY = ("I've been a customer for years and love your shop. ", "Sorry to bothe
           "Writing from my phone, sorry for typos. ", "My husband told me to write to you. ")
 
 
+def _open(opener: str, body: str) -> str:
+    """`body` after a greeting, its first letter cased as the greeting's punctuation asks."""
+    starts_lower = opener.endswith((", ", ": ")) and not body.startswith(("I ", "I'"))
+    return opener + (body[0].lower() if starts_lower else body[0].upper()) + body[1:]
+
+
 def _intent_slots(rng: random.Random, world: World, types: tuple[str, ...]) -> dict[str, str]:
     product = _product(rng, world, types)
     other = rng.choice([p for p in world.products if p.product_type != product.product_type])
     sizes = sorted({p.attributes["size"] for p in world.of_type(product.product_type) if "size" in p.attributes})
     s, s2 = (rng.sample(sizes, 2) if len(sizes) >= 2 else ("M", "L"))
-    return {"p": _ref(rng, product), "p2": other.product_type, "t": product.product_type, "o": _order_id(rng),
-            "w": _when(rng), "a": _money(rng, product.price), "c": rng.choice(("black", "white", "blue", "red", "grey")),
+    return {"p": _ref(rng, product), "p2": f"{other.brand} {other.product_type}", "t": product.product_type,
+            "o": _order_id(rng), "w": _when(rng), "a": _money(rng, product.price),
+            "c": rng.choice(("black", "white", "blue", "red", "grey")),
             "s": s, "s2": s2, "code": f"{rng.choice(('SAVE', 'WELCOME', 'SPRING', 'VIP'))}{rng.randint(5, 30)}",
             "shop": rng.choice(COMPETITORS), "name": rng.choice(NAMES)}
 
@@ -258,7 +266,7 @@ def intent(rng: random.Random, world: World, label: str | None) -> Example:
     slots = _intent_slots(rng, world, types)
     body = rng.choice(phrasings).format(**slots)
     chatty = rng.choice(CHATTY) if rng.random() < 0.15 else ""
-    text = rng.choice(OPENERS) + chatty + body + rng.choice(CLOSERS).format(**slots)
+    text = _open(rng.choice(OPENERS), chatty + body) + rng.choice(CLOSERS).format(**slots)
     return Example(noisy(rng, text, typo_rate=0.04), label)
 
 
@@ -278,7 +286,7 @@ FAULT_ISSUES = (
     "The {p} I got stopped working after a week.",
     "The {p} from order {o} won't switch on.",
     "The {p} arrived with a crack in it.",
-    "My {p} makes a strange noise since {w}.",
+    "My {p} started making a strange noise {w}.",
 )
 SAFETY_INCIDENTS = (
     "The {p} overheated and burned my hand, this is a safety hazard.",
@@ -289,10 +297,12 @@ SAFETY_INCIDENTS = (
 )
 ESCALATE_TRIGGERS = {
     "human": ("I want to speak to a real person right now, not a bot.", "Transfer me to a human agent, please.",
-              "Get me a manager on the phone today.", "Please have a person call me back today."),
-    "legal": ("My lawyer is already drafting a complaint.", "I'm reporting you to the consumer protection agency today.",
+              "Get me a manager on the phone today.", "Please have a person call me back today.",
+              "Put me through to a real person now, I don't care if I have to wait."),
+    "legal": ("My lawyer is already drafting a complaint.",
+              "I'm reporting you to the consumer protection agency today.",
               "I've asked my bank for a chargeback.", "I'll see you in court over this."),
-    "repeat": ("This is my fourth message about it and nobody has replied.",
+    "repeat": ("This is my fourth message about it and nobody has replied, as if I don't exist.",
                "I've called three times and was cut off every time.", "Fifth email this week, still no answer.",
                "I contacted you twice already and nothing was resolved, so now I want a manager."),
 }
@@ -310,9 +320,10 @@ CONDITIONAL_TRIGGERS = {
                "Last time nobody replied, so if this chat fails too please pass me to a person."),
 }
 NEGATED_TRIGGERS = {
-    "human": ("No need for a human, just tell me what to do.", "I don't need to speak to a person, a quick answer is fine.",
+    "human": ("No need for a human, just tell me if I can fix it myself.",
+              "I don't need to speak to a person, a quick answer is fine.",
               "No manager needed, the bot is fine.", "You don't have to pass me to an agent."),
-    "legal": ("I'm not threatening legal action or anything, just asking.",
+    "legal": ("I'm not threatening legal action or anything, just asking if you can help.",
               "No lawyer or chargeback needed, I'm sure it's a mix-up.",
               "I don't want to complain to the consumer protection agency, I just want to know.",
               "Nothing for court, haha, just a question."),
@@ -320,7 +331,8 @@ NEGATED_TRIGGERS = {
                "Your team answered my last message quickly, thanks for that.",
                "I called three times before about other orders and you always helped."),
 }
-NEGATED_SAFETY = ("No smoke, no fire, nobody hurt, it just doesn't work.", "It's not dangerous or a safety thing, just annoying.",
+NEGATED_SAFETY = ("No smoke, no fire, nobody hurt, it just doesn't work.",
+                  "It's not dangerous or a safety thing, just annoying.",
                   "No burn marks or electric shock, it simply stopped.", "Nobody got hurt, it's only cosmetic.")
 FILLERS = ("I'm a bit annoyed, to be honest.", "Not angry at all.", "Let me know if you need photos.",
            "Not sure if this is the right place to ask.", "Thanks in advance.", "I'm really frustrated.",
@@ -343,10 +355,12 @@ def escalate(rng: random.Random, world: World, label: str | None) -> Example:
         extra.append(rng.choice(CONDITIONAL_TRIGGERS[kinds.pop()]))
     else:
         extra.append(rng.choice(NEGATED_TRIGGERS[kinds.pop()]))
-    # A negated mention of another topic, so negations appear under every label.
-    if rng.random() < 0.6:
-        extra.append(rng.choice(NEGATED_SAFETY) if fault and rng.random() < 0.5 else rng.choice(NEGATED_TRIGGERS[kinds.pop()]))
-    extra.append(rng.choice(FILLERS))
+    # A negated mention of another topic, so negations appear under every label; else small talk.
+    if rng.random() < 0.55:
+        negated = NEGATED_SAFETY if fault and rng.random() < 0.5 else NEGATED_TRIGGERS[kinds.pop()]
+        extra.append(rng.choice(negated))
+    else:
+        extra.append(rng.choice(FILLERS))
     rng.shuffle(extra)
     text = " ".join(s for s in [issue, *extra] if s).format(**slots)
     return Example(noisy(rng, text, typo_rate=0.03), label)
@@ -358,14 +372,16 @@ FINAL_SALE_GROUPS = (("perfume", "face cream", "shampoo"), ("headphones",), ("be
 CONDITIONS = ("unopened", "opened", "used")
 
 
-def _policy(rng: random.Random, window: int, unopened: bool, final_sale: tuple[str, ...], proof: bool, grace: int) -> str:
+def _policy(rng: random.Random, window: int, unopened: bool, final_sale: tuple[str, ...], proof: bool,
+            grace: int) -> str:
     parts = [pick(rng, f"Returns within {window} days of delivery.", f"{window}-day return window from delivery.",
                   f"You may return items up to {window} days after delivery.")]
     if grace:
         parts.append(pick(rng, f"Requests up to {grace} days late are reviewed by staff.",
                           f"Late requests (max {grace} days over) go to manual review."))
     if unopened:
-        parts.append(pick(rng, "Items must be unopened.", "Only unopened items.", "Opened or used items are not accepted."))
+        parts.append(pick(rng, "Items must be unopened.", "Only unopened items.",
+                          "Opened or used items are not accepted."))
     if final_sale:
         parts.append(pick(rng, f"Final sale: {', '.join(final_sale)}.", f"No returns on {' or '.join(final_sale)}."))
     if proof:
@@ -380,7 +396,8 @@ def _days_phrase(rng: random.Random, days: int) -> str:
         start = rng.randint(1, 28 - days)
         month = rng.choice(MONTHS)
         return f"delivered {start} {month}, return asked {start + days} {month}"
-    return pick(rng, f"delivered {days} days ago", f"{days} days since delivery", f"return asked {days} days after delivery")
+    return pick(rng, f"delivered {days} days ago", f"{days} days since delivery",
+                f"return asked {days} days after delivery")
 
 
 def return_eligibility(rng: random.Random, world: World, label: str | None) -> Example:
@@ -411,8 +428,9 @@ def return_eligibility(rng: random.Random, world: World, label: str | None) -> E
         if verdict == label:
             break
     receipt_text = pick(rng, "receipt: yes", "has receipt") if receipt else pick(rng, "receipt: no", "no receipt")
+    policy = _policy(rng, window, unopened, final_sale, proof, grace)
     facts = [f"{product.brand} {product.product_type}", _days_phrase(rng, days), condition, receipt_text]
-    return Example(f"Policy: {_policy(rng, window, unopened, final_sale, proof, grace)}\nOrder: {', '.join(facts)}.", label)
+    return Example(f"Policy: {policy}\nOrder: {', '.join(facts)}.", label)
 
 
 # ---------------------------------------------------------------- service-reply
@@ -455,24 +473,30 @@ def _reply_core(request: str, status: str, f: dict[str, str]) -> str:
         return {
             "processing": f"Your order {o} is being prepared and will ship by {f['ship']}.",
             "shipped": f"Your order {o} shipped on {f['ship']} with {f['carrier']} and should arrive on {f['eta']}.",
-            "out for delivery": f"Good news: your order {o} is out for delivery with {f['carrier']} and should arrive today.",
-            "delivered": f"Order {o} was delivered on {f['eta']}. If you can't find it, please check with your neighbours and tell us.",
+            "out for delivery": f"Good news: your order {o} is out for delivery with {f['carrier']} today.",
+            "delivered": f"Order {o} was delivered on {f['eta']}. If you can't find it, please check with your "
+                         "neighbours and tell us.",
             "delayed": f"Sorry, order {o} is delayed at {f['carrier']}. The new estimated delivery date is {f['eta']}.",
         }[status]
     if request == "cancel":
         if status == "processing":
-            return f"I've cancelled order {o} before it shipped. Your refund of {f['total']} will follow within 5 business days."
+            return f"I've cancelled order {o} before it shipped. Your refund of {f['total']} follows within 5 days."
         if in_transit:
-            return f"Order {o} has already shipped with {f['carrier']}, so it can't be cancelled. You can return it for free once it arrives."
+            return (f"Order {o} has already shipped with {f['carrier']}, so it can't be cancelled. You can return it "
+                    "for free once it arrives.")
         return f"Order {o} was delivered on {f['eta']}, so it can't be cancelled, but you can return it within 30 days."
     if request == "refund":
         if status == "delivered":
-            return f"Order {o} was delivered on {f['eta']} and no return has reached us, so no refund is due yet. You can start a return in your account."
-        return f"No refund has been issued for order {o}: it is {status} and was not cancelled. Let us know if you want to cancel it."
+            return (f"Order {o} was delivered on {f['eta']} and no return has reached us, so no refund is due yet. "
+                    "You can start a return in your account.")
+        return (f"No refund has been issued for order {o}: it is {status} and was not cancelled. Let us know if you "
+                "want to cancel it.")
     if status == "processing":
-        return f"Order {o} hasn't shipped yet, so I can update the address. Please send the full new address before {f['ship']}."
+        return (f"Order {o} hasn't shipped yet, so I can update the address. Please send the full new address "
+                f"before {f['ship']}.")
     if in_transit:
-        return f"Order {o} is already with {f['carrier']}, so we can't change the address. Please contact {f['carrier']} to redirect it."
+        return (f"Order {o} is already with {f['carrier']}, so we can't change the address. Please contact "
+                f"{f['carrier']} to redirect it.")
     return f"Order {o} was already delivered on {f['eta']}, so the address can no longer be changed."
 
 
@@ -489,92 +513,93 @@ def reply(rng: random.Random, world: World, label: str | None) -> Example:
     message = rng.choice(REQUESTS[request]).format(p=_ref(rng, product))
     message = noisy(rng, message + (f" - {name}" if name else ""), typo_rate=0.04)
     greeting = f"Hi {name}!" if name else "Hello!"
-    closing = " Thanks for your patience!" if request == "track" else " Thank you for shopping with us."
-    return Example(f"Customer: {message}\n{_facts(status, facts)}", f"{greeting} {_reply_core(request, status, facts)}{closing}")
+    answer = f"{greeting} {_reply_core(request, status, facts)}"
+    return Example(f"Customer: {message}\n{_facts(status, facts)}", answer)
 
 
 # ---------------------------------------------------------------- service-intent-petshop
-PET_EXTRAS = ("grain-free cat food", "kitten food", "bird seed mix", "rabbit hay", "dental chews", "hamster bedding",
-              "senior dog food", "salmon cat treats")
+# Slots: {food} something a pet eats (sold by subscription), {dog} a dog food, {bag} anything sold in bags, {p} any
+# pet product, {pet} the customer's pet, {f}/{f2} flavours, {n} a small number.
+PET_FOODS = ("grain-free cat food", "kitten food", "bird seed mix", "rabbit hay", "senior dog food", "wet cat food")
 PETS = ("my dog", "my cat", "our puppy", "our kitten", "my rabbit", "Bella", "Max", "Luna", "Milo", "our old labrador")
 FLAVOURS = ("chicken", "salmon", "lamb", "beef", "turkey", "duck")
 PETSHOP_INTENTS: dict[str, tuple[str, ...]] = {
     "skip_next_delivery": (
-        "Can I skip just the next delivery of {p}? We still have half a bag.",
+        "Can I skip just the next delivery of {food}? We still have half a bag.",
         "please skip my next box, we're away, but keep the subscription going after that",
-        "Don't send the next {p} shipment, only that one, the one after is fine.",
-        "We have too much {p} at home, can you skip one delivery?",
+        "Don't send the next {bag} shipment, only that one, the one after is fine.",
+        "We have too much {food} at home, can you skip one delivery?",
         "skip the upcoming order on my subscription please, {pet} is eating less",
     ),
     "change_subscription_flavour": (
-        "Please switch my {p} subscription from {f} to {f2}.",
+        "Please switch my {dog} subscription from {f} to {f2}.",
         "{pet} got bored of the {f} one, can the next boxes be {f2} instead?",
         "can I change the flavour in my subscription to {f2}?",
-        "Swap {f} for {f2} in my regular {p} order please.",
+        "Swap {f} for {f2} in my regular {food} order please.",
         "{pet} won't eat {f} anymore, change my subscription flavour",
     ),
     "pause_subscription": (
         "Pause my subscription for two months while we're abroad.",
-        "Can I put my {p} deliveries on hold until further notice?",
+        "Can I put my {bag} deliveries on hold until further notice?",
         "please freeze the subscription until {pet} is back from the vet clinic",
         "We're moving house, pause all deliveries for a few weeks.",
-        "I want to pause, not cancel, my {p} subscription for the summer.",
+        "I want to pause, not cancel, my {food} subscription for the summer.",
     ),
     "vet_prescription_needed": (
         "Does the renal diet food need a vet prescription?",
         "My vet prescribed a special diet for {pet}, how do I upload the prescription?",
         "can I buy the urinary care food without a prescription from my vet?",
-        "The checkout asks for a vet prescription for the {p}, what do I send?",
+        "The checkout asks for a vet prescription for the {food}, what do I send?",
         "where do I send the prescription from our vet for the hypoallergenic food",
     ),
     "pet_allergy_question": (
         "{pet} is allergic to {f}, which of your foods are safe?",
-        "Does the {p} contain grain? {pet} has allergies.",
-        "is there any {f} in the {p}? {pet} reacts badly to it",
+        "Does the {food} contain grain? {pet} has allergies.",
+        "is there any {f} in the {dog}? {pet} reacts badly to it",
         "Which foods do you have for a dog with a {f} allergy?",
         "{pet} gets itchy skin from {f}, what can you recommend?",
     ),
     "bulk_discount": (
-        "Do you give a discount if I buy 10 bags of {p}?",
-        "I run a small shelter, is there a price break for bulk orders of {p}?",
+        "Do you give a discount if I buy 10 bags of {bag}?",
+        "I run a small shelter, is there a price break for bulk orders of {food}?",
         "any discount for ordering {n} bags at once?",
-        "We have {n} dogs, do you do bulk pricing on the {p}?",
-        "Is it cheaper per kilo if I buy a pallet of {p}?",
+        "We have {n} dogs, do you do bulk pricing on the {dog}?",
+        "Is it cheaper per kilo if I buy a pallet of {bag}?",
     ),
     "live_animal_question": (
         "Do you sell live fish?",
         "can I buy a hamster from you?",
         "Do you ship live crickets for my gecko?",
         "Are there any kittens for adoption through your shop?",
-        "do you deliver live mealworms with the {p}?",
+        "do you deliver live mealworms along with the {p}?",
     ),
     "damaged_bag": (
-        "The bag of {p} arrived ripped and there was kibble everywhere.",
-        "the {p} bag split open in transit",
-        "My {p} came with a hole in the bag, half of it spilled in the box.",
-        "The {p} bag was torn when it arrived, can I get a new one?",
-        "bag of {p} burst during delivery, it's all over the parcel",
+        "The bag of {bag} arrived ripped and there was kibble everywhere.",
+        "the {bag} bag split open in transit",
+        "My {bag} came with a hole in the bag, half of it spilled in the box.",
+        "The {bag} bag was torn when it arrived, can I get a new one?",
+        "bag of {bag} burst during delivery, it's all over the parcel",
     ),
     "subscription_cancel": (
         "Cancel my subscription entirely, we don't have a dog anymore.",
-        "Please end my {p} auto-delivery, I don't want any more boxes.",
+        "Please end my {food} auto-delivery, I don't want any more boxes.",
         "i want to stop the subscription for good",
         "{pet} passed away, please cancel all future deliveries.",
-        "How do I cancel my {p} subscription completely?",
+        "How do I cancel my {bag} subscription completely?",
     ),
     "delivery_frequency": (
         "Can I get deliveries every {n} weeks instead of every 4?",
-        "Please change my {p} delivery interval to monthly.",
+        "Please change my {bag} delivery interval to monthly.",
         "the bags last longer than expected, can you send them less often?",
-        "{pet} eats more now, please deliver the {p} every 2 weeks.",
+        "{pet} eats more now, please deliver the {food} every 2 weeks.",
         "how do I change how often my subscription ships?",
     ),
     "puppy_food_transition": (
         "Our puppy is 11 months old, when should we switch to adult food?",
-        "How do I move my puppy from puppy kibble to the adult {p} gradually?",
+        "How do I move my puppy from puppy kibble to the adult {dog} gradually?",
         "when is the right age to change a puppy to adult dog food?",
         "our puppy had an upset tummy after switching to adult food, how slowly should we change?",
-        "Can a {n} month old puppy already eat the adult {p}?",
+        "Can a {n} month old puppy already eat the adult {dog}?",
     ),
     "loyalty_points": (
         "How many reward points do I have?",
@@ -587,12 +612,17 @@ PETSHOP_INTENTS: dict[str, tuple[str, ...]] = {
 
 
 def petshop_intent(rng: random.Random, world: World, label: str | None) -> Example:
-    products = [f"{p.brand} {p.product_type}" for p in world.in_department("pets")] + list(PET_EXTRAS)
+    dogs = sorted({f"{p.brand} dog food" for p in world.of_type("dog food")})
+    litter = [f"{p.brand} cat litter" for p in world.of_type("cat litter")]
+    leashes = [f"{p.brand} dog leash" for p in world.of_type("dog leash")]
+    food = rng.choice(dogs + list(PET_FOODS))
     f, f2 = rng.sample(FLAVOURS, 2)
-    slots = {"p": rng.choice(products), "pet": rng.choice(PETS), "f": f, "f2": f2, "n": str(rng.randint(3, 9))}
+    slots = {"food": food, "dog": rng.choice(dogs), "bag": rng.choice((food, rng.choice(litter))),
+             "p": rng.choice((food, rng.choice(litter), rng.choice(leashes))), "pet": rng.choice(PETS), "f": f,
+             "f2": f2, "n": str(rng.randint(3, 9))}
     body = rng.choice(PETSHOP_INTENTS[label]).format(**slots)
-    text = rng.choice(OPENERS) + body + rng.choice(CLOSERS).format(name=rng.choice(NAMES))
-    return Example(noisy(rng, text[0].upper() + text[1:], typo_rate=0.04), label)
+    text = _open(rng.choice(OPENERS), body) + rng.choice(CLOSERS).format(name=rng.choice(NAMES))
+    return Example(noisy(rng, text, typo_rate=0.04), label)
 
 
 # ---------------------------------------------------------------- service-slot-filling
@@ -615,8 +645,10 @@ NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
 def slot_filling(rng: random.Random, world: World, label: str | None) -> Example:
     action = rng.choice(tuple(SLOT_ACTIONS))
     product = rng.choice(world.products)
-    name = pick(rng, f"{product.brand} {product.model}", f"{product.brand} {product.product_type}",
-                f"{product.brand} {product.model} {product.product_type}", product.product_type) if rng.random() < 0.8 else None
+    name = None
+    if rng.random() < 0.8:
+        name = pick(rng, f"{product.brand} {product.model}", f"{product.brand} {product.product_type}",
+                    f"{product.brand} {product.model} {product.product_type}", product.product_type)
     quantity = rng.randint(1, 6) if rng.random() < 0.5 else None
     order = _order_id(rng) if rng.random() < 0.7 else None
     if name and quantity:
@@ -624,7 +656,8 @@ def slot_filling(rng: random.Random, world: World, label: str | None) -> Example
     elif name:
         obj = f"{pick(rng, 'the', 'my')} {name}"
     elif quantity:
-        obj = f"{pick(rng, str(quantity), NUMBER_WORDS[quantity - 1])} {pick(rng, 'items', 'of them', 'units')}"
+        unit = pick(rng, "items", "units") if quantity > 1 else "item"
+        obj = f"{pick(rng, str(quantity), NUMBER_WORDS[quantity - 1])} {unit}"
     else:
         obj = pick(rng, "my order", "my stuff", "my parcel")
     ref = pick(rng, f" from order {order}", f" (order {order})", f", order no. {order}") if order else ""
