@@ -31,7 +31,7 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
     if unknown:
         raise DataError(f"columns can only map 'input' and 'output', not {sorted(unknown)}")
     if isinstance(source, (str, Path)):
-        where, rows = str(source), _read_file(Path(source))
+        where, rows = str(source), read_rows(Path(source))
     elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset, without importing it
         where = "the dataset"
         rows = ((f"row {i + 1} of the dataset", dict(row)) for i, row in enumerate(source))
@@ -65,7 +65,8 @@ def _as_dict(row: Any, line: int) -> dict:
     raise DataError(f"example {line} is a {type(row).__name__}; each example must be a dict with 'input' and 'output'")
 
 
-def _read_file(path: Path) -> Iterator[tuple[str, dict]]:
+def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """(place, row) pairs of a JSONL, JSON-array or CSV file; `place` ("FILE, line N") is for error messages."""
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():

@@ -66,7 +66,14 @@ def _real_v1() -> list[Task]:
     return real_tasks()
 
 
-SUITES: dict[str, Callable[[], list[Task]]] = {"ecommerce-v1": _ecommerce_v1, "real-v1": _real_v1}
+def _hub() -> list[Task]:
+    # Listing hub tasks downloads nothing; their examples need internet and fail offline with a DataError.
+    from .real import hub_tasks
+
+    return hub_tasks()
+
+
+SUITES: dict[str, Callable[[], list[Task]]] = {"ecommerce-v1": _ecommerce_v1, "real-v1": _real_v1, "hub": _hub}
 DEFAULT_SUITE = "ecommerce-v1"
 
 

@@ -22,9 +22,9 @@ def _tasks_list(args: argparse.Namespace) -> None:
         return
     header = ("name", "suite", "family", "kind", "n_labels", "split")
     widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in header] if rows else [len(h) for h in header]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row in rows:
-        print("  ".join(str(row[h]).ljust(w) for h, w in zip(header, widths)))
+        print("  ".join(str(row[h]).ljust(w) for h, w in zip(header, widths)).rstrip())
     if not args.suite and not suite.tasks("real-v1"):
         print("\n(real-v1 is not listed: set SHOPLORA_DATA_DIR to the real-data folder to include it)")
 

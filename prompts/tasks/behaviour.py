@@ -203,9 +203,9 @@ def purchase_intent(rng: random.Random, world: World, label: str | None) -> Exam
     if label == "browsing":
         others = [p for p in world.products if p.product_type != product.product_type]
         rng.shuffle(others)
-        shown = [product]
+        shown, wanted = [product], rng.randint(3, 4)
         for other in others:
-            if len(shown) < rng.randint(3, 4) and all(other.product_type != s.product_type for s in shown):
+            if len(shown) < wanted and all(other.product_type != s.product_type for s in shown):
                 shown.append(other)
         steps += [f"viewed {_name(p)} ({_dwell(rng, 4, 45)})" for p in shown]
         if rng.random() < 0.5:
@@ -233,13 +233,14 @@ def purchase_intent(rng: random.Random, world: World, label: str | None) -> Exam
                 steps.append("entered address")
             steps.append(pick(rng, "entered card details", "chose PayPal", "entered payment details"))
         else:
-            stalls = [f"set price alert on {short}", f"coupon {coupon} rejected", "started checkout, left at the total"]
+            stalls = [f"set price alert on {short}"]
             if carted:
-                stalls.append(f"removed {short} from cart after seeing shipping cost")
+                stalls += [f"coupon {coupon} rejected", "started checkout, left at the total",
+                           f"removed {short} from cart after seeing shipping cost"]
             rng.shuffle(stalls)
             steps += stalls[: rng.randint(1, 2)]
     if rng.random() < 0.15:
-        steps.insert(rng.randint(0, len(steps) - 1), "opened today's deals")
+        steps.insert(rng.randint(0, len(steps) // 2), "opened today's deals")
     return Example(f"Session: {'; '.join(steps)}", label)
 
 
@@ -263,13 +264,13 @@ def new_need(rng: random.Random, world: World, label: str | None) -> Example:
 
 
 CHURN_SIGNALS = ("last order", "orders falling", "no logins", "no newsletter", "open issue", "cancelled")
+CHURN_COUNTS = {"low": (0, 1, 1, 1), "medium": (2, 3), "high": (4, 4, 4, 5, 6)}
 
 
 def churn(rng: random.Random, world: World, label: str | None) -> Example:
     # Risk = number of signals present: 0-1 low, 2-3 medium, 4+ high. Counts near the boundaries are drawn more
     # often, so the label turns on one fact more or less, never on one fact alone.
-    count = {"low": pick(rng, "0", "1", "1", "1"), "medium": pick(rng, "2", "3"), "high": pick(rng, "4", "4", "4", "5", "6")}[label]
-    signals = rng.sample(CHURN_SIGNALS, int(count))
+    signals = rng.sample(CHURN_SIGNALS, rng.choice(CHURN_COUNTS[label]))
     if "last order" in signals:
         days = rng.randint(60, 240)
     else:

@@ -15,7 +15,7 @@ LAST_NAMES = ("Weber", "Rossi", "Novak", "Dubois", "Okafor", "Silva", "Jansen", 
 
 
 def _signals(rng: random.Random, signals: tuple[str, ...], counts: tuple[int, ...]) -> list[str]:
-    """Which signals an example shows: `rng.choice(counts)` of them, so every signal also turns up under milder labels."""
+    """`rng.choice(counts)` of the signals, so that every signal also turns up under milder labels."""
     return rng.sample(signals, rng.choice(counts))
 
 
@@ -24,11 +24,8 @@ def _eur(amount: float) -> str:
 
 
 def _age(days: int) -> str:
-    if days < 30:
-        return f"{days} day{'s' if days != 1 else ''}"
-    if days < 365:
-        return f"{days // 30} months"
-    return f"{days // 365} years"
+    count, unit = (days, "day") if days < 30 else (days // 30, "month") if days < 365 else (days // 365, "year")
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 FRAUD_SIGNALS = ("new account", "country mismatch", "high amount", "gift cards", "failed payments", "name mismatch",
@@ -46,7 +43,8 @@ def _basket(rng: random.Random, world: World, gift_cards: bool) -> tuple[str, fl
         value = rng.choice((25, 50, 100, 200))
         parts.append(f"{cards} gift card{'s' if cards > 1 else ''} of {value} EUR")
         total += cards * value
-    return ", ".join(parts), total
+    # Rounded as shown, so the 300 EUR threshold is judged on the number the model sees.
+    return ", ".join(parts), round(total)
 
 
 def fraud(rng: random.Random, world: World, label: str | None) -> Example:
@@ -56,7 +54,7 @@ def fraud(rng: random.Random, world: World, label: str | None) -> Example:
     high = "high amount" in signals
     age = rng.randint(0, 6) if "new account" in signals else rng.choice((rng.randint(7, 29), rng.randint(30, 2000)))
     orders = rng.randint(0, 1) if age < 7 else rng.choice((0, rng.randint(1, 40)))
-    ratio = rng.uniform(3.5, 9) if high else rng.uniform(0.3, 2.5)
+    ratio = rng.uniform(3.5, 9) if high else rng.uniform(0.5, 2.5)
     while True:
         items, amount = _basket(rng, world, "gift cards" in signals)
         # With a history the ratio sets the signal (an average under 10 EUR would read oddly); without, 300 EUR does.
@@ -65,7 +63,7 @@ def fraud(rng: random.Random, world: World, label: str | None) -> Example:
     history = f"{orders} order{'s' if orders != 1 else ''}" + (f", avg {_eur(amount / ratio)}" if orders else "")
     billing = rng.choice(COUNTRIES)
     shipping = rng.choice([c for c in COUNTRIES if c != billing]) if "country mismatch" in signals else billing
-    failed = rng.randint(3, 6) if "failed payments" in signals else pick(rng, "0", "0", "1", "2")
+    failed = rng.randint(3, 6) if "failed payments" in signals else rng.choice((0, 0, 1, 2))
     surname = rng.choice(LAST_NAMES)
     holder = f"{rng.choice(FIRST_NAMES)[0]}. {surname}"
     recipient = holder
@@ -159,19 +157,19 @@ def return_abuse(rng: random.Random, world: World, label: str | None) -> Example
     signals = _signals(rng, RETURN_SIGNALS, RETURN_COUNTS[label])
     worn = rng.randint(2, 4) if "worn" in signals else rng.randint(0, 1)
     weekends = rng.randint(2, 4) if "weekends" in signals else rng.randint(0, 1)
-    claims = rng.randint(2, 4) if "not received" in signals else pick(rng, "0", "0", "1")
+    claims = rng.randint(2, 4) if "not received" in signals else rng.choice((0, 0, 1))
     while True:
         orders = rng.randint(4, 40)
-        returns = rng.randint(max(worn, weekends), orders)
+        returns = rng.randint(max(worn, weekends), max(worn, weekends, orders * 4 // 5))
         if (100 * returns // orders >= 40) == ("rate" in signals):
             break
+    # Prices are judged as shown (rounded to the euro), and an expensive item only counts when it comes back used.
+    expensive = "high value used" in signals or rng.random() < 0.5
+    item = rng.choice([p for p in world.products if (round(p.price) >= 300) == expensive])
     if "high value used" in signals:
-        item, condition = rng.choice([p for p in world.products if p.price >= 300]), "used"
+        condition = "used"
     else:
-        item, condition = rng.choice((
-            (rng.choice([p for p in world.products if p.price >= 300]), pick(rng, "unopened", "as new")),
-            (rng.choice([p for p in world.products if p.price < 300]), pick(rng, "used", "unopened", "as new")),
-        ))
+        condition = pick(rng, "unopened", "as new") if expensive else pick(rng, "used", "unopened", "as new")
     return Example(
         f"Return: {item.brand} {item.product_type}, {_eur(item.price)}, {condition} | 12 mo: {returns} returns of "
         f"{orders} orders ({100 * returns // orders}%) | Returned worn: {worn} | Not-received claims: {claims} | "
