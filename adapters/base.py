@@ -92,8 +92,9 @@ def find_embedded_gguf() -> Path:
 def embedded_model_dir() -> Path:
     """The embedded model as a safetensors directory, converted from the GGUF on first use (atomically)."""
     gguf = find_embedded_gguf()
-    stat = gguf.stat()
-    target = cache_dir() / "models" / f"SmolLM2-135M-Instruct-{stat.st_size}"
+    with gguf.open("rb") as f:  # size + the first MiB name this file without hashing all 98 MB on every load
+        head = hashlib.sha256(f.read(1 << 20)).hexdigest()[:12]
+    target = cache_dir() / "models" / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}-{head}"
     if (target / "config.json").is_file():
         return target
     log.warning("Converting the embedded model from %s once (about 20 s); later loads read %s", gguf, target)
@@ -159,12 +160,13 @@ def _torch_dtype(dtype: str, device: str):
     return getattr(torch, dtype)
 
 
-def load_base(name: str | None = None, *, dtype: str = "auto", quantization: str | None = None,
+def load_base(name: str | None = None, *, dtype: str = "float32", quantization: str | None = None,
               device: str | None = None) -> Base:
     """Load a base model and its tokenizer.
 
-    `load_base()` loads the embedded SmolLM2-135M-Instruct (or `$SHOPLORA_BASE_MODEL`) in fp32 on CPU, bf16 on GPU.
-    `load_base("Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit")` loads a hub model in NF4 (needs CUDA).
+    `load_base()` loads the embedded SmolLM2-135M-Instruct (or `$SHOPLORA_BASE_MODEL`) in fp32, on the GPU when
+    there is one. `dtype="bfloat16"` (or "auto": bf16 on GPU, fp32 on CPU) halves the memory;
+    `load_base("Qwen/Qwen2.5-7B-Instruct", quantization="4bit")` loads a hub model in NF4 (needs CUDA).
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -180,7 +182,7 @@ def load_base(name: str | None = None, *, dtype: str = "auto", quantization: str
         config = AutoConfig.from_pretrained(source, **common)
     except (OSError, ValueError) as error:
         raise ModelLoadError(
-            f"could not load model {name!r}: {error}. Offline, only the embedded default (no name) and local "
+            f"could not load model {name!r}: {str(error).rstrip('. ')}. Offline, only the embedded default (no name) and local "
             "directories work; check the name or pass a directory"
         ) from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -195,7 +197,7 @@ def load_base(name: str | None = None, *, dtype: str = "auto", quantization: str
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"could not load the weights of {name!r}: {error}") from None
+        raise ModelLoadError(f"could not load the weights of {name!r}: {str(error).rstrip('. ')}") from None
     if quantization is None:
         model.to(device)
     if tokenizer.pad_token is None:  # batching needs a pad id; it is always masked out

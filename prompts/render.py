@@ -15,7 +15,8 @@ from .spec import Example, TaskSpec
 
 IGNORE = -100  # label id that cross-entropy skips: prompt tokens carry no loss
 _MARK = "\x00ANSWER\x00"
-_frames: "weakref.WeakKeyDictionary[Any, tuple[str, str]]" = weakref.WeakKeyDictionary()
+# tokenizer -> (the chat template the frame was read from, the frame); a changed template is read again
+_frames: "weakref.WeakKeyDictionary[Any, tuple[str | None, tuple[str, str]]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,11 @@ def prompt_text(spec: TaskSpec, input: str, tokenizer: Any, shots: Sequence[Exam
 
 def answer_frame(tokenizer: Any) -> tuple[str, str]:
     """Text the chat template puts before and after an assistant answer (e.g. '' and '<|im_end|>')."""
-    if tokenizer in _frames:
-        return _frames[tokenizer]
-    if getattr(tokenizer, "chat_template", None):
+    template = getattr(tokenizer, "chat_template", None)
+    cached = _frames.get(tokenizer)
+    if cached is not None and cached[0] == template:
+        return cached[1]
+    if template:
         turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
         prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": _MARK}], tokenize=False)
@@ -80,7 +83,7 @@ def answer_frame(tokenizer: Any) -> tuple[str, str]:
         frame = (before, after.rstrip())  # the newline after the end-of-turn token teaches nothing
     else:
         frame = (" ", tokenizer.eos_token or "")
-    _frames[tokenizer] = frame
+    _frames[tokenizer] = (template, frame)
     return frame
 
 

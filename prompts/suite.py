@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import TaskNotFoundError
-from .generate import GeneratedTask, generate
+from .synthetic import GeneratedTask, make_examples
 from .spec import Example, TaskSpec
 
 PARTS = ("train", "test")
@@ -35,6 +35,10 @@ class Task:
             raise ValueError(f"part must be one of {PARTS}, got {part!r}")
         return self.load(part, seed)
 
+    def describe(self) -> dict:
+        """`summary()` plus the full spec (what `tasks show` prints and `tasks export` writes)."""
+        return {**self.summary(), "spec": self.spec.to_dict()}
+
     def summary(self) -> dict:
         return {
             "name": self.name,
@@ -48,7 +52,7 @@ class Task:
 
 def _from_generated(suite_name: str, generated: GeneratedTask) -> Task:
     def load(part: str, seed: int) -> list[Example]:
-        train, test = generate(generated, seed)
+        train, test = make_examples(generated, seed)
         return train if part == "train" else test
 
     return Task(generated.spec, generated.split, suite_name, load)
@@ -61,8 +65,9 @@ def _ecommerce_v1() -> list[Task]:
 
 
 def _real_v1() -> list[Task]:
-    from .real import real_tasks
+    from .real import real_tasks, require_data_dir
 
+    require_data_dir()  # asked for by name without its data: say where it should be, not "no tasks"
     return real_tasks()
 
 
@@ -85,9 +90,16 @@ def tasks(suite: str = DEFAULT_SUITE, split: str | None = None) -> list[Task]:
     return [t for t in found if split is None or t.split == split]
 
 
+def available_suites() -> list[str]:
+    """The suites usable here: real-v1 only where its data directory is found."""
+    from .real import data_dir
+
+    return [name for name in SUITES if name != "real-v1" or data_dir() is not None]
+
+
 def get_task(name: str) -> Task:
-    """The task called `name`, from any suite (`shoplora tasks list` shows the names)."""
-    for suite_name in SUITES:
+    """The task called `name`, from any available suite (`shoplora tasks list` shows the names)."""
+    for suite_name in available_suites():
         for task in tasks(suite_name):
             if task.name == name:
                 return task

@@ -115,6 +115,17 @@ CATALOGUE: dict[str, dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]
 }
 
 
+# product type -> its department
+DEPARTMENT_OF: dict[str, str] = {t: department for department, types in CATALOGUE.items() for t in types}
+# brand -> the departments it sells in (some brands sell in two, e.g. Stridex: sneakers and running shoes)
+BRAND_DEPARTMENTS: dict[str, tuple[str, ...]] = {}
+for _department, _types in CATALOGUE.items():
+    for _brands, _, _ in _types.values():
+        for _brand in _brands:
+            if _department not in BRAND_DEPARTMENTS.get(_brand, ()):
+                BRAND_DEPARTMENTS[_brand] = (*BRAND_DEPARTMENTS.get(_brand, ()), _department)
+
+
 @dataclass(frozen=True)
 class Product:
     sku: str
@@ -137,10 +148,6 @@ class World:
     products: tuple[Product, ...]
 
     @property
-    def departments(self) -> tuple[str, ...]:
-        return tuple(CATALOGUE)
-
-    @property
     def product_types(self) -> tuple[str, ...]:
         return tuple(t for types in CATALOGUE.values() for t in types)
 
@@ -154,17 +161,19 @@ class World:
 MODEL_SYLLABLES = ("Aero", "Nova", "Pro", "Flex", "Max", "Lite", "Prime", "Edge", "Core", "Air", "One", "Plus")
 
 
+def random_product(rng: random.Random, product_type: str) -> Product:
+    """A new product of `product_type`: a brand, model name, attribute values and price drawn from the catalogue."""
+    department = DEPARTMENT_OF[product_type]
+    brands, attribute_choices, (low, high) = CATALOGUE[department][product_type]
+    attributes = {name: rng.choice(values) for name, values in attribute_choices.items()}
+    model = f"{rng.choice(MODEL_SYLLABLES)} {rng.randint(1, 9)}{rng.choice(('', '0', '00', 'X', 'S'))}"
+    price = round(rng.uniform(low, high), 0) - 0.01
+    sku = f"{department[:3].upper()}-{rng.randint(10000, 99999)}"
+    return Product(sku, department, product_type, rng.choice(brands), attributes, price, model)
+
+
 @lru_cache(maxsize=8)
 def build_world(seed: int = 0, products_per_type: int = 12) -> World:
     """The catalogue for `seed`: `products_per_type` products of every product type, same seed -> same world."""
     rng = random.Random(f"world:{seed}")
-    products = []
-    for department, types in CATALOGUE.items():
-        for product_type, (brands, attribute_choices, (low, high)) in types.items():
-            for i in range(products_per_type):
-                attributes = {name: rng.choice(values) for name, values in attribute_choices.items()}
-                model = f"{rng.choice(MODEL_SYLLABLES)} {rng.randint(1, 9)}{rng.choice(('', '0', '00', 'X', 'S'))}"
-                price = round(rng.uniform(low, high), 0) - 0.01
-                sku = f"{department[:3].upper()}-{rng.randint(10000, 99999)}"
-                products.append(Product(sku, department, product_type, rng.choice(brands), attributes, price, model))
-    return World(tuple(products))
+    return World(tuple(random_product(rng, t) for t in DEPARTMENT_OF for _ in range(products_per_type)))

@@ -15,7 +15,7 @@ from prompts.suite import SUITES
 
 
 def _tasks_list(args: argparse.Namespace) -> None:
-    names = [args.suite] if args.suite else list(SUITES)
+    names = [args.suite] if args.suite else suite.available_suites()
     rows = [t.summary() for name in names for t in suite.tasks(name, split=args.split)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -25,13 +25,13 @@ def _tasks_list(args: argparse.Namespace) -> None:
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row in rows:
         print("  ".join(str(row[h]).ljust(w) for h, w in zip(header, widths)).rstrip())
-    if not args.suite and not suite.tasks("real-v1"):
+    if not args.suite and "real-v1" not in names:
         print("\n(real-v1 is not listed: set SHOPLORA_DATA_DIR to the real-data folder to include it)")
 
 
 def _tasks_show(args: argparse.Namespace) -> None:
     task = suite.get_task(args.name)
-    print(json.dumps({**task.summary(), "spec": task.spec.to_dict()}, indent=2))
+    print(json.dumps(task.describe(), indent=2))
     for example in task.examples("train")[: args.n]:
         print(f"\n--- input\n{example.input}\n--- output\n{example.output}")
 
@@ -45,7 +45,7 @@ def _tasks_export(args: argparse.Namespace) -> None:
     # Write everything into a temp dir beside the target and rename it: an interrupted export leaves nothing.
     staging = Path(tempfile.mkdtemp(prefix=f".{task.name}-", dir=target.parent))
     try:
-        (staging / "task.json").write_text(json.dumps({**task.summary(), "spec": task.spec.to_dict()}, indent=2) + "\n")
+        (staging / "task.json").write_text(json.dumps(task.describe(), indent=2) + "\n")
         for part in ("train", "test"):
             lines = (json.dumps(e.to_dict(), ensure_ascii=False) for e in task.examples(part, seed=args.seed))
             (staging / f"{part}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list, show and export the built-in tasks")
     tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
     listing = tasks_commands.add_parser("list", help="one line per task: name, suite, family, kind, labels, split")
-    listing.add_argument("--suite", choices=list(SUITES), help="only this suite (default: all available)")
+    listing.add_argument("--suite", choices=list(SUITES), help="only this suite (default: all available here)")
     listing.add_argument("--split", choices=["meta-train", "held-out"], help="only this split")
     listing.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     listing.set_defaults(run=_tasks_list)

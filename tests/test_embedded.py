@@ -40,7 +40,9 @@ def test_rendered_answer_ends_with_end_of_turn(embedded):
 
 
 def test_system_turns_stay_short(embedded):
-    # The widest label set (27 labels or fewer) must leave room for the input: well under 200 tokens.
-    for task in suite.tasks():
+    # Every task with up to 27 labels (hub-bitext-intent has 27) must leave room for the input: under 200 tokens.
+    tasks = [t for name in suite.available_suites() for t in suite.tasks(name) if len(t.spec.labels) <= 27]
+    assert any(len(t.spec.labels) == 27 for t in tasks)
+    for task in tasks:
         n_tokens = len(embedded.tokenizer(system_prompt(task.spec))["input_ids"])
         assert n_tokens < 200, f"{task.name}: {n_tokens} tokens"

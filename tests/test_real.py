@@ -98,9 +98,13 @@ def test_listing_reads_no_data(monkeypatch):
 def test_no_data_folder_gives_an_empty_suite(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert data_dir() is None
-    assert real_tasks() == [] and suite.tasks("real-v1") == []
+    assert real_tasks() == [] and "real-v1" not in suite.available_suites()
     with pytest.raises(ShopLoRAError, match=f"needs the datasets folder: set {DATA_ENV}="):
         require_data_dir()
+    with pytest.raises(ShopLoRAError, match="needs the datasets folder"):  # asked for by name: say why it is empty
+        suite.tasks("real-v1")
+    with pytest.raises(ShopLoRAError, match="no task called 'real-review-stars'"):
+        suite.get_task("real-review-stars")
 
 
 def write_reviews(directory: Path, rows: list[dict]) -> None:

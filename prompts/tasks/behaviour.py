@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import pick
 from ..spec import Example, TaskSpec
-from ..world import CATALOGUE, Product, World
+from ..world import CATALOGUE, DEPARTMENT_OF, Product, World
 
 DEPARTMENTS = tuple(CATALOGUE)
 
@@ -36,9 +36,10 @@ EXTRA_BRANDS: dict[str, tuple[str, ...]] = {
     "winter gloves": ("Polarix", "Fjellhus"),
     "pillowcases": ("Dreamweave", "Softnest"),
 }
-DEPARTMENT_OF = {t: d for d, types in CATALOGUE.items() for t in types} | {n: d for n, d in NEEDS.values()}
+# Catalogue types plus the needs that are not catalogue products (laptop sleeve, cat food, ...).
+KIND_DEPARTMENT = DEPARTMENT_OF | {n: d for n, d in NEEDS.values()}
 # Purchases that imply nothing: distractors that must not create a need of their own.
-SELF_CONTAINED = tuple(t for t in DEPARTMENT_OF if t not in NEEDS and t != "dog food")
+SELF_CONTAINED = tuple(t for t in KIND_DEPARTMENT if t not in NEEDS and t != "dog food")
 # Puppy food bought this long ago, with no dog food since, means the dog is grown: the need is adult food.
 PUPPY_GROWN_DAYS = 270
 
@@ -67,7 +68,7 @@ def _name(product: Product) -> str:
 def _item(rng: random.Random, world: World, kind: str) -> Item:
     """An item of `kind` named by brand and kind only: histories stay short and the kind stays readable."""
     if kind in EXTRA_BRANDS:
-        return Item(kind, DEPARTMENT_OF[kind], f"{rng.choice(EXTRA_BRANDS[kind])} {kind}")
+        return Item(kind, KIND_DEPARTMENT[kind], f"{rng.choice(EXTRA_BRANDS[kind])} {kind}")
     if kind.endswith("dog food"):
         # The life stage is what was bought, so it is part of the kind (the puppy rule reads it).
         return Item(kind, "pets", f"{rng.choice(world.of_type('dog food')).brand} {kind}")
@@ -152,7 +153,7 @@ def _next_department(events: list[Event], purchases: list[tuple[int, Item]]) -> 
     if hot:
         return hot[0] if len(hot) == 1 else None
     needs = _open_needs(purchases)
-    return DEPARTMENT_OF[needs[0]] if len(needs) == 1 else None
+    return KIND_DEPARTMENT[needs[0]] if len(needs) == 1 else None
 
 
 def next_category(rng: random.Random, world: World, label: str | None) -> Example:
@@ -176,7 +177,7 @@ def next_category(rng: random.Random, world: World, label: str | None) -> Exampl
             events.append(_interest(rng, world, department, days))
             if rng.random() < 0.3:
                 events.append(_interest(rng, world, department, days))
-                kind = rng.choice([t for t in SELF_CONTAINED if DEPARTMENT_OF[t] == department])
+                kind = rng.choice([t for t in SELF_CONTAINED if KIND_DEPARTMENT[t] == department])
                 purchases.append(_purchase(rng, world, kind, max(0, days - 1)))
         events += _bought(purchases)
         if len(events) <= 6 and _next_department(events, purchases) == label:

@@ -6,12 +6,11 @@ import json
 import random
 import re
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import noisy, pick
 from ..spec import Example, TaskSpec
-from ..world import CATALOGUE, MODEL_SYLLABLES, Product, World
+from ..world import CATALOGUE, DEPARTMENT_OF, MODEL_SYLLABLES, Product, World, random_product
 
-DEPARTMENT_OF = {t: department for department, types in CATALOGUE.items() for t in types}
 
 # Shop categories for `product-category`: finer than departments, so a title must be read, not just its brand.
 CATEGORIES = {
@@ -126,21 +125,12 @@ BOX_EXTRAS = {
 WARRANTIES = ("6 months", "1 year", "2 years", "3 years", "5 years", "lifetime")
 
 
-def _new_model(rng: random.Random) -> str:
-    return f"{rng.choice(MODEL_SYLLABLES)} {rng.randint(1, 9)}{rng.choice(('', '0', '00', 'X', 'S'))}"
-
-
 def _product(rng: random.Random, world: World, product_type: str | None = None) -> Product:
     """A catalogue product, or half the time a fresh attribute combination of the same type (more variety)."""
     product_type = product_type or rng.choice(world.product_types)
     if rng.random() < 0.5:
         return rng.choice(world.of_type(product_type))
-    department = DEPARTMENT_OF[product_type]
-    brands, choices, (low, high) = CATALOGUE[department][product_type]
-    attributes = {name: rng.choice(values) for name, values in choices.items()}
-    sku = f"{department[:3].upper()}-{rng.randint(10000, 99999)}"
-    price = round(rng.uniform(low, high), 0) - 0.01
-    return Product(sku, department, product_type, rng.choice(brands), attributes, price, _new_model(rng))
+    return random_product(rng, product_type)
 
 
 def _variant(rng: random.Random, value: str, rate: float) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import noisy, pick
 from ..spec import Example, TaskSpec
 from ..world import Product, World
@@ -272,8 +272,8 @@ def _main_aspect_plan(rng: random.Random, main: str, others: list[str]) -> Plan:
         plan = [(main, rng.choice((-1, -2))) for _ in range(rng.randint(1, 2))]
         plan.insert(rng.randint(0, len(plan)), (rng.choice(others), rng.choice((1, 2))))
         return plan
-    # no complaint: two sentences on the main aspect, one on another
-    plan = [(main, rng.choice((1, 2))), (main, rng.choice((1, 2, None)))]
+    # no complaint: two opinions on the main aspect, one sentence on another (a fact does not outweigh an opinion)
+    plan = [(main, rng.choice((1, 2))), (main, rng.choice((1, 2)))]
     rng.shuffle(plan)
     plan.insert(rng.randint(0, 2), (rng.choice(others), rng.choice((1, 2, None))))
     return plan
@@ -310,13 +310,16 @@ def reply(rng: random.Random, world: World, label: str | None) -> Example:
     product, plan, review = _star_review(rng, world, rating)
     item = product.product_type
     lines = [OPENINGS[rating]]
+    okay = list(dict.fromkeys(NOUNS[name] for name, polarity in plan if polarity == 0))
     for name, polarity in plan:
         if polarity > 0:
             lines.append(THANKS[name].format(item=item))
         elif polarity < 0:
             lines.append(("We're very sorry " if polarity == -2 else "We're sorry ") + SORRY[name].format(item=item))
-        elif len(lines) == 1:  # "just okay": one line, however many aspects were okay
-            lines.append(f"Thanks for your honest words on the {NOUNS[name]}; we'll keep working to earn five stars.")
+        elif okay:  # "just okay": one line naming every such aspect, where the first was said
+            lines.append(f"Thanks for your honest words on the {' and '.join(okay)}; we'll keep working to earn "
+                         "five stars.")
+            okay = []
     if all(polarity > 0 for _, polarity in plan):
         lines.append(f"Enjoy your {item}!")
     product_line, review_line = _shop_input(product, review).split("\n")

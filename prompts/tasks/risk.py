@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import pick
 from ..spec import Example, TaskSpec
 from ..world import Product, World

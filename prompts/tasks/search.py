@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import noisy, pick, typo
 from ..spec import Example, TaskSpec
-from ..world import CATALOGUE, Product, World
+from ..world import BRAND_DEPARTMENTS, CATALOGUE, Product, World
 
 # What a product type is usually bought with: a product of one of these types is a complement, not a substitute.
 COMPLEMENTS = {
@@ -60,7 +60,10 @@ def relevance(rng: random.Random, world: World, label: str | None) -> Example:
     elif label == "Complement":
         shown = rng.choice(world.of_type(rng.choice(COMPLEMENTS[query_product.product_type])))
     else:
-        shown = rng.choice([p for p in world.products if p.department != query_product.department])
+        # Another department, and not one of the complements that cross departments (laptop -> desk lamp).
+        complements = COMPLEMENTS[query_product.product_type]
+        shown = rng.choice([p for p in world.products
+                            if p.department != query_product.department and p.product_type not in complements])
     return Example(f"Query: {query}\nProduct: {shown.title} ({shown.price:.2f} EUR)", label)
 
 
@@ -82,9 +85,12 @@ def query_category(rng: random.Random, world: World, label: str | None) -> Examp
             "pets": ("my puppy keeps pulling on walks", "food for an older dog", "the cat box smells"),
         }[label]
         query = noisy(rng, rng.choice(need), typo_rate=0.05)
-    else:
+    elif len(BRAND_DEPARTMENTS[product.brand]) == 1:
+        # Brand + model only: the shopper knows the product; readable only if the brand sells in one department.
         query = noisy(rng, f"{product.brand} {product.model}", typo_rate=0.03)
         query += pick(rng, "", " price", " in stock?", " reviews", " deal")
+    else:
+        query = noisy(rng, f"{product.brand} {product.model} {product.product_type}", typo_rate=0.03)
     return Example(query, label)
 
 

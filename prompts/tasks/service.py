@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from ..generate import GeneratedTask
+from ..synthetic import GeneratedTask
 from ..noise import noisy, pick
 from ..spec import Example, TaskSpec
 from ..world import Product, World
@@ -511,7 +511,8 @@ def reply(rng: random.Random, world: World, label: str | None) -> Example:
     facts.update(o=_order_id(rng), carrier=rng.choice(CARRIERS), total=f"{product.price:.2f} EUR")
     name = rng.choice(NAMES) if rng.random() < 0.5 else ""
     message = rng.choice(REQUESTS[request]).format(p=_ref(rng, product))
-    message = noisy(rng, message + (f" - {name}" if name else ""), typo_rate=0.04)
+    # The signature stays as typed so the reply can greet the customer by the name the input shows.
+    message = noisy(rng, message, typo_rate=0.04) + (f" - {name}" if name else "")
     greeting = f"Hi {name}!" if name else "Hello!"
     answer = f"{greeting} {_reply_core(request, status, facts)}"
     return Example(f"Customer: {message}\n{_facts(status, facts)}", answer)

@@ -39,14 +39,14 @@ class GeneratedTask:
             raise ShopLoRAError(f"task {self.spec.name}: split {self.split!r} is not one of {SPLITS}")
 
 
-def generate(task: GeneratedTask, seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST) -> tuple[list[Example], list[Example]]:
+def make_examples(task: GeneratedTask, seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST) -> tuple[list[Example], list[Example]]:
     """Train and test examples of `task` for `seed`: same seed, same examples; no input in both."""
-    train, test = _generate(task, seed, n_train, n_test)
+    train, test = _make_examples(task, seed, n_train, n_test)
     return list(train), list(test)
 
 
 @lru_cache(maxsize=256)
-def _generate(task: GeneratedTask, seed: int, n_train: int, n_test: int) -> tuple[tuple[Example, ...], tuple[Example, ...]]:
+def _make_examples(task: GeneratedTask, seed: int, n_train: int, n_test: int) -> tuple[tuple[Example, ...], tuple[Example, ...]]:
     # A string seed goes through sha512 in `random`, so it does not depend on PYTHONHASHSEED.
     rng = random.Random(f"{seed}:{task.spec.name}")
     world = build_world(seed)

@@ -1,0 +1,114 @@
+"""ShopLoRA's inner step vs a plain PEFT LoRA SFT step, on the same model and the same examples, in one run.
+
+plain:    right-padded batches in random order, `model(input_ids, labels=...)` (LM head on every position) + AdamW
+shoplora: length-grouped, left-padded batches, LM head on the answer positions only (`adapters.training`) + AdamW
+Prints real (non-pad) tokens/s of each, their ratio (goal >= 1.3x, never below 0.9x) and peak memory. Each method
+runs in a process of its own, so the peak memory of one is not hidden by the other's.
+Run: `python benchmarks/meta_step.py [--model DIR_OR_ID] [--batches 4] [--batch-size 8]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+
+import torch
+
+from adapters import load_base
+from adapters.lora import LoraSettings, attach_lora, lora_parameters
+from adapters.training import answer_loss, collate, length_batches, make_optimizer
+from prompts import suite
+from prompts.render import IGNORE, render
+
+TASKS = ("service-intent", "search-relevance", "reviews-stars", "product-attributes", "risk-fraud", "service-reply")
+
+
+def plain_step(model, batch, pad_id, device):
+    width = max(len(r) for r in batch)
+    ids = torch.tensor([r.input_ids + [pad_id] * (width - len(r)) for r in batch], device=device)
+    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=device)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def timed(model, batches, loss_fn, device) -> float:
+    optimizer = make_optimizer("adam", list(lora_parameters(model).values()), lr=1e-4)
+    loss_fn(batches[0]).backward()  # warm-up: first-call allocations and kernel selection
+    optimizer.zero_grad()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for batch in batches:
+        loss_fn(batch).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def peak_memory(device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB CUDA allocated"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB max RSS"
+
+
+def run_method(args) -> dict:
+    base = load_base(args.model)
+    device = base.model.device
+    model = attach_lora(base.model, LoraSettings(r=16, alpha=32))
+    model.train()
+    rng = random.Random(0)
+    pool = [render(suite.get_task(name).spec, e, base.tokenizer)
+            for name in TASKS for e in suite.get_task(name).examples("train")[:16]]
+    rng.shuffle(pool)
+    n = args.batches * args.batch_size
+    plain_batches = [pool[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
+    ours_batches = [[pool[i] for i in b] for b in length_batches(pool[:n], args.batch_size, rng)]
+    tokens = sum(len(r) for r in pool[:n])
+    pad = base.tokenizer.pad_token_id
+
+    if args.method == "plain":
+        seconds = timed(model, plain_batches, lambda b: plain_step(model, b, pad, device), device)
+    else:
+        seconds = timed(model, ours_batches, lambda b: answer_loss(model, collate(b, pad, device)), device)
+    where = (torch.cuda.get_device_name() if device.type == "cuda"
+             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+    return {"seconds": seconds, "tokens": tokens, "memory": peak_memory(device), "device": where,
+            "model": base.model_id, "dtype": str(base.model.dtype)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="hub id or directory (default: the embedded model)")
+    parser.add_argument("--batches", type=int, default=4, help="timed steps per method")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--method", choices=["plain", "shoplora"], help=argparse.SUPPRESS)  # one child process
+    args = parser.parse_args()
+    if args.method:
+        print(json.dumps(run_method(args)))
+        return
+    results = {}
+    for method in ("plain", "shoplora"):
+        child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--method", method], capture_output=True,
+                               text=True, check=True)
+        results[method] = json.loads(child.stdout.strip().splitlines()[-1])
+    plain, ours = results["plain"], results["shoplora"]
+    print(f"meta_step benchmark, {date.today()}, {ours['model']}, {ours['device']}, {ours['dtype']}")
+    print(f"{args.batches} steps x {args.batch_size} examples, {ours['tokens']} real tokens per method")
+    for label, r in (("plain PEFT SFT step", plain), ("ShopLoRA inner step", ours)):
+        print(f"{label} : {r['tokens'] / r['seconds']:8.0f} tokens/s  ({r['seconds'] / args.batches:.2f} s/step)  "
+              f"peak {r['memory']}")
+    print(f"ratio (ShopLoRA / plain): {plain['seconds'] / ours['seconds']:.2f}x  (goal >= 1.3x, never below 0.9x)")
+
+
+if __name__ == "__main__":
+    main()
