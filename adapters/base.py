@@ -14,7 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Base:
     name: str
     model_id: str
     quantization: str | None = None
+    peft: Any = None  # the one PeftModel holding every LoRA adapter of this base (adapters.lora.add_lora)
+    lock: Any = field(default_factory=threading.RLock)  # one user of the model at a time: adapters switch per call
 
     @property
     def device(self):

@@ -8,13 +8,48 @@ matmul of a small model) for the whole prompt.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Sequence
 
 from prompts.errors import ShopLoRAError
 from prompts.render import IGNORE, Rendered
 
+from .lora import lora_parameters
+
 OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """How an adapter is trained from an init. Meta-training records these in the init; adaptation reuses them, so
+    an init is used exactly the way it was meta-learned."""
+
+    steps: int = 30  # optimizer steps
+    lr: float = 2e-3
+    optimizer: str = "adam"  # "adam" (AdamW, no weight decay) or "sgd"
+    batch_size: int = 8  # examples per step
+    max_length: int = 256  # tokens of prompt + answer; longer examples are refused with a message
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ShopLoRAError(f"inner-loop steps must be >= 1, got {self.steps}")
+        if not self.lr > 0:
+            raise ShopLoRAError(f"inner-loop lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ShopLoRAError(f"inner-loop optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.batch_size < 1 or self.max_length < 8:
+            raise ShopLoRAError("inner-loop batch_size must be >= 1 and max_length >= 8")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "InnerLoop":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ShopLoRAError(f"unknown inner-loop settings {sorted(unknown)}; known: "
+                                f"{', '.join(f.name for f in fields(cls))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -69,3 +104,50 @@ def make_optimizer(name: str, params: Sequence[Any], lr: float) -> Any:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ShopLoRAError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+def train_steps(model: Any, rendered: Sequence[Rendered], loop: InnerLoop, *, pad_id: int, rng: random.Random,
+                name: str = "default", on_step: Callable[[int, float], bool] | None = None) -> list[float]:
+    """`loop.steps` optimizer steps on adapter `name`'s LoRA tensors over `rendered` (epochs of length-grouped
+    batches). `on_step(step, loss)` is called after each step; returning True stops early. Returns the losses."""
+    params = list(lora_parameters(model, name).values())
+    if not params:
+        raise ShopLoRAError(f"the model has no LoRA adapter {name!r} to train")
+    device = params[0].device
+    optimizer = make_optimizer(loop.optimizer, params, loop.lr)
+    losses: list[float] = []
+    queue: list[list[int]] = []
+    for param in params:
+        param.requires_grad_(True)
+    model.train()
+    try:
+        for step in range(loop.steps):
+            if not queue:
+                queue = length_batches(rendered, loop.batch_size, rng)
+            loss = answer_loss(model, collate([rendered[i] for i in queue.pop()], pad_id, device))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            if on_step is not None and on_step(step, losses[-1]):
+                break
+    finally:
+        for param in params:
+            param.requires_grad_(False)
+        model.eval()
+    return losses
+
+
+def mean_loss(model: Any, rendered: Sequence[Rendered], *, pad_id: int, batch_size: int = 16) -> float:
+    """Mean answer-token loss over `rendered`, without gradients (validation and query loss)."""
+    import torch
+
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(rendered), batch_size):
+            chunk = rendered[start : start + batch_size]
+            n = sum(len(r) - r.prompt_length for r in chunk)
+            total += answer_loss(model, collate(chunk, pad_id, device)).item() * n
+            tokens += n
+    return total / max(tokens, 1)

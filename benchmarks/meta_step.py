@@ -22,7 +22,7 @@ from datetime import date
 import torch
 
 from adapters import load_base
-from adapters.lora import LoraSettings, attach_lora, lora_parameters
+from adapters.lora import LoraSettings, add_lora, lora_parameters
 from adapters.training import answer_loss, collate, length_batches, make_optimizer
 from prompts import suite
 from prompts.render import IGNORE, render
@@ -39,7 +39,10 @@ def plain_step(model, batch, pad_id, device):
 
 
 def timed(model, batches, loss_fn, device) -> float:
-    optimizer = make_optimizer("adam", list(lora_parameters(model).values()), lr=1e-4)
+    params = list(lora_parameters(model, "bench").values())
+    for param in params:
+        param.requires_grad_(True)
+    optimizer = make_optimizer("adam", params, lr=1e-4)
     loss_fn(batches[0]).backward()  # warm-up: first-call allocations and kernel selection
     optimizer.zero_grad()
     if device.type == "cuda":
@@ -64,7 +67,7 @@ def peak_memory(device) -> str:
 def run_method(args) -> dict:
     base = load_base(args.model)
     device = base.model.device
-    model = attach_lora(base.model, LoraSettings(r=16, alpha=32))
+    model = add_lora(base, "bench", LoraSettings(r=16, alpha=32))
     model.train()
     rng = random.Random(0)
     pool = [render(suite.get_task(name).spec, e, base.tokenizer)

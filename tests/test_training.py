@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from adapters import load_base
-from adapters.lora import LoraSettings, attach_lora, load_lora_state, lora_parameters, lora_state
-from adapters.training import answer_loss, collate, length_batches, make_optimizer
+from adapters.lora import LoraSettings, add_lora, load_lora_state, lora_parameters, lora_state, remove_lora
+from adapters.training import InnerLoop, answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
 from prompts import ShopLoRAError, suite
 from prompts.render import render
 
@@ -47,20 +47,15 @@ def test_left_padded_batch_equals_examples_alone(fresh):
 def test_training_moves_lora_only_and_lowers_loss(fresh):
     tok = fresh.tokenizer
     base_before = {n: p.detach().clone() for n, p in fresh.model.named_parameters()}
-    model = attach_lora(fresh.model, LoraSettings(r=4, alpha=8))
-    model.train()
-    before = lora_state(model)
-    optimizer = make_optimizer("adam", list(lora_parameters(model).values()), lr=1e-2)
-    batch = collate(rendered_examples(tok), tok.pad_token_id)
-    losses = []
-    for _ in range(8):
-        loss = answer_loss(model, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    after = lora_state(model)
+    model = add_lora(fresh, "task-a", LoraSettings(r=4, alpha=8))
+    before = lora_state(model, "task-a")
+    rendered = rendered_examples(tok)
+    start = mean_loss(model, rendered, pad_id=tok.pad_token_id)
+    losses = train_steps(model, rendered, InnerLoop(steps=8, lr=1e-2, batch_size=6), pad_id=tok.pad_token_id,
+                         rng=random.Random(0), name="task-a")
+    assert len(losses) == 8 and mean_loss(model, rendered, pad_id=tok.pad_token_id) < start
+    assert not any(p.requires_grad for p in model.parameters())  # frozen again after training
+    after = lora_state(model, "task-a")
     assert all(not torch.equal(before[n], after[n]) for n in before if "lora_B" in n)
     for name, param in model.get_base_model().named_parameters():
         if "lora_" not in name:
@@ -69,12 +64,27 @@ def test_training_moves_lora_only_and_lowers_loss(fresh):
 
 
 def test_lora_state_roundtrip_and_mismatch(fresh):
-    model = attach_lora(fresh.model, LoraSettings(r=2, targets=("q_proj", "v_proj")))
-    state = {n: torch.randn_like(t) for n, t in lora_state(model).items()}
-    load_lora_state(model, state)
-    assert all(torch.equal(lora_state(model)[n], state[n]) for n in state)
+    model = add_lora(fresh, "task-a", LoraSettings(r=2, targets=("q_proj", "v_proj")))
+    state = {n: torch.randn_like(t) for n, t in lora_state(model, "task-a").items()}
+    assert all(".lora_A.weight" in n or ".lora_B.weight" in n for n in state)  # PEFT file keys, no adapter name
+    load_lora_state(model, state, "task-a")
+    assert all(torch.equal(lora_state(model, "task-a")[n], state[n]) for n in state)
+    # A second adapter on the same base takes the same tensors under its own name.
+    add_lora(fresh, "task-b", LoraSettings(r=2, targets=("q_proj", "v_proj")))
+    load_lora_state(model, state, "task-b")
+    assert all(torch.equal(lora_state(model, "task-b")[n], state[n]) for n in state)
     with pytest.raises(ShopLoRAError, match="do not match the model"):
-        load_lora_state(model, {"nope": torch.zeros(1)})
+        load_lora_state(model, {"nope": torch.zeros(1)}, "task-a")
+    remove_lora(fresh, "task-a")
+    remove_lora(fresh, "task-b")
+    assert lora_parameters(model, "task-a") == {} and lora_parameters(model, "task-b") == {}
+
+
+def test_early_stop_callback(fresh):
+    model = add_lora(fresh, "task-a", LoraSettings(r=2))
+    losses = train_steps(model, rendered_examples(fresh.tokenizer), InnerLoop(steps=10), pad_id=0,
+                         rng=random.Random(0), name="task-a", on_step=lambda step, loss: step == 2)
+    assert len(losses) == 3
 
 
 def test_length_batches_cover_everything_once(fresh):
@@ -91,3 +101,7 @@ def test_settings_validation():
         LoraSettings(r=0)
     with pytest.raises(ShopLoRAError, match="optimizer 'lion'"):
         make_optimizer("lion", [], 0.1)
+    with pytest.raises(ShopLoRAError, match="unknown inner-loop settings"):
+        InnerLoop.from_dict({"stepz": 3})
+    with pytest.raises(ShopLoRAError, match="steps must be >= 1"):
+        InnerLoop(steps=0)
