@@ -1,6 +1,17 @@
-"""The Python API around one base model and its LoRA adapters."""
+"""The Python API around one base model and its LoRA adapters.
 
+    from adapters import load_base, adapt, load_adapter, AdapterStore
+    base = load_base()
+    adapter = adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])
+    adapter.predict(["where is my parcel??"])
+"""
+
+from .adapt import adapt
+from .adapter import ABSTAIN, Adapter, ExtractionError, Prediction
 from .base import Base, ModelLoadError, load_base
+from .files import AdapterFileError
 from .generation import generate
+from .store import AdapterStore, load_adapter
 
-__all__ = ["Base", "ModelLoadError", "generate", "load_base"]
+__all__ = ["ABSTAIN", "Adapter", "AdapterFileError", "AdapterStore", "Base", "ExtractionError", "ModelLoadError",
+           "Prediction", "adapt", "generate", "load_adapter", "load_base"]

@@ -1,8 +1,10 @@
-"""Greedy generation from rendered prompts, batched with left padding."""
+"""Greedy generation from rendered prompts: batched with left padding, or streamed piece by piece."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import threading
+from contextlib import nullcontext
+from typing import Any, Iterator, Sequence
 
 from prompts import Example, TaskSpec
 from prompts.render import answer_frame, prompt_ids
@@ -10,7 +12,7 @@ from prompts.render import answer_frame, prompt_ids
 from .base import Base
 
 
-def stop_token_ids(tokenizer) -> list[int]:
+def stop_token_ids(tokenizer: Any) -> list[int]:
     """EOS plus the chat template's end-of-turn token (they differ in some models, e.g. Llama 3)."""
     ids = {tokenizer.eos_token_id}
     end_of_turn = tokenizer(answer_frame(tokenizer)[1], add_special_tokens=False)["input_ids"]
@@ -19,22 +21,62 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def base_only(base: Base) -> Any:
+    """A context in which the base model runs without any LoRA adapter (they are injected into its layers)."""
+    return base.peft.disable_adapter() if base.peft is not None else nullcontext()
+
+
 def generate(base: Base, spec: TaskSpec, inputs: Sequence[str], *, shots: Sequence[Example] = (),
              max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
-    """The model's greedy answer to each input, prompted exactly as in training (k-shot when `shots` are given)."""
+    """The base model's greedy answers (no adapter), prompted exactly as in training; k-shot with `shots`."""
+    with base.lock, base_only(base):
+        return generate_with(base.model, base.tokenizer, spec, inputs, shots=shots, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size)
+
+
+def _prompt_batch(tokenizer: Any, prompts: list[list[int]], device: Any) -> tuple[Any, Any]:
     import torch
 
-    tokenizer, model = base.tokenizer, base.model
+    width = max(map(len, prompts))
+    # Left padding keeps every prompt's last token at the end, where generation continues.
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
+
+
+def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *,
+                  shots: Sequence[Example] = (), max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
+    """Greedy answers from `model` as it is (with whatever adapter is active)."""
+    import torch
+
+    device = next(model.parameters()).device
     answers: list[str] = []
     for start in range(0, len(inputs), batch_size):
         prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
-        width = max(map(len, prompts))
-        # Left padding keeps every prompt's last token at the end, where generation continues.
-        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts], device=base.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=base.device)
+        ids, mask = _prompt_batch(tokenizer, prompts, device)
         with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                 do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=stop_token_ids(tokenizer))
-        answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
+        answers += [tokenizer.decode(row[ids.size(1):], skip_special_tokens=True).strip() for row in out]
     return answers
+
+
+def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_new_tokens: int = 64) -> Iterator[str]:
+    """The greedy answer to one input, yielded piece by piece while a worker thread generates it."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    device = next(model.parameters()).device
+    ids, mask = _prompt_batch(tokenizer, [prompt_ids(spec, text, tokenizer)], device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+    def work() -> None:
+        with torch.inference_mode():
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                           pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
+                           streamer=streamer)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    yield from streamer
+    worker.join()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from .errors import ShopLoRAError
 
 FAMILIES = ("search", "service", "reviews", "product", "behaviour", "risk")
+# A user's own task (adapters.adapt) need not belong to a suite family.
+CUSTOM_FAMILY = "custom"
 KINDS = ("classify", "generate", "extract")
 # The metric each kind is scored with unless a spec says otherwise.
 DEFAULT_METRIC = {"classify": "accuracy", "extract": "exact_match", "generate": "token_f1"}
@@ -43,7 +45,7 @@ class TaskSpec:
                 f"task name {self.name!r} is not allowed: use lowercase letters, digits, '.', '_' or '-' "
                 "(at most 64 characters, starting with a letter or digit)"
             )
-        if self.family not in FAMILIES:
+        if self.family not in (*FAMILIES, CUSTOM_FAMILY):
             raise ShopLoRAError(f"task {self.name}: family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.kind not in KINDS:
             raise ShopLoRAError(f"task {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")

@@ -1,0 +1,182 @@
+"""`adapt`: learn a new scenario from a handful of examples, starting from a (meta-learned) LoRA init.
+
+Baselines differ only in `init`: the shipped meta init ("default"), a multi-task init (a path or name), or
+`None` (PEFT's standard LoRA init). The inner-loop settings recorded in the init are reused, so an init is used the
+way it was meta-learned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from prompts import Example, ShopLoRAError, TaskSpec, infer_labels, load_examples
+from prompts.render import render
+
+from .adapter import Adapter
+from .base import Base
+from .inits import DEFAULT, resolve_init
+from .lora import LoraSettings, load_lora_state, lora_state
+from .metrics import expected_calibration_error, fit_temperature, softmax
+from .training import InnerLoop, mean_loss, train_steps
+
+Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
+MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out for early stopping and calibration
+HELD_OUT_SHARE = 0.2
+PATIENCE = 3  # validations without improvement before stopping early
+
+
+def task_spec(examples: Sequence[Example], instruction: str | None, labels: Sequence[str] | None,
+              kind: str | None) -> TaskSpec:
+    """The spec of a user's task. Without `kind`: classify when labels are given or the answers repeat as short
+    labels, extract when every answer is a JSON object, generate otherwise."""
+    if not instruction or not instruction.strip():
+        raise ShopLoRAError("the instruction is empty: say what the model should do, e.g. "
+                            "\"Classify the customer's message.\"")
+    if kind is None:
+        outputs = [e.output for e in examples]
+        if labels:
+            kind = "classify"
+        elif all(_is_json_object(o) for o in outputs):
+            kind = "extract"
+        elif len(set(outputs)) < len(outputs) and all(len(o.split()) <= 4 for o in outputs):
+            kind = "classify"
+        else:
+            kind = "generate"
+    if kind == "classify":
+        labels = tuple(labels) if labels else infer_labels(examples)
+    return TaskSpec("custom", "custom", kind, instruction.strip(), labels=tuple(labels or ()) if kind == "classify" else ())
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def examples_digest(examples: Sequence[Example]) -> str:
+    """A hash of the examples, recorded so an adapter says exactly what it learned from."""
+    blob = json.dumps([e.to_dict() for e in examples], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: Sequence[str] | None = None,
+          kind: str | None = None, spec: TaskSpec | None = None, init: str | Path | None = DEFAULT,
+          steps: int | None = None, lr: float | None = None, seed: int = 0, columns: dict[str, str] | None = None,
+          progress: Progress | None = None) -> Adapter:
+    """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
+
+    Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
+    With 16 or more examples a fifth is held out: training stops early when their loss stops improving, and
+    classify confidences are calibrated on them (temperature scaling).
+    """
+    import torch
+
+    started = time.perf_counter()
+    examples = load_examples(examples, columns=columns, labels=labels)  # the same checks for files and lists
+    spec = spec or task_spec(examples, instruction, labels, kind)
+    init_files = resolve_init(init, base)
+    if init_files is not None:
+        settings, state = init_files.settings, init_files.state
+        loop = InnerLoop.from_dict(init_files.record.get("inner_loop", {}))
+        init_name = init_files.record.get("name") or str(init_files.path)
+    else:
+        settings, state, loop, init_name = LoraSettings(), None, InnerLoop(), "standard"
+    loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)  # the standard init's random A matrices
+    shuffled = list(examples)
+    rng.shuffle(shuffled)
+    n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
+    held_out, train = shuffled[:n_held], shuffled[n_held:]
+    tokenizer = base.tokenizer
+    rendered = [render(spec, e, tokenizer) for e in train]
+    held_rendered = [render(spec, e, tokenizer) for e in held_out]
+    _check_lengths(rendered + held_rendered, base, examples=train + held_out)
+
+    record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
+                              "inner_loop": loop.to_dict(), "n_examples": len(examples), "n_train": len(train),
+                              "n_held_out": len(held_out), "examples_sha256": examples_digest(examples), "seed": seed}
+    adapter = Adapter(base, spec, state, settings, record)
+    metrics: dict[str, Any] = {}
+    if held_out and spec.kind == "classify":
+        metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
+    losses = _train(adapter, rendered, held_rendered, loop, rng, progress)
+    if held_out:
+        metrics["held_out_loss"] = round(mean_loss(base.peft, held_rendered, pad_id=tokenizer.pad_token_id), 4)
+        if spec.kind == "classify":
+            _calibrate(adapter, held_out, metrics)
+        else:
+            metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
+    record.update(steps_run=len(losses), train_loss=[round(x, 4) for x in losses], metrics=metrics,
+                  temperature=adapter.temperature, seconds=round(time.perf_counter() - started, 2),
+                  created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return adapter
+
+
+def _check_lengths(rendered, base: Base, examples: Sequence[Example]) -> None:
+    limit = getattr(base.model.config, "max_position_embeddings", None) or 2048
+    for r, example in zip(rendered, examples):
+        if len(r) > limit:
+            raise ShopLoRAError(f"an example is {len(r)} tokens with its prompt, over the model's context of {limit}: "
+                                f"shorten it or split it (input starts {example.input[:60]!r})")
+
+
+def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: random.Random,
+           progress: Progress | None) -> list[float]:
+    """The inner loop, with early stopping on the held-out loss (the best weights are kept)."""
+    from tqdm.auto import tqdm
+
+    base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
+    bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
+    every = max(1, loop.steps // 8)
+    best = {"loss": float("inf"), "state": None, "since": 0}
+
+    def on_step(step: int, loss: float) -> bool:
+        if progress:
+            progress(step + 1, loop.steps, loss)
+        elif bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+        if not held_rendered or (step + 1) % every:
+            return False
+        held_loss = mean_loss(base.peft, held_rendered, pad_id=pad_id)
+        if held_loss < best["loss"]:
+            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), since=0)
+            return False
+        best["since"] += 1
+        return best["since"] >= PATIENCE
+
+    with base.lock:
+        adapter._active()
+        try:
+            losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
+                                 on_step=on_step)
+        finally:
+            if bar is not None:
+                bar.close()
+        if best["state"] is not None and mean_loss(base.peft, held_rendered, pad_id=pad_id) > best["loss"]:
+            load_lora_state(base.peft, best["state"], adapter.peft_name)
+    return losses
+
+
+def _calibrate(adapter: Adapter, held_out: Sequence[Example], metrics: dict) -> None:
+    """Fit the temperature on held-out examples and record accuracy and ECE before/after calibration."""
+    labels = adapter.spec.labels
+    scores = adapter.label_scores([e.input for e in held_out])
+    gold = [labels.index(e.output) for e in held_out]
+    best = [max(range(len(s)), key=s.__getitem__) for s in scores]
+    correct = [b == g for b, g in zip(best, gold)]
+    raw = [max(softmax(s)) for s in scores]
+    adapter.temperature = fit_temperature(scores, gold)
+    calibrated = [max(softmax(s, adapter.temperature)) for s in scores]
+    metrics.update(held_out_accuracy=sum(correct) / len(correct),
+                   held_out_ece_raw=round(expected_calibration_error(raw, correct), 4),
+                   held_out_ece=round(expected_calibration_error(calibrated, correct), 4))

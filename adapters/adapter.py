@@ -1,0 +1,147 @@
+"""`Adapter`: a task's LoRA weights on a shared base model, with predict, evaluate and generate."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from prompts import Example, ShopLoRAError, TaskSpec
+
+from .base import Base
+from .generation import generate_with, stream_with
+from .lora import LoraSettings, add_lora, load_lora_state, lora_state, remove_lora
+from .metrics import METRICS, expected_calibration_error, softmax
+from .scoring import label_scores
+
+ABSTAIN = "abstain"
+_names = itertools.count()
+
+
+@dataclass
+class Prediction:
+    """One answer. Classify: `label` (or "abstain"), `confidence` and per-label `scores` (probabilities).
+    Extract: `value` is the parsed JSON. Generate: `text`."""
+
+    text: str
+    label: str | None = None
+    confidence: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    value: Any = None
+    error: str | None = None  # extract: why the answer could not be parsed as JSON
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"prediction": self.label if self.label is not None else self.text}
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, 4)
+        if self.scores:
+            out["scores"] = {k: round(v, 4) for k, v in self.scores.items()}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class ExtractionError(ShopLoRAError):
+    """The model's answer to an extract task is not valid JSON."""
+
+
+class Adapter:
+    """LoRA weights for one task, loaded as a named adapter on `base`'s shared PeftModel."""
+
+    def __init__(self, base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
+                 record: dict, temperature: float = 1.0):
+        """`state=None` keeps PEFT's standard init (A random, B = 0): the "no meta init" baseline."""
+        self.base = base
+        self.spec = spec
+        self.settings = settings
+        self.record = record
+        self.temperature = temperature
+        # PEFT adapter names must not be substrings of "lora_": a prefix keeps every name clear of that.
+        self.peft_name = f"shoplora-{next(_names)}"
+        with base.lock:
+            add_lora(base, self.peft_name, settings)
+            if state is not None:
+                load_lora_state(base.peft, state, self.peft_name)
+
+    # -- weights ----------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return lora_state(self.base.peft, self.peft_name)
+
+    def unload(self) -> None:
+        """Free this adapter's weights on the base model; the object cannot predict afterwards."""
+        with self.base.lock:
+            remove_lora(self.base, self.peft_name)
+
+    def _active(self) -> Any:
+        self.base.peft.set_adapter(self.peft_name)
+        return self.base.peft
+
+    # -- prediction -------------------------------------------------------------------------------------------
+    def predict(self, inputs: Sequence[str] | str, *, abstain_below: float | None = None,
+                batch_size: int = 8) -> list[Prediction]:
+        """Answer each input. Classify tasks score every label; below `abstain_below` confidence the label is
+        "abstain" (hand the case to a human). Example: `adapter.predict(["where is my parcel??"])`."""
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        if self.spec.kind == "classify":
+            return [self._classify(scores, abstain_below) for scores in self.label_scores(inputs, batch_size)]
+        texts = self.generate(inputs, batch_size=batch_size)
+        if self.spec.kind == "extract":
+            return [_extracted(text) for text in texts]
+        return [Prediction(text) for text in texts]
+
+    def label_scores(self, inputs: Sequence[str], batch_size: int = 8) -> list[list[float]]:
+        with self.base.lock:
+            return label_scores(self._active(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size)
+
+    def _classify(self, scores: Sequence[float], abstain_below: float | None) -> Prediction:
+        probabilities = softmax(scores, self.temperature)
+        best = max(range(len(scores)), key=probabilities.__getitem__)
+        label = self.spec.labels[best]
+        if abstain_below is not None and probabilities[best] < abstain_below:
+            label = ABSTAIN
+        return Prediction(self.spec.labels[best], label, probabilities[best],
+                          dict(zip(self.spec.labels, probabilities)))
+
+    def generate(self, inputs: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 8) -> list[str]:
+        """Greedy answers with this adapter (for classify tasks too: the label as free text)."""
+        with self.base.lock:
+            return generate_with(self._active(), self.base.tokenizer, self.spec, inputs,
+                                 max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+    def stream(self, text: str, *, max_new_tokens: int = 96) -> Iterator[str]:
+        """The answer to one input, piece by piece as it is generated (holds the model until done)."""
+        with self.base.lock:
+            yield from stream_with(self._active(), self.base.tokenizer, self.spec, text, max_new_tokens=max_new_tokens)
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+    def evaluate(self, examples: Sequence[Example]) -> dict[str, float]:
+        """Accuracy and macro-F1 (classify, plus ECE), or exact match and token F1 (extract, generate)."""
+        gold = [e.output for e in examples]
+        if self.spec.kind == "classify":
+            predictions = self.predict([e.input for e in examples])
+            predicted = [p.text for p in predictions]
+            correct = [p == g for p, g in zip(predicted, gold)]
+            return {"accuracy": METRICS["accuracy"](predicted, gold), "macro_f1": METRICS["macro_f1"](predicted, gold),
+                    "ece": expected_calibration_error([p.confidence for p in predictions], correct), "n": len(gold)}
+        predicted = self.generate([e.input for e in examples])
+        return {"exact_match": METRICS["exact_match"](predicted, gold), "token_f1": METRICS["token_f1"](predicted, gold),
+                "n": len(gold)}
+
+
+def _extracted(text: str) -> Prediction:
+    try:
+        return Prediction(text, value=parse_json(text))
+    except ExtractionError as error:  # one bad answer must not lose the rest of the batch
+        return Prediction(text, error=str(error))
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value of an extract answer; a clear error when the model's answer is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExtractionError(f"the model's answer is not valid JSON ({error.msg} at column {error.colno}): {text!r}; "
+                              "adapt with more examples or check that the training outputs are JSON") from None

@@ -1,0 +1,160 @@
+"""LoRA adapter folders on disk: PEFT's files plus ShopLoRA's record and a model card, written atomically.
+
+A folder holds `adapter_config.json` and `adapter_model.safetensors` (so `PeftModel.from_pretrained`, vLLM and
+LoRAX load it), `shoplora.json` (what it is: spec, base model, init, metrics...) and `README.md` (a model card).
+Writes go to a temp folder beside the target and are renamed into place; a crash never leaves half a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prompts.errors import ShopLoRAError
+
+from .lora import LoraSettings
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+RECORD_FILE = "shoplora.json"
+CARD_FILE = "README.md"
+REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, RECORD_FILE)
+VLLM_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
+
+
+class AdapterFileError(ShopLoRAError):
+    """An adapter folder that is missing, partial, corrupted, or not safetensors."""
+
+
+@dataclass
+class LoraFiles:
+    """What an adapter folder holds, read and checked."""
+
+    path: Path
+    settings: LoraSettings
+    state: dict[str, Any]  # PEFT file keys -> tensors
+    record: dict
+    base_model_id: str
+
+
+def module_names(state: dict[str, Any]) -> list[str]:
+    """The module names that carry LoRA tensors ('q_proj', ...): explicit targets load in vLLM, 'all-linear' not."""
+    return sorted({key.split(".lora_")[0].rsplit(".", 1)[-1] for key in state})
+
+
+def compatibility_problems(settings: LoraSettings, state: dict[str, Any], base_model_id: str) -> list[str]:
+    """What would stop this adapter from loading in vLLM or LoRAX as they are usually run."""
+    problems = []
+    if settings.r > VLLM_MAX_LORA_RANK:
+        problems.append(f"rank {settings.r} is over vLLM's default max_lora_rank {VLLM_MAX_LORA_RANK}: start vLLM "
+                        f"with --max-lora-rank {settings.r}")
+    if os.path.isabs(base_model_id) or base_model_id.startswith("."):
+        problems.append(f"the base model is a local path ({base_model_id}); vLLM and LoRAX need a hub id")
+    if any("lm_head" in key or "embed_tokens" in key for key in state):
+        problems.append("LoRA on the LM head or embeddings is not supported by vLLM")
+    return problems
+
+
+def model_card(name: str, base_model_id: str, record: dict) -> str:
+    spec = record.get("spec", {})
+    metrics = record.get("metrics", {})
+    lines = ["---", f"base_model: {base_model_id}", "library_name: peft", "tags:", "- lora", "- shoplora", "---", "",
+             f"# {name}", "", f"A ShopLoRA LoRA adapter for `{base_model_id}`."]
+    if spec:
+        lines += ["", f"- task: {spec.get('kind')} — {spec.get('instruction')}"]
+        if spec.get("labels"):
+            lines.append(f"- labels: {', '.join(spec['labels'])}")
+    if record.get("init"):
+        lines.append(f"- trained from: {record['init']}")
+    if record.get("n_examples"):
+        lines.append(f"- examples: {record['n_examples']}")
+    if metrics:
+        lines.append(f"- metrics: {json.dumps(metrics)}")
+    lines += ["", "Load it with ShopLoRA (`adapters.load_adapter`) or plain PEFT:", "", "```python",
+              "from peft import PeftModel", f"model = PeftModel.from_pretrained(base_model, \"{name}\")", "```", ""]
+    return "\n".join(lines)
+
+
+def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSettings, base_model_id: str, record: dict,
+                   base_fingerprint: str | None = None, overwrite: bool = False) -> Path:
+    """Write an adapter folder atomically. Over an existing folder only with `overwrite=True`, and then the previous
+    version is kept beside it as `.NAME.previous-<time>` so a mistaken overwrite can be undone."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise AdapterFileError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if not state:
+        raise AdapterFileError("no LoRA tensors to save")
+    targets = module_names(state)
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=targets, task_type="CAUSAL_LM", base_model_name_or_path=base_model_id,
+                        inference_mode=True)
+    record = {**record, "base_model": base_model_id, "base_fingerprint": base_fingerprint,
+              "lora": {**settings.to_dict(), "targets": targets},
+              "compatibility": compatibility_problems(settings, state, base_model_id)}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        config.save_pretrained(staging)
+        tensors = {key: t.detach().to("cpu").contiguous() for key, t in state.items()}
+        save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt"})
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        (staging / CARD_FILE).write_text(model_card(target.name, base_model_id, record))
+        staging.chmod(0o755)
+        if target.exists():
+            os.replace(target, target.parent / f".{target.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def read_lora_dir(path: Path) -> LoraFiles:
+    """Read and check an adapter folder; a partial, corrupted or pickle-based folder is an AdapterFileError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_dir():
+        raise AdapterFileError(f"no adapter folder at {path}")
+    if (path / "adapter_model.bin").exists() and not (path / WEIGHTS_FILE).exists():
+        raise AdapterFileError(f"{path} holds adapter_model.bin, a pickle that can run code when loaded; ShopLoRA "
+                               "loads safetensors only (re-save it with safe_serialization=True)")
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise AdapterFileError(f"{path} is incomplete (missing {', '.join(missing)}): it was not fully written; "
+                               "delete it and save or train it again")
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+        record = json.loads((path / RECORD_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdapterFileError(f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
+    try:
+        state = load_file(path / WEIGHTS_FILE)
+    except (SafetensorError, OSError) as error:
+        raise AdapterFileError(f"{path}/{WEIGHTS_FILE} is corrupted ({error}); delete the folder and save it again") from None
+    targets = config.get("target_modules")
+    settings = LoraSettings(r=int(config["r"]), alpha=int(config["lora_alpha"]),
+                            dropout=float(config.get("lora_dropout", 0.0)),
+                            targets=targets if isinstance(targets, str) else tuple(targets))
+    return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""))
+
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """An adapter name is a plain lowercase folder name, so it can never point outside its store."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise ShopLoRAError(f"adapter name {name!r} is not allowed: use 1-64 lowercase letters, digits, '.', '_' or "
+                            "'-', starting with a letter or digit (e.g. 'acme-returns')")
+    return name

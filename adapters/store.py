@@ -1,0 +1,111 @@
+"""`AdapterStore`: a folder of named adapters, each a PEFT folder with ShopLoRA's record and a model card.
+
+Example: `store = AdapterStore("adapters_store"); store.save(adapter, "acme-returns")`, then
+`load_adapter("acme-returns", store=store)` gives an adapter with the same predictions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prompts import ShopLoRAError, TaskSpec
+
+from .adapter import Adapter
+from .base import EMBEDDED, EMBEDDED_ID, Base, load_base
+from .files import AdapterFileError, LoraFiles, check_name, read_lora_dir, write_lora_dir
+from .inits import check_base
+
+
+class AdapterStore:
+    """Named adapters under `root` (created on first save). Names: lowercase letters, digits, '.', '_', '-'."""
+
+    def __init__(self, root: str | Path = "adapters_store"):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ShopLoRAError(f"the adapter store {self.root} is a file; pass a folder (it is created if missing)")
+
+    def path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def save(self, adapter: Adapter, name: str, *, overwrite: bool = False) -> Path:
+        """Save atomically; over an existing name only with `overwrite=True` (the old version is kept as
+        `.NAME.previous-<time>`)."""
+        record = {**adapter.record, "name": name, "temperature": adapter.temperature}
+        return write_lora_dir(self.path(name), state=adapter.state(), settings=adapter.settings,
+                              base_model_id=adapter.base.model_id, base_fingerprint=adapter.base.fingerprint,
+                              record=record, overwrite=overwrite)
+
+    def read(self, name: str) -> LoraFiles:
+        path = self.path(name)
+        if not path.exists():
+            known = ", ".join(self.names()) or "none"
+            raise AdapterFileError(f"no adapter called {name!r} in {self.root} (stored: {known})")
+        return read_lora_dir(path)
+
+    def load(self, name: str, base: Base) -> Adapter:
+        """The stored adapter on `base`; refused when it was trained on another base model."""
+        files = self.read(name)
+        return adapter_from_files(files, base, f"adapter {name!r}")
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def list(self) -> list[dict]:
+        """One summary per stored adapter; a broken folder is listed with its problem instead of hidden."""
+        rows = []
+        for name in self.names():
+            try:
+                record = read_lora_dir(self.root / name).record
+            except AdapterFileError as error:
+                rows.append({"name": name, "error": str(error)})
+                continue
+            spec = record.get("spec", {})
+            rows.append({"name": name, "kind": spec.get("kind"), "labels": len(spec.get("labels", [])),
+                         "examples": record.get("n_examples"), "init": record.get("init"),
+                         "base_model": record.get("base_model"), "created": record.get("created")})
+        return rows
+
+    def show(self, name: str) -> dict:
+        return self.read(name).record
+
+    def delete(self, name: str) -> None:
+        path = self.path(name)
+        if not path.exists():
+            raise AdapterFileError(f"no adapter called {name!r} in {self.root}")
+        shutil.rmtree(path)
+
+    def previous_versions(self, name: str) -> list[Path]:
+        """Versions replaced by `save(..., overwrite=True)`, oldest first; copy one back to recover it."""
+        return sorted(self.root.glob(f".{check_name(name)}.previous-*"))
+
+
+def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
+    check_base(files, base, what)
+    record = files.record
+    if "spec" not in record:
+        raise AdapterFileError(f"{files.path} has no task spec in shoplora.json: it is an init, not an adapter; "
+                               "pass it as init= to adapt()")
+    return Adapter(base, TaskSpec.from_dict(record["spec"]), files.state, files.settings, record,
+                   temperature=float(record.get("temperature", 1.0)))
+
+
+_bases: dict[str, Base] = {}
+
+
+def load_adapter(name_or_path: str | Path, *, store: AdapterStore | None = None, base: Base | None = None) -> Adapter:
+    """A stored adapter (by name in `store`, or a folder path), on `base` or on the base model it was trained on
+    (the embedded model's adapters load the embedded model offline)."""
+    path = Path(name_or_path)
+    if store is not None and not (path.is_dir() and (path / "adapter_config.json").exists()):
+        files = store.read(str(name_or_path))
+    else:
+        files = read_lora_dir(path)
+    if base is None:
+        wanted = EMBEDDED if files.base_model_id == EMBEDDED_ID else files.base_model_id
+        if wanted not in _bases:  # one base per process, however many adapters are loaded onto it
+            _bases[wanted] = load_base(wanted)
+        base = _bases[wanted]
+    return adapter_from_files(files, base, f"adapter {name_or_path}")
