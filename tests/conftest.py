@@ -6,10 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 # Tests never reach the network; a stray hub call fails fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# The tiny model's matmuls are too small to split across threads: one thread is faster, and it does not stall
+# (30x seen) when another process holds the other core. Tests of the embedded model ask for all cores
+# (`all_threads` below).
+torch.set_num_threads(1)
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -28,9 +34,16 @@ def _training_text() -> list[str]:
     return lines
 
 
+@pytest.fixture(scope="module")
+def all_threads():
+    """All cores for the tests of a real model, one thread again afterwards."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(1)
+
+
 def build_tiny_model(path: Path, chat_template: str | None = CHATML) -> Path:
     """Save a 2-layer random Llama and a byte-level BPE tokenizer trained on suite text to `path`."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 

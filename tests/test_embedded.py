@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def embedded():
+def embedded(all_threads):
     return load_base()
 
 
