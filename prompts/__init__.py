@@ -2,9 +2,9 @@
 
 from . import suite
 from .errors import DataError, ShopLoRAError, TaskNotFoundError
-from .loaders import infer_labels, load_examples
+from .loaders import infer_labels, load_examples, load_inputs
 from .render import render
 from .spec import Example, TaskSpec
 
-__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "infer_labels", "load_examples",
+__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "infer_labels", "load_examples", "load_inputs",
            "render", "suite"]

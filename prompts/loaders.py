@@ -52,6 +52,14 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
     return examples
 
 
+def load_inputs(path: str | Path, *, column: str = "input", max_chars: int = MAX_CHARS) -> list[str]:
+    """The `column` values of a JSONL/CSV file: inputs to predict (other columns, e.g. output, are ignored)."""
+    inputs = [_field(row, column, place, "input", max_chars) for place, row in read_rows(Path(path))]
+    if not inputs:
+        raise DataError(f"{path} holds no inputs; add rows with an '{column}' field")
+    return inputs
+
+
 def infer_labels(examples: Sequence[Example]) -> tuple[str, ...]:
     """The label set of classify examples, in order of first appearance."""
     return tuple(dict.fromkeys(e.output for e in examples))

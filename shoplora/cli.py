@@ -69,6 +69,69 @@ def _try(args: argparse.Namespace) -> None:
         print(f"\n--- input\n{example.input}\n--- expected\n{example.output}\n--- model\n{answer}")
 
 
+def _store(args: argparse.Namespace):
+    from adapters import AdapterStore
+
+    return AdapterStore(args.store)
+
+
+def _adapt(args: argparse.Namespace) -> None:
+    from adapters import adapt, load_base
+    from adapters.files import check_name
+
+    name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
+    store = _store(args)
+    if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
+        raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
+    columns = {k: v for k, v in (("input", args.input_column), ("output", args.output_column)) if v}
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    base = load_base(args.model)
+    adapter = adapt(base, args.data, instruction=args.instruction, labels=labels, kind=args.kind, init=args.init,
+                    steps=args.steps, lr=args.lr, seed=args.seed, columns=columns or None)
+    path = store.save(adapter, name, overwrite=args.overwrite)
+    record = adapter.record
+    print(json.dumps({"name": name, "kind": adapter.spec.kind, "init": record["init"], "steps": record["steps_run"],
+                      "seconds": record["seconds"], "metrics": record["metrics"]}, indent=2))
+    print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from adapters import load_adapter, load_base
+    from prompts import load_inputs
+
+    store = _store(args)
+    store.read(args.name)  # an unknown name fails here, before the base model loads
+    inputs = load_inputs(args.file) if args.file else args.texts
+    if not inputs:
+        raise ShopLoRAError("nothing to predict: pass texts after the name, or --file inputs.jsonl")
+    adapter = load_adapter(args.name, store=store, base=load_base(args.model) if args.model else None)
+    for text, prediction in zip(inputs, adapter.predict(inputs, abstain_below=args.abstain_below)):
+        print(json.dumps({"input": text, **prediction.to_dict()}, ensure_ascii=False))
+
+
+def _adapters(args: argparse.Namespace) -> None:
+    store = _store(args)
+    if args.action == "list":
+        rows = store.list()
+        print(json.dumps(rows, indent=2) if args.json else "\n".join(
+            f"{r['name']:24} {r.get('kind') or '?':9} {r.get('labels', '')!s:>3} labels  {r.get('examples') or ''!s:>5} "
+            f"examples  init={r.get('init')}" if "error" not in r else f"{r['name']:24} BROKEN: {r['error']}"
+            for r in rows) or f"no adapters in {store.root}")
+    elif args.action == "show":
+        print(json.dumps(store.show(args.name), indent=2))
+    else:
+        store.delete(args.name)
+        print(f"deleted {args.name}")
+
+
+def _meta_train(args: argparse.Namespace) -> None:
+    from train.meta import main as meta_main
+
+    code = meta_main([args.config, *args.overrides])
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplora", description="Meta-learned LoRA inits for few-shot e-commerce tasks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,11 +160,55 @@ def build_parser() -> argparse.ArgumentParser:
     try_.add_argument("--model", help="hub id or local directory (default: the embedded SmolLM2-135M-Instruct)")
     try_.add_argument("--max-new-tokens", type=int, default=48, help="answer length limit in tokens (default 48)")
     try_.set_defaults(run=_try)
+
+    store_help = "adapter store folder (default: $SHOPLORA_STORE or ./adapters_store)"
+    default_store = os.environ.get("SHOPLORA_STORE", "adapters_store")
+    adapt_ = commands.add_parser("adapt", help="learn a task from a JSONL/CSV of examples and save it to the store")
+    adapt_.add_argument("data", help="JSONL or CSV with input and output columns")
+    adapt_.add_argument("--instruction", required=True, help="what the model should do (the system turn)")
+    adapt_.add_argument("--labels", help="comma-separated label set for classify tasks (default: inferred)")
+    adapt_.add_argument("--kind", choices=["classify", "extract", "generate"], help="task kind (default: inferred)")
+    adapt_.add_argument("--init", default="default",
+                        help="init to start from: a path, a shipped init's name, or none (default: the shipped meta init)")
+    adapt_.add_argument("--name", help="adapter name in the store (default: the data file's name)")
+    adapt_.add_argument("--store", default=default_store, help=store_help)
+    adapt_.add_argument("--overwrite", action="store_true", help="replace a stored adapter of the same name")
+    adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
+    adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
+    adapt_.add_argument("--seed", type=int, default=0)
+    adapt_.add_argument("--input-column", help="name of the input column in DATA (default: input)")
+    adapt_.add_argument("--output-column", help="name of the output column in DATA (default: output)")
+    adapt_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
+    adapt_.set_defaults(run=_adapt)
+
+    predict = commands.add_parser("predict", help="answer texts with a stored adapter (one JSON line per input)")
+    predict.add_argument("name", help="stored adapter name")
+    predict.add_argument("texts", nargs="*", help="inputs to answer")
+    predict.add_argument("--file", help="JSONL/CSV of inputs (an 'input' column; 'output' is optional)")
+    predict.add_argument("--store", default=default_store, help=store_help)
+    predict.add_argument("--abstain-below", type=float, help="answer 'abstain' below this confidence (classify)")
+    predict.add_argument("--model", help="base model to load the adapter onto (default: the one it was trained on)")
+    predict.set_defaults(run=_predict)
+
+    adapters = commands.add_parser("adapters", help="list, show or delete stored adapters")
+    adapters.add_argument("action", choices=["list", "show", "delete"])
+    adapters.add_argument("name", nargs="?", help="adapter name (show, delete)")
+    adapters.add_argument("--store", default=default_store, help=store_help)
+    adapters.add_argument("--json", action="store_true", help="list as JSON")
+    adapters.set_defaults(run=_adapters)
+
+    meta = commands.add_parser("meta-train", help="meta-train a LoRA init (one process; see train.meta)")
+    meta.add_argument("config", help="YAML run config, e.g. configs/embedded.yaml")
+    meta.add_argument("overrides", nargs="*", help="key=value overrides of config fields")
+    meta.set_defaults(run=_meta_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) in ("show", "delete") and not args.name:
+        parser.error(f"adapters {args.action} needs a NAME")
     try:
         args.run(args)
     except ShopLoRAError as error:

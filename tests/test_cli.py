@@ -53,6 +53,48 @@ def test_unknown_task_is_one_line_error():
 
 
 def test_help_everywhere():
-    for args in ([], ["tasks"], ["tasks", "list"], ["tasks", "show"], ["tasks", "export"], ["try"]):
+    for args in ([], ["tasks"], ["tasks", "list"], ["tasks", "show"], ["tasks", "export"], ["try"], ["adapt"],
+                 ["predict"], ["adapters"], ["meta-train"]):
         result = subprocess.run([sys.executable, "-m", "shoplora", *args, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: shoplora" in result.stdout
+
+
+def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
+    from prompts import suite
+
+    task = suite.get_task("service-intent-petshop")
+    data = tmp_path / "pets.jsonl"
+    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:10]))
+    store = str(tmp_path / "store")
+    common = ["--store", store, "--model", str(tiny_model_dir)]
+    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "2",
+                 "--labels", ",".join(task.spec.labels), *common]) == 0
+    out = capsys.readouterr().out
+    assert '"name": "pets"' in out and "shoplora predict pets" in out
+    assert main(["adapt", str(data), "--instruction", "x", "--init", "none", *common]) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["input"] for line in lines] == ["my dog food bag arrived torn", "another one"]
+    assert all(line["prediction"] in task.spec.labels and set(line["scores"]) == set(task.spec.labels) for line in lines)
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text('{"input": "skip next box please"}\n')
+    assert main(["predict", "pets", "--file", str(inputs), "--abstain-below", "1.01", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["prediction"] == "abstain"
+    assert main(["adapters", "list", "--store", store, "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["pets"]
+    assert main(["adapters", "delete", "pets", "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["predict", "pets", "hello", "--store", store]) == 2
+    assert "no adapter called 'pets'" in capsys.readouterr().err
+
+
+def test_adapt_bad_input_is_one_line(tmp_path, tiny_model_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a", "output": "b"}\n{oops\n')
+    assert main(["adapt", str(bad), "--instruction", "x", "--init", "none", "--store", str(tmp_path / "s"),
+                 "--model", str(tiny_model_dir)]) == 2
+    assert "bad.jsonl, line 2: bad JSON" in capsys.readouterr().err
+    assert main(["adapt", str(bad), "--instruction", "x", "--name", "../evil", "--store", str(tmp_path / "s")]) == 2
+    assert "is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
