@@ -1,16 +1,59 @@
-"""Classify by scoring every allowed label as the answer: one pass over the prompt, then all labels from its cache.
+"""Classify by scoring every allowed label as the answer: one pass over the prompts, one pass over a label tree.
 
 A label's score is the log-likelihood of its full answer tokens (label + end-of-turn, exactly as trained), so a
-label that is a prefix of another ('return' / 'return_item') is still told apart. The prompt is run once per input;
-its KV cache is repeated for the labels, which are a few tokens each, so 100 intents cost little more than 2.
+label that is a prefix of another ('return' / 'return_item') is still told apart. The labels' tokens form a prefix
+tree; its inner nodes run as one extra sequence per prompt whose attention mask lets each node see the prompt's
+KV cache and its own ancestors only (tree attention). Shared prefixes run once, and the cache is never copied per
+label, so 100 intents cost one short sequence, not 100 forwards.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from prompts import TaskSpec
 from prompts.render import answer_ids, prompt_ids
+
+
+@dataclass
+class LabelTree:
+    tokens: list[int]  # inner node -> its token (nodes whose token is followed by more tokens of some label)
+    parents: list[int]  # inner node -> its parent inner node, -1 under the root
+    depths: list[int]
+    paths: list[list[tuple[int, int]]]  # label -> [(inner node whose output predicts the token (-1: prompt), token)]
+
+
+def label_tree(labels: Sequence[Sequence[int]]) -> LabelTree:
+    index: dict[tuple[int, ...], int] = {}
+    tree = LabelTree([], [], [], [])
+    for ids in labels:
+        path, parent = [], -1
+        for depth, token in enumerate(ids):
+            path.append((parent, token))
+            if depth == len(ids) - 1:
+                break  # the last token's logit comes from its parent; it predicts nothing itself
+            key = tuple(ids[: depth + 1])
+            if key not in index:
+                index[key] = len(tree.tokens)
+                tree.tokens.append(token)
+                tree.parents.append(parent)
+                tree.depths.append(depth)
+            parent = index[key]
+        tree.paths.append(path)
+    return tree
+
+
+def _ancestor_mask(tree: LabelTree) -> Any:
+    import torch
+
+    n = len(tree.tokens)
+    allowed = torch.eye(n, dtype=torch.bool)
+    for node in range(n):
+        parent = tree.parents[node]
+        if parent >= 0:
+            allowed[node] |= allowed[parent]  # parents come before children, so their rows are complete
+    return allowed
 
 
 def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *, batch_size: int = 8,
@@ -19,51 +62,46 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
     import torch
 
     device = next(model.parameters()).device
-    labels = [answer_ids(label, tokenizer) for label in spec.labels]
-    n_labels, longest = len(labels), max(map(len, labels))
-    # Label tokens as inputs (all but each label's last token) and as targets (all of them), right padded.
-    label_inputs = torch.full((n_labels, max(longest - 1, 1)), tokenizer.pad_token_id, dtype=torch.long)
-    label_targets = torch.zeros((n_labels, longest), dtype=torch.long)
-    label_mask = torch.zeros((n_labels, longest), dtype=torch.bool)
-    for i, ids in enumerate(labels):
-        label_inputs[i, : len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
-        label_targets[i, : len(ids)] = torch.tensor(ids)
-        label_mask[i, : len(ids)] = True
-    label_inputs, label_targets, label_mask = label_inputs.to(device), label_targets.to(device), label_mask.to(device)
+    tree = label_tree([answer_ids(label, tokenizer) for label in spec.labels])
+    ancestors = _ancestor_mask(tree).to(device)
     scores: list[list[float]] = []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
             prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
-            scores += _score_batch(model, prompts, tokenizer.pad_token_id, label_inputs, label_targets, label_mask,
-                                   device)
+            scores += _score_batch(model, prompts, tokenizer.pad_token_id, tree, ancestors, device)
     return scores
 
 
-def _score_batch(model: Any, prompts: list[list[int]], pad_id: int, label_inputs: Any, label_targets: Any,
-                 label_mask: Any, device: Any) -> list[list[float]]:
+def _score_batch(model: Any, prompts: list[list[int]], pad_id: int, tree: LabelTree, ancestors: Any,
+                 device: Any) -> list[list[float]]:
     import torch
 
     n_prompts, width = len(prompts), max(map(len, prompts))
-    n_labels = label_inputs.size(0)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(tree.tokens),
+                logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (P, V): the answer's first token
-    logprobs = first[:, label_targets[:, 0]].unsqueeze(-1)  # (P, L, 1)
-    if label_targets.size(1) > 1:
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(n_labels)  # every prompt's cache once per label
-        rows = n_prompts * n_labels
-        step_ids = label_inputs.repeat(n_prompts, 1)  # (P*L, M-1)
-        step_mask = torch.cat([mask.repeat_interleave(n_labels, 0), torch.ones_like(step_ids)], dim=1)
-        start = positions[:, -1:].repeat_interleave(n_labels, 0) + 1
-        step_positions = start + torch.arange(step_ids.size(1), device=device)
-        rest = model(input_ids=step_ids, attention_mask=step_mask, position_ids=step_positions,
-                     past_key_values=cache, use_cache=True).logits
-        rest = torch.log_softmax(rest.float(), dim=-1)  # (P*L, M-1, V)
-        targets = label_targets[:, 1:].repeat(n_prompts, 1)
-        picked = rest.gather(-1, targets.unsqueeze(-1)).squeeze(-1).view(n_prompts, n_labels, -1)
-        logprobs = torch.cat([logprobs, picked], dim=-1)
-    total = (logprobs * label_mask.unsqueeze(0)).sum(-1)  # padding past a label's end counts nothing
-    return total.tolist()
+    if tree.tokens:
+        n = len(tree.tokens)
+        dtype = out.logits.dtype if out.logits.is_floating_point() else torch.float32
+        allowed = torch.cat([mask.bool()[:, None, :].expand(n_prompts, n, width),
+                             ancestors[None].expand(n_prompts, n, n)], dim=2)
+        additive = torch.zeros(allowed.shape, dtype=dtype, device=device)
+        additive.masked_fill_(~allowed, torch.finfo(dtype).min)  # a prepared 4D mask is used as given
+        node_ids = torch.tensor(tree.tokens, device=device).expand(n_prompts, n)
+        node_positions = positions[:, -1:] + 1 + torch.tensor(tree.depths, device=device)
+        nodes = model(input_ids=node_ids, attention_mask=additive[:, None], position_ids=node_positions,
+                      past_key_values=out.past_key_values, use_cache=False).logits
+        nodes = torch.log_softmax(nodes.float(), dim=-1)  # (P, N, V)
+    totals = []
+    for path in tree.paths:
+        parents = torch.tensor([p for p, _ in path], device=device)
+        tokens = torch.tensor([t for _, t in path], device=device)
+        from_prompt = first[:, tokens]  # (P, len)
+        if tree.tokens:
+            from_nodes = nodes[:, parents.clamp(min=0), tokens]  # (P, len)
+            from_prompt = torch.where(parents[None] < 0, from_prompt, from_nodes)
+        totals.append(from_prompt.sum(-1))
+    return torch.stack(totals, dim=1).tolist()

@@ -12,9 +12,9 @@ from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapt
 from adapters.adapt import task_spec
 from adapters.files import write_lora_dir
 from adapters.lora import LoraSettings
-from adapters.scoring import label_scores
+from adapters.scoring import label_scores, label_tree
 from adapters.training import InnerLoop
-from prompts import Example, ShopLoRAError, suite
+from prompts import Example, ShopLoRAError, TaskSpec, suite
 from prompts.render import render
 
 TASK = suite.get_task("service-intent-petshop")
@@ -32,14 +32,27 @@ def adapter(base):
     return adapt(base, EXAMPLES, instruction=TASK.spec.instruction, labels=TASK.spec.labels, init=None, steps=6)
 
 
-def test_label_scores_match_a_full_forward_per_label(base):
-    scores = label_scores(base.model, base.tokenizer, TASK.spec, TEST_INPUTS[:2], batch_size=2)
-    for i, text in enumerate(TEST_INPUTS[:2]):
-        for j, label in enumerate(TASK.spec.labels[:4]):
-            r = render(TASK.spec, Example(text, label), base.tokenizer)
-            logprobs = torch.log_softmax(base.model(input_ids=torch.tensor([r.input_ids])).logits[0].float(), -1)
-            expected = sum(logprobs[t - 1, r.input_ids[t]].item() for t in range(r.prompt_length, len(r)))
-            assert scores[i][j] == pytest.approx(expected, abs=1e-3)
+def full_forward_score(base, spec, text, label) -> float:
+    r = render(spec, Example(text, label), base.tokenizer)
+    logprobs = torch.log_softmax(base.model(input_ids=torch.tensor([r.input_ids])).logits[0].float(), -1)
+    return sum(logprobs[t - 1, r.input_ids[t]].item() for t in range(r.prompt_length, len(r)))
+
+
+@pytest.mark.parametrize("labels", [TASK.spec.labels, ("return", "return_item", "re", "refund")])
+def test_label_scores_match_a_full_forward_per_label(base, labels):
+    # Labels that are prefixes of each other share tree nodes; each must still get its own exact likelihood.
+    spec = TaskSpec("t", "service", "classify", "Route it.", labels=labels)
+    inputs = TEST_INPUTS[:3]
+    scores = label_scores(base.model, base.tokenizer, spec, inputs, batch_size=2)
+    for i, text in enumerate(inputs):
+        for j, label in enumerate(labels[:5]):
+            assert scores[i][j] == pytest.approx(full_forward_score(base, spec, text, label), abs=1e-3)
+
+
+def test_label_tree_shares_prefixes():
+    tree = label_tree([[1, 2, 9], [1, 2, 3, 9], [4, 9]])
+    assert tree.tokens == [1, 2, 3, 4] and tree.parents == [-1, 0, 1, -1] and tree.depths == [0, 1, 2, 0]
+    assert tree.paths[1] == [(-1, 1), (0, 2), (1, 3), (2, 9)]
 
 
 def test_predict_gives_labels_probabilities_and_abstains(adapter):
