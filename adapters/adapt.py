@@ -90,35 +90,81 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
         settings, state, loop, init_name = LoraSettings(), None, InnerLoop(), "standard"
     loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
 
-    rng = random.Random(seed)
     torch.manual_seed(seed)  # the standard init's random A matrices
+    record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
+                              "inner_loop": loop.to_dict(), "n_examples": len(examples),
+                              "examples_sha256": examples_digest(examples), "seed": seed}
+    adapter = Adapter(base, spec, state, settings, record)
+    rng = random.Random(seed)
+    record.update(_fit(adapter, examples, loop, rng, progress))
+    record.update(replay=_replay_buffer([], examples, rng), seconds=round(time.perf_counter() - started, 2),
+                  created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return adapter
+
+
+def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = None, steps: int | None = None,
+           lr: float | None = None, seed: int = 0, replay: bool = True, columns: dict[str, str] | None = None,
+           progress: Progress | None = None) -> Adapter:
+    """Continue training `adapter` on new examples (a new batch or a new scenario) without erasing what it knew:
+    a bounded sample of earlier examples kept in the adapter is replayed with the new ones. New labels of a
+    classify task join the label set."""
+    started = time.perf_counter()
+    examples = load_examples(examples, columns=columns)
+    spec = adapter.spec
+    if spec.kind == "classify":
+        added = [label for label in (*(labels or ()), *infer_labels(examples)) if label not in spec.labels]
+        spec = replace(spec, labels=(*spec.labels, *dict.fromkeys(added)))
+    adapter.spec = spec
+    record = adapter.record
+    rng = random.Random(seed)
+    earlier = [Example(**row) for row in record.get("replay", [])]
+    replayed = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
+    loop = InnerLoop.from_dict(record["inner_loop"])
+    loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
+    fitted = _fit(adapter, [*examples, *replayed], loop, rng, progress)
+    record.setdefault("updates", []).append({"n_examples": len(examples), "n_replayed": len(replayed),
+                                             "examples_sha256": examples_digest(examples), **fitted,
+                                             "seconds": round(time.perf_counter() - started, 2)})
+    record.update(spec=spec.to_dict(), n_examples=record.get("n_examples", 0) + len(examples),
+                  metrics=fitted["metrics"], temperature=adapter.temperature,
+                  replay=_replay_buffer(earlier, examples, rng))
+    return adapter
+
+
+REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
+
+
+def _replay_buffer(earlier: Sequence[Example], new: Sequence[Example], rng: random.Random) -> list[dict]:
+    """A bounded, uniform sample of every example seen so far (reservoir-style: old and new weigh the same)."""
+    pool = [*earlier, *new]
+    kept = pool if len(pool) <= REPLAY_SIZE else rng.sample(pool, REPLAY_SIZE)
+    return [e.to_dict() for e in kept]
+
+
+def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: random.Random,
+         progress: Progress | None) -> dict[str, Any]:
+    """Train from the adapter's current weights; hold out a fifth of 16+ examples for early stopping and
+    calibration. Returns what to record."""
+    base, spec = adapter.base, adapter.spec
     shuffled = list(examples)
     rng.shuffle(shuffled)
     n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
     held_out, train = shuffled[:n_held], shuffled[n_held:]
-    tokenizer = base.tokenizer
-    rendered = [render(spec, e, tokenizer) for e in train]
-    held_rendered = [render(spec, e, tokenizer) for e in held_out]
+    rendered = [render(spec, e, base.tokenizer) for e in train]
+    held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
     _check_lengths(rendered + held_rendered, base, examples=train + held_out)
-
-    record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
-                              "inner_loop": loop.to_dict(), "n_examples": len(examples), "n_train": len(train),
-                              "n_held_out": len(held_out), "examples_sha256": examples_digest(examples), "seed": seed}
-    adapter = Adapter(base, spec, state, settings, record)
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
     losses = _train(adapter, rendered, held_rendered, loop, rng, progress)
     if held_out:
-        metrics["held_out_loss"] = round(mean_loss(base.peft, held_rendered, pad_id=tokenizer.pad_token_id), 4)
+        metrics["held_out_loss"] = round(mean_loss(base.peft, held_rendered, pad_id=base.tokenizer.pad_token_id), 4)
         if spec.kind == "classify":
             _calibrate(adapter, held_out, metrics)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
-    record.update(steps_run=len(losses), train_loss=[round(x, 4) for x in losses], metrics=metrics,
-                  temperature=adapter.temperature, seconds=round(time.perf_counter() - started, 2),
-                  created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return adapter
+    return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses),
+            "train_loss": [round(x, 4) for x in losses], "metrics": metrics, "temperature": adapter.temperature}
 
 
 def _check_lengths(rendered, base: Base, examples: Sequence[Example]) -> None:

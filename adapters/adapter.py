@@ -116,6 +116,12 @@ class Adapter:
         with self.base.lock:
             yield from stream_with(self._active(), self.base.tokenizer, self.spec, text, max_new_tokens=max_new_tokens)
 
+    def update(self, examples: Any, **kwargs: Any) -> "Adapter":
+        """Learn new examples or a new scenario without forgetting the earlier ones (replay); see `adapt.update`."""
+        from .adapt import update
+
+        return update(self, examples, **kwargs)
+
     # -- evaluation -------------------------------------------------------------------------------------------
     def evaluate(self, examples: Sequence[Example]) -> dict[str, float]:
         """Accuracy and macro-F1 (classify, plus ECE), or exact match and token F1 (extract, generate)."""

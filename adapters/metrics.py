@@ -86,3 +86,13 @@ def fit_temperature(scores: Sequence[Sequence[float]], gold_index: Sequence[int]
 
     grid = [math.exp(x / 10) for x in range(-30, 31)]  # 0.05 .. 20
     return min(grid, key=nll)
+
+
+def backward_transfer(accuracy: Sequence[Sequence[float]]) -> float:
+    """BWT over a stream of scenarios: `accuracy[t][i]` is scenario i's accuracy after learning scenario t. The mean
+    change, after the last scenario, of every earlier scenario against right after it was learned (negative:
+    forgetting)."""
+    last = len(accuracy) - 1
+    if last < 1:
+        return 0.0
+    return sum(accuracy[last][i] - accuracy[i][i] for i in range(last)) / last
