@@ -124,6 +124,20 @@ def _adapters(args: argparse.Namespace) -> None:
         print(f"deleted {args.name}")
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from adapters import load_base
+    from train.evaluate import compare, table
+
+    task = suite.get_task(args.task)
+    base = load_base(args.model)
+    inits = [init.strip() for init in args.inits.split(",") if init.strip()]
+    print(f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
+          f"on {base.device}")
+    results = compare(base, task, k=args.k, inits=inits, seed=args.seed, n_test=args.n_test,
+                      baselines=not args.no_baselines)
+    print(table(results))
+
+
 def _meta_train(args: argparse.Namespace) -> None:
     from train.meta import main as meta_main
 
@@ -196,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     adapters.add_argument("--store", default=default_store, help=store_help)
     adapters.add_argument("--json", action="store_true", help="list as JSON")
     adapters.set_defaults(run=_adapters)
+
+    compare_ = commands.add_parser("compare", help="adapt one task from several inits on the same k examples; "
+                                   "print a table")
+    compare_.add_argument("task", help="task name, e.g. a held-out scenario (see `shoplora tasks list`)")
+    compare_.add_argument("--k", type=int, default=16, help="examples to adapt on (default 16)")
+    compare_.add_argument("--inits", default="default,none",
+                          help="comma-separated inits: default (shipped meta init), none (standard), a path or "
+                               "shipped name (default: default,none)")
+    compare_.add_argument("--seed", type=int, default=0, help="which support set (default 0)")
+    compare_.add_argument("--n-test", type=int, default=50, help="test examples to score (default 50)")
+    compare_.add_argument("--no-baselines", action="store_true", help="skip zero-shot and in-context prompting")
+    compare_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
+    compare_.set_defaults(run=_compare)
 
     meta = commands.add_parser("meta-train", help="meta-train a LoRA init (one process; see train.meta)")
     meta.add_argument("config", help="YAML run config, e.g. configs/embedded.yaml")

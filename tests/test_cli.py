@@ -54,7 +54,7 @@ def test_unknown_task_is_one_line_error():
 
 def test_help_everywhere():
     for args in ([], ["tasks"], ["tasks", "list"], ["tasks", "show"], ["tasks", "export"], ["try"], ["adapt"],
-                 ["predict"], ["adapters"], ["meta-train"]):
+                 ["predict"], ["adapters"], ["meta-train"], ["compare"]):
         result = subprocess.run([sys.executable, "-m", "shoplora", *args, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: shoplora" in result.stdout
 
@@ -98,3 +98,11 @@ def test_adapt_bad_input_is_one_line(tmp_path, tiny_model_dir, capsys):
     assert main(["adapt", str(bad), "--instruction", "x", "--name", "../evil", "--store", str(tmp_path / "s")]) == 2
     assert "is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_compare_prints_a_table(tiny_model_dir, capsys):
+    assert main(["compare", "service-intent-petshop", "--k", "4", "--inits", "none", "--n-test", "3",
+                 "--model", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "method" not in line]
+    assert rows == ["zero_shot", "icl", "lora_standard"]
