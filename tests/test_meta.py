@@ -1,0 +1,266 @@
+"""Meta-training on the tiny random Llama: what moves, hand-computed outer updates, resume, two processes, configs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from adapters import load_base
+from adapters.files import read_lora_dir
+from adapters.lora import add_lora, load_lora_state, lora_parameters
+from adapters.training import answer_loss, collate
+from prompts import ShopLoRAError, suite
+from train import checkpoint
+from train.config import ConfigError, MetaConfig, load_config
+from train.episodes import EpisodeSampler
+from train.meta import MetaTrainer, lr_factor, main, run
+
+ROOT = Path(__file__).parent.parent
+TINY = ROOT / "configs" / "tiny.yaml"
+RUN_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The tiny model's matmuls are far too small for two threads to pay; a second thread only contends.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(model_dir: Path, output_dir: Path, *overrides: str) -> MetaConfig:
+    return load_config(TINY, [f"base_model={model_dir}", f"output_dir={output_dir}", *overrides])
+
+
+def init_tensors(output_dir: Path) -> dict[str, torch.Tensor]:
+    return read_lora_dir(output_dir / "init").state
+
+
+# ------------------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.output_dir == f"runs/{path.stem}"
+    assert config.inner_loop().steps == config.inner_steps
+
+
+@pytest.mark.parametrize("override, field", [
+    ("outer_steps=0", "outer_steps"),
+    ("outer_steps=ten", "outer_steps"),
+    ("algorithm=maml", "algorithm"),
+    ("support_k=[8,4]", "support_k"),
+    ("inner_optimizer=lion", "inner_optimizer"),
+    ("resume=perhaps", "resume"),
+    ("lora_targets=7", "lora_targets"),
+    ("quantization=8bit", "quantization"),
+    ("outer_stepz=3", "outer_stepz"),
+])
+def test_bad_config_values_name_the_field(override, field):
+    with pytest.raises(ConfigError, match=re.escape(repr(field))):
+        load_config(TINY, [override])
+
+
+def test_overrides_are_converted_to_the_field_types():
+    config = load_config(TINY, ["outer_lr=1e-4", "support_k=6", "label_subsets=false", "lora_targets=all-linear",
+                                "tasks=[search-relevance,service-intent]", "base_model=null"])
+    assert config.outer_lr == 1e-4 and config.support_k == (6, 6) and config.label_subsets is False
+    assert config.lora_targets == "all-linear" and config.tasks == ("search-relevance", "service-intent")
+
+
+def test_main_reports_errors_in_one_line(capsys, tmp_path):
+    assert main([str(TINY), "meta_batch_size=0"]) == 2
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "'meta_batch_size'" in lines[0] and "no config file" in lines[1]
+
+
+def test_unknown_task_and_too_large_meta_batch(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="'tasks'.*nope"):
+        run(tiny(tiny_model_dir, tmp_path / "a", "tasks=[nope]"))
+    with pytest.raises(ShopLoRAError, match="meta_batch_size 9"):
+        run(tiny(tiny_model_dir, tmp_path / "b", "meta_batch_size=9"))
+
+
+# ------------------------------------------------------------------------------------------------ episodes
+def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
+    tasks = suite.tasks("ecommerce-v1", split="meta-train")[:6]
+    sampler = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(2, 5), query_k=3,
+                             label_subsets=True, max_length=1024, seed=1)
+    whole = sampler.sample(3)
+    assert [e.task for e in whole] == [e.task for e in sampler.sample(3)]
+    assert [e.task for e in whole] != [e.task for e in sampler.sample(4)]
+    halves = sampler.sample(3, rank=0, world=2) + sampler.sample(3, rank=1, world=2)
+    assert sorted(e.task for e in halves) == sorted(e.task for e in whole)
+    for episode in whole:
+        task = suite.get_task(episode.task)
+        assert 2 <= len(episode.support) <= 5 and len(episode.query) == 3
+        assert not {tuple(r.input_ids) for r in episode.support} & {tuple(r.input_ids) for r in episode.query}
+        if task.spec.kind == "classify":  # a label subset: every answer is one of the episode's labels
+            assert set(episode.spec.labels) <= set(task.spec.labels) and len(episode.spec.labels) >= 2
+            answers = {tiny_tokenizer.decode([t for t in r.labels if t >= 0]) for r in episode.support + episode.query}
+            assert all(any(label in answer for label in episode.spec.labels) for answer in answers)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, warmup=2, total=10, schedule="cosine") for s in range(10)]
+    assert factors[0] == 0.5 and factors[1] == 1.0 and factors[2] == 1.0
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:])) and factors[-1] > 0.1
+    assert lr_factor(9, warmup=0, total=10, schedule="constant") == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ training
+@pytest.mark.parametrize("algorithm", ["reptile", "fomaml", "multitask"])
+def test_training_moves_the_lora_and_never_the_base(tiny_model_dir, tmp_path, algorithm):
+    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", "outer_steps=2")
+    trainer = MetaTrainer(config)
+    try:
+        trainer.setup()
+        start = {k: t.detach().clone() for k, t in trainer.init.items()}
+        base = {k: p.detach().clone() for k, p in trainer.model.get_base_model().named_parameters() if "lora_" not in k}
+        folder = trainer.train()
+        for key, param in trainer.model.get_base_model().named_parameters():
+            if "lora_" not in key:
+                assert torch.equal(param, base[key]), f"{key} changed"
+    finally:
+        trainer.cleanup()
+    files = read_lora_dir(folder)
+    assert files.state.keys() == start.keys()
+    assert all(not torch.equal(files.state[k], start[k]) for k in start if "lora_B" in k)
+    record = files.record
+    assert record["kind"] == "init" and record["algorithm"] == algorithm and record["outer_steps"] == 2
+    assert record["inner_loop"] == config.inner_loop().to_dict() and record["tasks"] == list(config.tasks)
+    assert record["curves"]["validation"]["step"] == [0, 2] and len(record["curves"]["train"]["query_loss"]) == 2
+    assert record["base_fingerprint"] == load_base(str(tiny_model_dir), device="cpu").fingerprint
+    assert record["metrics"]["validation_loss_after"] == record["curves"]["validation"]["loss_after"][-1]
+
+
+def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = run(tiny(tiny_model_dir, tmp_path, "outer_steps=1"))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), folder)
+    loaded = lora_parameters(model, "default")
+    assert all(torch.equal(loaded[k], t) for k, t in init_tensors(tmp_path).items())
+
+
+@pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
+def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm):
+    """1 task, 1 inner SGD step of lr 0.5 on the whole support set, outer SGD of lr 1, no schedule:
+    Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init))."""
+    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", "tasks=[search-relevance]", "meta_batch_size=1",
+                  "support_k=3", "query_k=2", "inner_steps=1", "inner_optimizer=sgd", "inner_lr=0.5",
+                  "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1", "warmup_steps=0", "schedule=constant",
+                  "outer_steps=1", "validation_tasks=0", "label_subsets=false")
+    trainer = MetaTrainer(config)
+    try:
+        trainer.setup()
+        init = {k: t.detach().clone() for k, t in trainer.init.items()}
+        episode = trainer.sampler.sample(0)[0]
+        trainer.train()
+        learned = {k: t.detach().clone() for k, t in trainer.init.items()}
+    finally:
+        trainer.cleanup()
+
+    base = load_base(str(tiny_model_dir), device="cpu")
+    model = add_lora(base, "by-hand", config.lora_settings())
+    params = lora_parameters(model, "by-hand")
+    pad = base.tokenizer.pad_token_id
+
+    def gradient(at: dict, rendered) -> dict:
+        load_lora_state(model, at, "by-hand")
+        for p in params.values():
+            p.requires_grad_(True)
+        grads = torch.autograd.grad(answer_loss(model, collate(rendered, pad)), list(params.values()))
+        return dict(zip(params, grads))
+
+    g_support = gradient(init, episode.support)
+    adapted = {k: init[k] - 0.5 * g_support[k] for k in init}
+    if algorithm == "reptile":
+        expected = {k: init[k] - 1.0 * (init[k] - adapted[k]) for k in init}
+    else:
+        g_query = gradient(adapted, episode.query)
+        expected = {k: init[k] - 1.0 * g_query[k] for k in init}
+    assert any((expected[k] - init[k]).abs().max() > 1e-4 for k in init)  # the update is not trivially zero
+    for key in init:
+        torch.testing.assert_close(learned[key], expected[key], rtol=1e-4, atol=1e-6)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_model_dir, tmp_path):
+    # Adam outer optimizer, warm-up and cosine decay, label subsets: every piece of state must come back.
+    straight = run(tiny(tiny_model_dir, tmp_path / "straight", "algorithm=fomaml"))
+    assert run(tiny(tiny_model_dir, tmp_path / "split", "algorithm=fomaml", "stop_after=2")) is None
+    saved = json.loads((tmp_path / "split" / "checkpoint" / "trainer_state.json").read_text())
+    assert saved["step"] == 2 and not (tmp_path / "split" / "init").exists()
+    resumed = run(tiny(tiny_model_dir, tmp_path / "split", "algorithm=fomaml", "resume=true"))
+    a, b = read_lora_dir(straight), read_lora_dir(resumed)
+    for key in a.state:
+        torch.testing.assert_close(b.state[key], a.state[key], rtol=1e-5, atol=1e-7)
+    assert b.record["curves"]["train"]["query_loss"] == pytest.approx(a.record["curves"]["train"]["query_loss"])
+    assert b.record["curves"]["validation"] == a.record["curves"]["validation"]
+
+
+def test_resume_refuses_another_run_and_fresh_runs_refuse_to_overwrite(tiny_model_dir, tmp_path):
+    run(tiny(tiny_model_dir, tmp_path, "stop_after=1"))
+    with pytest.raises(ShopLoRAError, match="outer_lr"):
+        run(tiny(tiny_model_dir, tmp_path, "resume=true", "outer_lr=0.5"))
+    with pytest.raises(ConfigError, match="resume=true"):
+        run(tiny(tiny_model_dir, tmp_path))
+
+
+def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp_path):
+    run(tiny(tiny_model_dir, tmp_path, "stop_after=2"))
+    # What `kill -9` can leave: a half-written staging folder, and the last checkpoint moved aside.
+    (tmp_path / ".checkpoint.saving-x").mkdir()
+    (tmp_path / ".checkpoint.saving-x" / "lora.safetensors").write_bytes(b"half")
+    os.replace(tmp_path / "checkpoint", tmp_path / checkpoint.PREVIOUS)
+    assert checkpoint.find(tmp_path) == tmp_path / checkpoint.PREVIOUS
+    folder = run(tiny(tiny_model_dir, tmp_path, "resume=true"))
+    assert read_lora_dir(folder).record["outer_steps"] == 4
+    assert (tmp_path / "checkpoint").is_dir() and not (tmp_path / checkpoint.PREVIOUS).exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
+    """`accelerate launch` with 2 processes (joined over gloo: no GPU here) for 2 outer steps; the weights are the
+    same in both processes, and the same as one process training alone (episodes do not depend on the split)."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               "-m", "train.meta", str(TINY), f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'two'}",
+               "outer_steps=2", "algorithm=fomaml"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
+    record = read_lora_dir(tmp_path / "two" / "init").record
+    assert digests.keys() == {"0", "1"} and set(digests.values()) == {record["sha256"]}
+    assert record["processes"] == 2
+
+    alone = run(tiny(tiny_model_dir, tmp_path / "one", "outer_steps=2", "algorithm=fomaml"))
+    for key, tensor in read_lora_dir(alone).state.items():
+        torch.testing.assert_close(init_tensors(tmp_path / "two")[key], tensor, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
+                    reason="4-bit (QLoRA) meta-training needs a CUDA GPU and bitsandbytes")
+def test_four_bit_base(tiny_model_dir, tmp_path):
+    folder = run(tiny(tiny_model_dir, tmp_path, "quantization=4bit", "outer_steps=2", "dtype=bfloat16"))
+    record = read_lora_dir(folder).record
+    assert record["config"]["quantization"] == "4bit"

@@ -1,0 +1,205 @@
+"""The meta-training config: one dataclass, loaded from YAML with `key=value` command-line overrides.
+
+Every field is checked when the config is built; an unknown key or a bad value is a `ConfigError` that names the
+field and says what would be accepted. Example: `load_config("configs/tiny.yaml", ["outer_steps=2"])`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapters.base import DTYPES, QUANTIZATIONS
+from adapters.lora import ALL_LINEAR, LoraSettings
+from adapters.training import OPTIMIZERS, InnerLoop
+from prompts.errors import ShopLoRAError
+
+ALGORITHMS = ("reptile", "fomaml", "multitask")
+SCHEDULES = ("cosine", "linear", "constant")
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+class ConfigError(ShopLoRAError):
+    """A meta-training config with an unknown key or a bad value."""
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """What `python -m train.meta` runs. Field help is in `fields(MetaConfig)[i].metadata["help"]`."""
+
+    # what to train
+    base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
+    suite: str = _help("task suite whose meta-train split is used (`shoplora tasks list`)", "ecommerce-v1")
+    tasks: tuple[str, ...] = _help("only these meta-train tasks (empty = all of the suite's meta-train tasks)", ())
+    algorithm: str = _help("reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)",
+                           "reptile")
+    output_dir: str | None = _help("where the checkpoint and the init go; null = runs/<config file name>/", None)
+    # episodes
+    outer_steps: int = _help("outer (meta) updates", 100)
+    meta_batch_size: int = _help("tasks per outer step, over all processes (a multiple of the process count)", 4)
+    support_k: tuple[int, int] = _help("[min, max] support examples per episode, drawn per task and step", (8, 32))
+    query_k: int = _help("query examples per episode: FOMAML's meta-gradient and the query-loss curve", 8)
+    label_subsets: bool = _help("classify episodes use a random subset of the labels in a shuffled order", True)
+    max_length: int = _help("tokens of prompt + answer; longer examples are skipped", 256)
+    # inner loop: recorded in the init and reused as is by adaptation
+    inner_steps: int = _help("optimizer steps on the support set per episode", 8)
+    inner_lr: float = _help("inner-loop learning rate (also the multitask learning rate)", 1e-3)
+    inner_optimizer: str = _help("adam | sgd", "adam")
+    inner_batch_size: int = _help("examples per inner step", 8)
+    # outer loop
+    outer_optimizer: str = _help("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
+    outer_lr: float = _help("outer learning rate at the end of warm-up", 1e-3)
+    warmup_steps: int = _help("outer steps of linear warm-up", 0)
+    schedule: str = _help("cosine | linear | constant decay after warm-up (to 10% of outer_lr)", "cosine")
+    # LoRA and the base model
+    lora_r: int = _help("LoRA rank (16 is vLLM's default maximum)", 16)
+    lora_alpha: int = _help("LoRA alpha: the update is scaled by alpha / r", 32)
+    lora_targets: tuple[str, ...] | str = _help("module names such as [q_proj, v_proj], or all-linear", ALL_LINEAR)
+    quantization: str | None = _help("null, or 4bit (NF4 through bitsandbytes, CUDA only: QLoRA)", None)
+    dtype: str = _help("auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16", "auto")
+    gradient_checkpointing: bool = _help("recompute activations in backward: less memory, ~30% slower", False)
+    # bookkeeping
+    seed: int = _help("seeds the LoRA init, the episodes and the batch order", 0)
+    save_every: int = _help("checkpoint every N outer steps (0 = only at the end)", 50)
+    resume: bool = _help("continue from output_dir/checkpoint when there is one", False)
+    stop_after: int = _help("stop after this outer step, checkpointed, to continue later with resume (0 = run all)",
+                            0)
+    validate_every: int = _help("validation every N outer steps (0 = only before and after training)", 0)
+    validation_tasks: int = _help("meta-train tasks whose test part validates: loss before vs after adapting", 4)
+    validation_query: int = _help("test examples per validation task the loss is measured on", 32)
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"config field {name!r} {rule}, got {getattr(self, name)!r}")
+
+        check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
+        for name in ("outer_steps", "meta_batch_size", "query_k", "inner_steps", "inner_batch_size", "lora_r",
+                     "lora_alpha", "validation_query"):
+            check(getattr(self, name) >= 1, name, "must be >= 1")
+        check(self.max_length >= 8, "max_length", "must be >= 8")
+        for name in ("warmup_steps", "save_every", "stop_after", "validate_every", "validation_tasks"):
+            check(getattr(self, name) >= 0, name, "must be >= 0")
+        check(1 <= self.support_k[0] <= self.support_k[1], "support_k", "must be [min, max] with 1 <= min <= max")
+        check(self.warmup_steps <= self.outer_steps, "warmup_steps", f"must be <= outer_steps ({self.outer_steps})")
+        check(self.inner_lr > 0, "inner_lr", "must be > 0")
+        check(self.outer_lr > 0, "outer_lr", "must be > 0")
+        check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
+        check(self.quantization in QUANTIZATIONS, "quantization", "must be null or 4bit")
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check(isinstance(self.lora_targets, tuple) or self.lora_targets == ALL_LINEAR, "lora_targets",
+              f"must be a list of module names or {ALL_LINEAR!r}")
+
+    def lora_settings(self) -> LoraSettings:
+        return LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=self.lora_targets)
+
+    def inner_loop(self) -> InnerLoop:
+        """The inner loop as adaptation will run it from the init this config trains."""
+        return InnerLoop(steps=self.inner_steps, lr=self.inner_lr, optimizer=self.inner_optimizer,
+                         batch_size=self.inner_batch_size, max_length=self.max_length)
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+def describe_fields() -> str:
+    """One line per config field: name, default and help (the command line's --help)."""
+    return "\n".join(f"  {f.name} = {f.default}: {f.metadata['help']}" for f in fields(MetaConfig))
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> MetaConfig:
+    """The config in YAML file `path`, with `key=value` overrides applied (values as they would be in YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}; the shipped ones are in configs/ (e.g. configs/embedded.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of config fields (key: value), not a {type(data).__name__}")
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} is not key=value (e.g. outer_steps=10)")
+        data[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    if data.get("output_dir") is None:
+        data["output_dir"] = str(Path("runs") / path.stem)
+    return build_config(data)
+
+
+def build_config(data: dict) -> MetaConfig:
+    """A MetaConfig from plain values (YAML's types), converted to each field's type."""
+    known = {f.name: f for f in fields(MetaConfig)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {', '.join(map(repr, unknown))}; the fields are: "
+                          f"{', '.join(known)}")
+    hints = typing.get_type_hints(MetaConfig)
+    return MetaConfig(**{key: _convert(key, hints[key], value) for key, value in data.items()})
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    """`value` as type `kind`; strings from the command line such as '1e-3', 'true' or '8,32' are understood."""
+    options = [o for o in (typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,))
+               if o is not type(None)]
+    if value is None:
+        if len(options) < len(typing.get_args(kind)):  # the union included None
+            return None
+        raise ConfigError(f"config field {name!r} must be set (null is not allowed here)")
+    if isinstance(value, str) and str in options:
+        return value  # e.g. lora_targets: all-linear (a list of names is written [q_proj, v_proj])
+    wanted = []
+    for option in options:
+        try:
+            return _convert_one(option, value)
+        except ValueError as error:
+            wanted.append(str(error))
+    raise ConfigError(f"config field {name!r} must be {' or '.join(wanted)}, got {value!r}")
+
+
+def _convert_one(kind: Any, value: Any) -> Any:
+    """`value` as `kind`; a ValueError says what was expected."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in TRUE + FALSE:
+            return str(value).lower() in TRUE
+        raise ValueError("true or false")
+    if kind is float or kind is int:
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (kind is int and not number.is_integer()):
+            raise ValueError("a whole number" if kind is int else "a number")
+        return int(number) if kind is int else number
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError("a string")
+        return value
+    if typing.get_origin(kind) is tuple:
+        item_kind, *rest = typing.get_args(kind)
+        items = value.split(",") if isinstance(value, str) else value
+        items = list(items) if isinstance(items, (list, tuple)) else [items]
+        if rest != [Ellipsis]:  # a fixed-length pair such as support_k; one number n means [n, n]
+            size = 1 + len(rest)
+            items = items * size if len(items) == 1 else items
+            if len(items) != size:
+                raise ValueError(f"a list of {size} values such as [8, 32]")
+        try:
+            return tuple(_convert_one(item_kind, item.strip() if isinstance(item, str) else item) for item in items)
+        except ValueError as error:
+            raise ValueError(f"a list ({error} each)") from None
+    raise ValueError(f"of a type the config cannot read ({kind})")
