@@ -24,9 +24,15 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# The main job: a held-out scenario learned from 16 examples, from the shipped meta init vs the multi-task init vs
+# a standard LoRA init (plus zero-shot and in-context prompting), then one adapter saved for Python and the CLI.
 quickstart: install
-	$(VENV)/bin/shoplora tasks list --split held-out
-	$(VENV)/bin/shoplora try service-intent-petshop -n 3
+	$(VENV)/bin/shoplora compare service-intent-petshop --k 16 --n-test 30 \
+	    --inits default,smollm2-135m-multitask,none
+	$(VENV)/bin/shoplora adapt examples/returns.jsonl --name acme-returns --overwrite \
+	    --instruction "Classify the customer's message." --labels where_is_my_order,return_item,cancel_order
+	@echo 'Try it: .venv/bin/shoplora predict acme-returns "where is my parcel??"  (Python: adapters.load_adapter)'
+
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -228,3 +228,18 @@ def test_extract_predictions_parse_json_or_say_why(base):
     assert (prediction.value is not None) != (prediction.error is not None)
     if prediction.error:
         assert "not valid JSON" in prediction.error
+
+
+def test_shipped_inits_are_complete_peft_folders():
+    from adapters.base import EMBEDDED_ID
+    from adapters.files import read_lora_dir
+    from adapters.inits import shipped_inits
+
+    inits = shipped_inits()
+    assert {"smollm2-135m-meta", "smollm2-135m-multitask"} <= set(inits)
+    records = {name: read_lora_dir(path) for name, path in inits.items()}
+    assert [name for name, files in records.items() if files.record.get("default")] == ["smollm2-135m-meta"]
+    for files in records.values():
+        assert files.base_model_id == EMBEDDED_ID and files.record["base_fingerprint"]
+        InnerLoop.from_dict(files.record["inner_loop"])
+        assert files.settings.r <= 16
