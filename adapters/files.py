@@ -73,6 +73,13 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
             lines.append(f"- labels: {', '.join(spec['labels'])}")
     if record.get("init"):
         lines.append(f"- trained from: {record['init']}")
+    if record.get("kind") == "init":
+        lines += [f"- meta-trained init: {record.get('algorithm')} over {len(record.get('tasks', []))} tasks of "
+                  f"{record.get('suite')}, on {record.get('device')} in {record.get('seconds', 0) / 60:.0f} min "
+                  f"({record.get('created')})",
+                  f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}"]
+        if record.get("trained_on"):
+            lines.append(f"- {record['trained_on']}")
     if record.get("n_examples"):
         lines.append(f"- examples: {record['n_examples']}")
     if metrics:
