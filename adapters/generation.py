@@ -34,12 +34,13 @@ def generate(base: Base, spec: TaskSpec, inputs: Sequence[str], *, shots: Sequen
                              batch_size=batch_size)
 
 
-def _prompt_batch(tokenizer: Any, prompts: list[list[int]], device: Any) -> tuple[Any, Any]:
+def left_pad(prompts: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """(ids, attention mask) of prompts padded on the left, so every prompt ends at the last column: where
+    generation continues and where label scoring reads the next token."""
     import torch
 
     width = max(map(len, prompts))
-    # Left padding keeps every prompt's last token at the end, where generation continues.
-    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     return ids, mask
 
@@ -53,7 +54,7 @@ def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[s
     answers: list[str] = []
     for start in range(0, len(inputs), batch_size):
         prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
-        ids, mask = _prompt_batch(tokenizer, prompts, device)
+        ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
@@ -67,7 +68,7 @@ def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_ne
     from transformers import TextIteratorStreamer
 
     device = next(model.parameters()).device
-    ids, mask = _prompt_batch(tokenizer, [prompt_ids(spec, text, tokenizer)], device)
+    ids, mask = left_pad([prompt_ids(spec, text, tokenizer)], tokenizer.pad_token_id, device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
     def work() -> None:

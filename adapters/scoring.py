@@ -15,6 +15,8 @@ from typing import Any, Sequence
 from prompts import TaskSpec
 from prompts.render import answer_ids, prompt_ids
 
+from .generation import left_pad
+
 
 @dataclass
 class LabelTree:
@@ -76,9 +78,8 @@ def _score_batch(model: Any, prompts: list[list[int]], pad_id: int, tree: LabelT
                  device: Any) -> list[list[float]]:
     import torch
 
-    n_prompts, width = len(prompts), max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    ids, mask = left_pad(prompts, pad_id, device)
+    n_prompts, width = ids.shape
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(tree.tokens),
                 logits_to_keep=1)

@@ -15,6 +15,7 @@ from datetime import date
 import torch
 
 from adapters import load_base
+from adapters.generation import left_pad
 from adapters.scoring import label_scores
 from prompts import TaskSpec, suite
 from prompts.render import prompt_ids
@@ -27,9 +28,7 @@ def plain_forward(model, tokenizer, spec, inputs, batch_size):
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
             prompts = [prompt_ids(spec, text, tokenizer) for text in inputs[start : start + batch_size]]
-            width = max(map(len, prompts))
-            ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+            ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
             model(input_ids=ids, attention_mask=mask)
 
 
