@@ -48,36 +48,69 @@ def left_pad(prompts: list[list[int]], pad_id: int, device: Any) -> tuple[Any, A
 def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *,
                   shots: Sequence[Example] = (), max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
     """Greedy answers from `model` as it is (with whatever adapter is active)."""
-    import torch
-
-    device = next(model.parameters()).device
     answers: list[str] = []
     for start in range(0, len(inputs), batch_size):
         prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
-        ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
-        with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
-        answers += [tokenizer.decode(row[ids.size(1):], skip_special_tokens=True).strip() for row in out]
+        answers += generate_prompts(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
     return answers
+
+
+def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, max_new_tokens: int = 64,
+                     **generate_kwargs: Any) -> list[str]:
+    """Greedy answers to rendered prompts as one left-padded batch. `generate_kwargs` go to `model.generate`
+    (serving passes PEFT's `adapter_names` for a batch over several adapters, and `max_time`)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
+                             **generate_kwargs)
+    return [tokenizer.decode(row[ids.size(1):], skip_special_tokens=True).strip() for row in out]
 
 
 def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_new_tokens: int = 64) -> Iterator[str]:
     """The greedy answer to one input, yielded piece by piece while a worker thread generates it."""
+    return stream_prompt(model, tokenizer, prompt_ids(spec, text, tokenizer), max_new_tokens=max_new_tokens)
+
+
+def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_tokens: int = 64,
+                  **generate_kwargs: Any) -> Iterator[str]:
+    """The greedy answer to one rendered prompt, piece by piece; `generate_kwargs` go to `model.generate`."""
     import torch
-    from transformers import TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
     device = next(model.parameters()).device
-    ids, mask = left_pad([prompt_ids(spec, text, tokenizer)], tokenizer.pad_token_id, device)
+    ids, mask = left_pad([prompt], tokenizer.pad_token_id, device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    abandoned = threading.Event()
+
+    class StopWhenAbandoned(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.size(0),), abandoned.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    failed: list[BaseException] = []
 
     def work() -> None:
-        with torch.inference_mode():
-            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                           pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
-                           streamer=streamer)
+        try:
+            with torch.inference_mode():
+                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                               pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
+                               streamer=streamer, stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
+                               **generate_kwargs)
+        except BaseException as error:  # ends the stream instead of leaving the reader waiting forever
+            failed.append(error)
+            streamer.end()
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    yield from streamer
-    worker.join()
+    try:
+        yield from streamer
+        if failed:
+            raise failed[0]
+    finally:
+        # A reader that stops early (a closed browser tab) must not leave generation running on the shared model
+        # after the caller has released its lock: stop at the next token and wait for the worker.
+        abandoned.set()
+        worker.join()
