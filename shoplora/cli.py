@@ -138,6 +138,23 @@ def _compare(args: argparse.Namespace) -> None:
     print(table(results))
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from adapters import load_base
+    from serve.app import serve
+    from serve.engine import Engine
+
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise ShopLoRAError("--auth takes USER:PASS, e.g. --auth support:s3cret")
+        auth = (user, password)
+    store = _store(args)
+    engine = Engine(load_base(args.model), store, meta_init=args.init, max_loaded=args.max_loaded,
+                    max_pending=args.max_pending, max_new_tokens=args.max_new_tokens, time_limit=args.time_limit)
+    serve(engine, host=args.host, port=args.port, auth=auth, max_file_size=args.max_file_size)
+
+
 def _meta_train(args: argparse.Namespace) -> None:
     from train.meta import main as meta_main
 
@@ -223,6 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
     compare_.add_argument("--no-baselines", action="store_true", help="skip zero-shot and in-context prompting")
     compare_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
     compare_.set_defaults(run=_compare)
+
+    serve_ = commands.add_parser("serve", help="the Gradio lab (chat, teach, compare) and an OpenAI-style API "
+                                 "(/v1/chat/completions, /v1/models) on one port")
+    serve_.add_argument("--store", default=default_store, help=store_help)
+    serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve_.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve_.add_argument("--auth", metavar="USER:PASS", help="require this login for the page; API clients send "
+                        "'Authorization: Bearer USER:PASS'")
+    serve_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
+    serve_.add_argument("--init", default="default", help="meta init served as 'meta-init' and adapted from "
+                        "(default: the shipped one; none for a standard LoRA init)")
+    serve_.add_argument("--max-loaded", type=int, default=4, help="stored adapters kept in memory (default 4)")
+    serve_.add_argument("--max-pending", type=int, default=16,
+                        help="requests waiting at once before new ones are told to retry (default 16)")
+    serve_.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    serve_.add_argument("--time-limit", type=float, default=60.0, help="seconds one answer may take (default 60)")
+    serve_.add_argument("--max-file-size", default="5mb", help="largest upload (default 5mb)")
+    serve_.set_defaults(run=_serve)
 
     meta = commands.add_parser("meta-train", help="meta-train a LoRA init (one process; see train.meta)")
     meta.add_argument("config", help="YAML run config, e.g. configs/embedded.yaml")

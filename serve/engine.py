@@ -1,0 +1,540 @@
+"""`Engine`: many LoRA adapters served from one base model, one request at a time or as mixed batches.
+
+The base model is loaded once. Stored adapters load on first use and at most `max_loaded` stay in memory (least
+recently used out first); "base" is the model without LoRA and "meta-init" the shipped meta init. All model work
+runs on one worker thread that takes the base's lock per job, so concurrent users never see each other's adapter:
+generation requests waiting together run as one batch whose rows may use different adapters (PEFT's
+`adapter_names`), and a stream runs on that thread too, so its lock never crosses threads. Classification and
+adaptation run in the caller's thread under the same lock. At most `max_pending` requests wait; the next one gets
+`EngineBusy` at once instead of waiting forever. Example:
+
+    engine = Engine(load_base(), AdapterStore("adapters_store"))
+    engine.generate([{"role": "user", "content": "where is my parcel?"}], adapter="acme-returns").text
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from adapters import Adapter, AdapterStore, Base, Prediction, adapt
+from adapters.files import check_name
+from adapters.generation import base_only, generate_prompts, stream_prompt
+from adapters.inits import DEFAULT, resolve_init
+from prompts import Example, ShopLoRAError, TaskSpec
+from prompts.render import prompt_ids
+
+BASE = "base"
+META_INIT = "meta-init"
+CHAT_INSTRUCTION = ("You are a helpful customer-service assistant for an online shop. Answer the customer briefly "
+                    "and politely.")
+MAX_MESSAGE_CHARS = 8000  # per message: far past any support message, and well inside the embedded model's context
+ROLES = ("system", "user", "assistant")
+
+
+class EngineError(ShopLoRAError):
+    """A request the engine cannot serve as asked (bad messages, unknown adapter...): the message says why."""
+
+
+class UnknownAdapter(EngineError):
+    """No adapter of that name in the store (nor base / meta-init)."""
+
+
+class EngineBusy(EngineError):
+    """Too many requests are waiting; the caller should try again shortly."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What a served name is: its kind, label set and instruction (the system turn it was trained with)."""
+
+    name: str
+    kind: str
+    instruction: str
+    labels: tuple[str, ...] = ()
+    init: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "instruction": self.instruction, "labels": list(self.labels),
+                "init": self.init}
+
+
+@dataclass
+class Reply:
+    """A finished answer: `text`, the `prediction` of a classify adapter, and token counts for usage reports."""
+
+    text: str
+    adapter: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"  # "length" when the answer hit max_new_tokens
+    prediction: Prediction | None = None
+
+
+@dataclass
+class _Job:
+    adapter: str
+    spec: TaskSpec
+    input: str
+    shots: list[Example]
+    max_new_tokens: int
+    stream: "queue.Queue[Any] | None" = None  # pieces, then _DONE or an exception; None for a batched request
+    future: Future = field(default_factory=Future)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+
+
+_DONE = object()
+
+
+def chat_spec(system: str | None = None) -> TaskSpec:
+    """The task spec of free chat with the base model or the meta init: the request's system message, else a shop
+    assistant's instruction."""
+    return TaskSpec("chat", "custom", "generate", (system or "").strip() or CHAT_INSTRUCTION)
+
+
+def parse_messages(messages: Any) -> tuple[str | None, list[Example], str]:
+    """(system text, earlier user/assistant exchanges, the last user message) of OpenAI-style chat messages.
+
+    Content may be a string or a list of {"type": "text", "text": ...} parts; consecutive messages of one role are
+    joined. The conversation must end with a user message."""
+    if not isinstance(messages, list) or not messages:
+        raise EngineError("'messages' must be a non-empty list of {\"role\": ..., \"content\": ...} objects")
+    system: list[str] = []
+    turns: list[list[str]] = []  # [role, text] with roles alternating
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise EngineError(f"message {number} must be an object with 'role' and 'content'")
+        role, text = message["role"], _content_text(message["content"], number)
+        if role not in ROLES:
+            raise EngineError(f"message {number} has role {role!r}; use one of {', '.join(ROLES)}")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise EngineError(f"message {number} has {len(text)} characters, over the limit of {MAX_MESSAGE_CHARS}; "
+                              "shorten it")
+        if role == "system":
+            if turns:
+                raise EngineError(f"message {number}: a system message must come before the conversation")
+            system.append(text)
+        elif turns and turns[-1][0] == role:
+            turns[-1][1] += "\n\n" + text
+        else:
+            turns.append([role, text])
+    if not turns or turns[-1][0] != "user":
+        raise EngineError("the last message must be the user's: it is what the model answers")
+    if not turns[-1][1].strip():
+        raise EngineError("the last user message is empty; say something to answer")
+    if turns[0][0] == "assistant":  # an opening greeting by the assistant has no user turn to pair with
+        turns = turns[1:]
+    shots = [Example(user, assistant) for (_, user), (_, assistant) in zip(turns[0:-1:2], turns[1:-1:2])]
+    return ("\n\n".join(system) or None), shots, turns[-1][1]
+
+
+def _content_text(content: Any, number: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise EngineError(f"message {number}: 'content' must be a string or a list of text parts")
+
+
+class Engine:
+    """Serve the base model, the meta init and stored adapters. Thread-safe; see the module docstring."""
+
+    def __init__(self, base: Base, store: AdapterStore, *, meta_init: str | Path | None = DEFAULT,
+                 max_loaded: int = 4, max_pending: int = 16, max_batch: int = 8, max_new_tokens: int = 256,
+                 time_limit: float = 60.0):
+        """`max_loaded`: stored adapters kept in memory; `max_pending`: requests waiting or running before new ones
+        get EngineBusy; `max_batch`: rows of one generation batch; `max_new_tokens`: the cap of any answer (tokens);
+        `time_limit`: seconds one generation may run before it is cut."""
+        if max_loaded < 1 or max_pending < 1 or max_batch < 1 or max_new_tokens < 1 or time_limit <= 0:
+            raise ShopLoRAError("max_loaded, max_pending, max_batch and max_new_tokens must be >= 1 and time_limit "
+                                "> 0")
+        self.base, self.store = base, store
+        self.max_loaded, self.max_pending, self.max_batch = max_loaded, max_pending, max_batch
+        self.max_new_tokens, self.time_limit = max_new_tokens, time_limit
+        self._meta_init_source = meta_init
+        self._meta: Adapter | None = None
+        self._meta_problem: str | None = None
+        self._meta_files = None
+        try:
+            self._meta_files = resolve_init(meta_init, base)
+        except ShopLoRAError as error:  # served without one: "meta-init" is not listed and says why when asked
+            self._meta_problem = str(error)
+        if self._meta_files is None and self._meta_problem is None:
+            self._meta_problem = "the server was started without a meta init (--init none)"
+        self._loaded: OrderedDict[str, tuple[Adapter, float]] = OrderedDict()  # name -> (adapter, record mtime)
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._jobs: "queue.Queue[_Job | None]" = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._context = getattr(base.model.config, "max_position_embeddings", None) or 2048
+
+    # -- what is served ---------------------------------------------------------------------------------------
+    @property
+    def meta_init_available(self) -> bool:
+        return self._meta_files is not None
+
+    def names(self) -> list[str]:
+        """Everything a request may name: "base", "meta-init" (when there is one for this base) and stored adapters."""
+        return [BASE, *([META_INIT] if self.meta_init_available else []), *self.store.names()]
+
+    def describe(self, name: str | None) -> AdapterInfo:
+        """The kind, labels and instruction of a served name; UnknownAdapter names the ones there are."""
+        name = name or BASE
+        if name == BASE:
+            return AdapterInfo(BASE, "generate", CHAT_INSTRUCTION)
+        if name == META_INIT:
+            self._check_meta()
+            return AdapterInfo(META_INIT, "generate", CHAT_INSTRUCTION, init=self._meta_files.record.get("name"))
+        try:
+            check_name(name)
+            record = self.store.show(name)
+        except ShopLoRAError:
+            raise UnknownAdapter(f"no adapter called {name!r}; served: {', '.join(self.names())}") from None
+        if "spec" not in record:
+            raise UnknownAdapter(f"{name!r} in the store is not an adapter (it has no task spec)")
+        spec = TaskSpec.from_dict(record["spec"])
+        return AdapterInfo(name, spec.kind, spec.instruction, spec.labels, record.get("init"))
+
+    # -- requests ---------------------------------------------------------------------------------------------
+    def generate(self, messages: list[dict], adapter: str | None = None, *, stream: bool = False,
+                 max_new_tokens: int | None = None, abstain_below: float | None = None) -> Reply | Iterator[str]:
+        """Answer the last user message of `messages` with `adapter` (None: the base model). Classify adapters answer
+        with the scored label (`Reply.prediction`); others generate greedily. `stream=True` yields text pieces."""
+        info = self.describe(adapter)
+        system, shots, text = parse_messages(messages)
+        limit = min(max_new_tokens or self.max_new_tokens, self.max_new_tokens)
+        if limit < 1:
+            raise EngineError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if info.kind == "classify":
+            prediction = self.classify([text], info.name, abstain_below=abstain_below)[0]
+            reply = Reply(prediction.label, info.name, len(self._prompt(info, None, [], text, 0)), 1,
+                          prediction=prediction)
+            return iter([reply.text]) if stream else reply
+        spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
+        job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None)
+        self._enter()  # left by the worker when the job is done (a stream's reader may still be reading)
+        self._submit(job)
+        return self._pieces(job) if stream else job.future.result()
+
+    def generate_batch(self, requests: Sequence[tuple[list[dict], str | None]], *, max_new_tokens: int | None = None,
+                       min_new_tokens: int | None = None) -> list[str]:
+        """Answers to several (messages, adapter) requests run as ONE batch over their adapters (generate-kind
+        adapters, base, meta-init). `min_new_tokens` forces answer lengths (benchmarks compare equal work)."""
+        jobs = []
+        for messages, adapter in requests:
+            info = self.describe(adapter)
+            if info.kind == "classify":
+                raise EngineError(f"{info.name} is a classify adapter: use classify() for it")
+            system, shots, text = parse_messages(messages)
+            spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
+            jobs.append(_Job(info.name, spec, text, shots, min(max_new_tokens or self.max_new_tokens,
+                                                                 self.max_new_tokens)))
+        with self.base.lock:
+            self._run_batch(jobs, min_new_tokens=min_new_tokens)
+        return [job.future.result().text for job in jobs]
+
+    def classify(self, texts: Sequence[str], adapter: str, *, abstain_below: float | None = None) -> list[Prediction]:
+        """Label each text with a classify adapter (every label scored; "abstain" below `abstain_below`)."""
+        info = self.describe(adapter)
+        if info.kind != "classify":
+            raise EngineError(f"{info.name} is a {info.kind} model, not a classify adapter: chat with it instead")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise EngineError("nothing to classify: give non-empty texts")
+        if abstain_below is not None and not abstain_below >= 0.0:
+            raise EngineError(f"abstain_below is a confidence threshold between 0 and 1, got {abstain_below}")
+        with self._slot(), self.base.lock:
+            return self._adapter(info.name).predict(texts, abstain_below=abstain_below)
+
+    def compare(self, text: str, adapter: str | None = None, *, max_new_tokens: int | None = None) -> dict[str, Any]:
+        """The same input answered by the base model, the meta init and `adapter`, all asked with `adapter`'s task
+        (so a classify adapter's labels are scored under all three). Values are Predictions (classify) or texts;
+        the meta init's value is a message when there is none for this base model."""
+        if not isinstance(text, str) or not text.strip():
+            raise EngineError("nothing to compare: type a customer message")
+        info = self.describe(adapter) if adapter not in (None, BASE, META_INIT) else None
+        names = [BASE, *([META_INIT] if self.meta_init_available else []), *([info.name] if info else [])]
+        out: dict[str, Any] = {} if self.meta_init_available else {META_INIT: f"(no meta init: {self._meta_problem})"}
+        if info is not None and info.kind == "classify":
+            with self._slot(), self.base.lock:
+                chosen = self._adapter(info.name)
+                out[info.name] = chosen.predict([text])[0]
+                with base_only(self.base):  # the adapter's task, asked of the bare model
+                    out[BASE] = _with_spec(chosen, chosen.spec).predict([text])[0]
+                if self.meta_init_available:
+                    out[META_INIT] = _with_spec(self._meta_adapter(), chosen.spec).predict([text])[0]
+            return out
+        spec = self._spec(info) if info else chat_spec()
+        limit = min(max_new_tokens or self.max_new_tokens, self.max_new_tokens)
+        jobs = [_Job(name, spec, text, [], limit) for name in names]
+        with self._slot(), self.base.lock:
+            self._run_batch(jobs)
+        out.update({job.adapter: job.future.result().text for job in jobs})
+        return out
+
+    def teach(self, name: str, examples: Any, *, instruction: str, labels: Sequence[str] | None = None,
+              overwrite: bool = False, steps: int | None = None,
+              progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+        """Adapt a new scenario from `examples` (starting from the meta init when there is one), save it to the store
+        as `name`, and serve it at once. Returns what the UI shows: kind, steps, seconds, held-out accuracy."""
+        check_name(name)
+        if name in (BASE, META_INIT):
+            raise EngineError(f"{name!r} is reserved; choose another adapter name")
+        if name in self.store.names() and not overwrite:  # fail before training, not after
+            raise EngineError(f"an adapter called {name!r} already exists; tick overwrite or choose another name")
+        init = self._meta_init_source if self.meta_init_available else None
+        with self._slot():
+            adapter = adapt(self.base, examples, instruction=instruction, labels=labels or None, init=init,
+                            steps=steps, progress=progress)
+            path = self.store.save(adapter, name, overwrite=overwrite)
+            with self.base.lock:
+                self._forget(name)
+                self._loaded[name] = (adapter, self._mtime(name))
+                self._evict()
+        record = adapter.record
+        return {"name": name, "kind": adapter.spec.kind, "labels": list(adapter.spec.labels), "init": record["init"],
+                "steps": record["steps_run"], "seconds": record["seconds"], "n_train": record["n_train"],
+                "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path)}
+
+    def loaded(self) -> list[str]:
+        """Stored adapters in memory now, least recently used first."""
+        return list(self._loaded)
+
+    def close(self) -> None:
+        """Stop the worker thread (pending requests are answered first)."""
+        if self._worker is not None:
+            self._jobs.put(None)
+            self._worker.join()
+            self._worker = None
+
+    # -- admission ----------------------------------------------------------------------------------------------
+    def _enter(self) -> None:
+        with self._pending_lock:
+            if self._pending >= self.max_pending:
+                raise EngineBusy(f"the server is busy ({self._pending} requests waiting or running); try again in "
+                                 "a few seconds")
+            self._pending += 1
+
+    def _leave(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
+
+    # -- adapters in memory -------------------------------------------------------------------------------------
+    def _check_meta(self) -> None:
+        if not self.meta_init_available:
+            raise UnknownAdapter(f"no meta init is served: {self._meta_problem}")
+
+    def _meta_adapter(self) -> Adapter:
+        self._check_meta()
+        if self._meta is None:
+            files = self._meta_files
+            self._meta = Adapter(self.base, chat_spec(), files.state, files.settings, files.record)
+        return self._meta
+
+    def _mtime(self, name: str) -> float:
+        try:
+            return (self.store.path(name) / "shoplora.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _adapter(self, name: str) -> Adapter:
+        """The loaded adapter `name` (call with the base's lock held). A folder changed on disk since it was loaded
+        (e.g. `shoplora adapt --overwrite`) is loaded again."""
+        if name == META_INIT:
+            return self._meta_adapter()
+        mtime = self._mtime(name)
+        if name in self._loaded and self._loaded[name][1] == mtime:
+            self._loaded.move_to_end(name)
+            return self._loaded[name][0]
+        self._forget(name)
+        adapter = self.store.load(name, self.base)
+        self._loaded[name] = (adapter, mtime)
+        self._evict()
+        return adapter
+
+    def _forget(self, name: str) -> None:
+        if name in self._loaded:
+            self._loaded.pop(name)[0].unload()
+
+    def _evict(self) -> None:
+        while len(self._loaded) > self.max_loaded:
+            _, (adapter, _) = self._loaded.popitem(last=False)
+            adapter.unload()
+
+    def _spec(self, info: AdapterInfo) -> TaskSpec:
+        return TaskSpec("served", "custom", info.kind, info.instruction, labels=info.labels)
+
+    def _prompt(self, info_or_spec: Any, system: str | None, shots: list[Example], text: str,
+                max_new_tokens: int) -> list[int]:
+        """The rendered prompt; the oldest exchanges are dropped when the conversation would not fit the context."""
+        spec = info_or_spec if isinstance(info_or_spec, TaskSpec) else self._spec(info_or_spec)
+        tokenizer = self.base.tokenizer
+        while True:
+            prompt = prompt_ids(spec, text, tokenizer, shots)
+            if len(prompt) + max_new_tokens <= self._context or not shots:
+                break
+            shots = shots[1:]
+        if len(prompt) + max_new_tokens > self._context:
+            raise EngineError(f"the message is {len(prompt)} tokens with its prompt; with {max_new_tokens} for the "
+                              f"answer that is over the model's context of {self._context}: shorten it")
+        return prompt
+
+    # -- the worker -----------------------------------------------------------------------------------------------
+    def _submit(self, job: _Job) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            with self._pending_lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._work, name="shoplora-engine", daemon=True)
+                    self._worker.start()
+        self._jobs.put(job)
+
+    def _pieces(self, job: _Job) -> Iterator[str]:
+        try:
+            while True:
+                piece = job.stream.get()
+                if piece is _DONE:
+                    return
+                if isinstance(piece, BaseException):
+                    raise piece
+                yield piece
+        finally:
+            job.abandoned.set()  # a reader that stops early ends the generation at its next token
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job.stream is not None:
+                try:
+                    self._run_stream(job)
+                finally:
+                    self._leave()
+                continue
+            batch = [job]
+            while len(batch) < self.max_batch:  # everything that queued meanwhile joins this batch
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or more.stream is not None:
+                    self._jobs.put(more)  # keeps its turn after this batch
+                    break
+                batch.append(more)
+            try:
+                with self.base.lock:
+                    self._run_batch(batch)
+            finally:
+                for _ in batch:
+                    self._leave()
+
+    def _run_stream(self, job: _Job) -> None:
+        try:
+            with self.base.lock:
+                prompt = self._prompt(job.spec, None, job.shots, job.input, job.max_new_tokens)
+                model, context = self._weights(job.adapter)
+                with context:
+                    for piece in stream_prompt(model, self.base.tokenizer, prompt, max_new_tokens=job.max_new_tokens,
+                                               max_time=self.time_limit):
+                        if job.abandoned.is_set():
+                            break
+                        job.stream.put(piece)
+            job.stream.put(_DONE)
+        except BaseException as error:  # the reader raises it; the worker lives on
+            job.stream.put(_as_engine_error(error))
+
+    def _weights(self, name: str) -> tuple[Any, Any]:
+        """(model to call, context to call it in) for one adapter's rows; call with the lock held."""
+        if name == BASE:
+            return self.base.model, base_only(self.base)
+        adapter = self._adapter(name)
+        self.base.peft.set_adapter(adapter.peft_name)
+        return self.base.peft, nullcontext()
+
+    def _run_batch(self, jobs: list[_Job], *, min_new_tokens: int | None = None) -> None:
+        """Answer `jobs` (lock held): groups of equal max_new_tokens, each one batch, mixed over adapters when
+        needed. Each job's future gets its Reply or its error."""
+        groups: dict[int, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.max_new_tokens, []).append(job)
+        for limit, group in groups.items():
+            for part in _parts(group, self.max_loaded, self.max_batch):
+                try:
+                    self._generate(part, limit, min_new_tokens)
+                except BaseException as error:
+                    for job in part:
+                        if not job.future.done():
+                            job.future.set_exception(_as_engine_error(error))
+
+    def _generate(self, jobs: list[_Job], limit: int, min_new_tokens: int | None) -> None:
+        prompts = []
+        for job in jobs:
+            try:
+                prompts.append(self._prompt(job.spec, None, job.shots, job.input, limit))
+            except ShopLoRAError as error:
+                job.future.set_exception(error)
+        jobs = [job for job in jobs if not job.future.done()]
+        if not jobs:
+            return
+        kwargs: dict[str, Any] = {"max_time": self.time_limit}
+        if min_new_tokens:
+            kwargs["min_new_tokens"] = min(min_new_tokens, limit)
+        names = list(dict.fromkeys(job.adapter for job in jobs))
+        if len(names) == 1:  # one adapter: no per-row routing needed
+            model, context = self._weights(names[0])
+            with context:
+                texts = generate_prompts(model, self.base.tokenizer, prompts, max_new_tokens=limit, **kwargs)
+        else:
+            peft_names = {name: "__base__" if name == BASE else self._adapter(name).peft_name for name in names}
+            self.base.peft.eval()  # a new PeftModel wrapper starts in training mode, where PEFT refuses adapter_names
+            texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit,
+                                     adapter_names=[peft_names[job.adapter] for job in jobs], **kwargs)
+        for job, prompt, text in zip(jobs, prompts, texts):
+            produced = len(self.base.tokenizer(text, add_special_tokens=False)["input_ids"])
+            job.future.set_result(Reply(text, job.adapter, len(prompt), produced,
+                                        "length" if produced >= limit else "stop"))
+
+
+def _parts(jobs: list[_Job], max_adapters: int, max_rows: int) -> Iterator[list[_Job]]:
+    """Consecutive pieces of `jobs` with at most `max_adapters` distinct stored adapters and `max_rows` rows, so
+    every adapter of a batch stays loaded while it runs."""
+    part: list[_Job] = []
+    adapters: set[str] = set()
+    for job in jobs:
+        new = job.adapter not in adapters and job.adapter not in (BASE, META_INIT)
+        if part and (len(part) >= max_rows or (new and len(adapters) >= max_adapters)):
+            yield part
+            part, adapters = [], set()
+        part.append(job)
+        if job.adapter not in (BASE, META_INIT):
+            adapters.add(job.adapter)
+    if part:
+        yield part
+
+
+def _with_spec(adapter: Adapter, spec: TaskSpec) -> Adapter:
+    """The same loaded weights asked another task, uncalibrated (a view: nothing is copied on the model)."""
+    view = copy.copy(adapter)
+    view.spec, view.temperature = spec, 1.0
+    return view
+
+
+def _as_engine_error(error: BaseException) -> BaseException:
+    if isinstance(error, ShopLoRAError) or not isinstance(error, Exception):
+        return error
+    return EngineError(f"generation failed: {type(error).__name__}: {error}")

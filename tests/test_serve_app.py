@@ -1,0 +1,194 @@
+"""The lab and the OpenAI-style API against a launched server (tiny model): gradio_client and plain HTTP."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from adapters import load_base
+from prompts import suite
+from serve.app import running, server_app
+from serve.engine import Engine
+from shoplora.cli import main
+from tests.test_serve_engine import make_init, make_store
+
+PETS = suite.get_task("service-intent-petshop")
+TABLE = {"headers": ["input", "output"], "data": [[e.input, e.output] for e in PETS.examples("train")[:6]]}
+EMPTY = {"headers": ["input", "output"], "data": [["", ""]]}
+
+
+@pytest.fixture(scope="module")
+def base(tiny_model_dir):
+    return load_base(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def engine(base, tmp_path_factory):
+    store = make_store(base, tmp_path_factory.mktemp("store"))
+    engine = Engine(base, store, meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
+                    max_new_tokens=8, max_pending=32)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def url(engine):
+    with running(server_app(engine)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return Client(url, verbose=False, download_files=False)
+
+
+def chat_body(model: str, text: str, **extra) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_lists_adapters(client):
+    rows = client.predict(api_name="/adapters")
+    assert [r["name"] for r in rows][:5] == ["base", "meta-init", "pets", "replies-a", "replies-b"]
+    assert next(r for r in rows if r["name"] == "pets")["labels"] == list(PETS.spec.labels)
+
+
+def test_teach_then_chat_classify_and_compare(client, engine):
+    summary, chat_choice, compare_choice = client.predict(
+        "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach")
+    assert "Saved **pets-taught** (classify" in summary and chat_choice["value"] == "pets-taught"
+    assert ["pets-taught", "pets-taught"] in chat_choice["choices"]
+    assert "pets-taught" in [r["name"] for r in client.predict(api_name="/adapters")]
+
+    history, box, confidences = client.predict("my dog food bag arrived torn", [], "pets-taught", 0.0,
+                                               api_name="/chat")
+    label = engine.classify(["my dog food bag arrived torn"], "pets-taught")[0].label
+    assert history[-1]["role"] == "assistant" and f"**{label}**" in history[-1]["content"][0]["text"]
+    assert box == "" and confidences["visible"] and confidences["value"]["label"] == label
+
+    history, _, _ = client.predict("my dog food bag arrived torn", [], "pets-taught", 1.0, api_name="/chat")
+    assert history[-1]["content"][0]["text"].startswith("Handing over to a human")
+
+    columns = client.predict("my dog food bag arrived torn", "pets-taught", api_name="/compare")
+    assert len(columns) == 6 and columns[4].startswith("Intent: **" + label)
+    assert all(column["visible"] for column in columns[1::2])  # confidence bars under all three
+
+
+def test_chat_streams_a_generated_reply_with_history(client, engine):
+    history, _, confidences = client.predict("where is my parcel?", [], "replies-a", 0.3, api_name="/chat")
+    expected = engine.generate([{"role": "user", "content": "where is my parcel?"}], "replies-a").text
+    assert history[-1]["content"][0]["text"] == (expected or "(no answer)") and not confidences["visible"]
+    history, _, _ = client.predict("thanks", history, "replies-a", 0.3, api_name="/chat")
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"input": "a", "output": "damaged_bag"}\n{oops\n', "bad.jsonl, line 2: bad JSON"),
+    ('{"input": "a", "output": "not_a_label"}\n{"input": "b", "output": "damaged_bag"}\n', "not one of the labels"),
+    ('{"input": "a", "output": "damaged_bag"}\n', "a single example"),
+    ("", "bad.jsonl is empty"),
+])
+def test_bad_uploads_give_a_message(client, tmp_path, content, problem):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    with pytest.raises(AppError) as error:
+        client.predict("bad-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False,
+                       api_name="/teach")
+    assert problem in str(error.value) and "Traceback" not in str(error.value) and "/tmp/" not in str(error.value)
+
+
+@pytest.mark.parametrize("name, instruction, table, problem", [
+    ("../evil", "Route it.", TABLE, "is not allowed"),
+    ("pets", "Route it.", TABLE, "already exists"),
+    ("fine-name", "  ", TABLE, "instruction is empty"),
+    ("fine-name", "Route it.", EMPTY, "no examples"),
+])
+def test_bad_teach_forms_give_a_message(client, name, instruction, table, problem):
+    with pytest.raises(AppError, match=problem):
+        client.predict(name, instruction, "", table, None, False, api_name="/teach")
+
+
+def test_chat_errors_are_messages(client):
+    with pytest.raises(AppError, match="type a message first"):
+        client.predict("  ", [], "base", 0.3, api_name="/chat")
+    with pytest.raises(AppError, match="gone is not in the list of choices"):  # gradio checks the dropdown
+        client.predict("hi", [], "gone", 0.3, api_name="/chat")
+
+
+def test_openai_models_and_completions(url, engine):
+    models = httpx.get(url + "v1/models").json()
+    assert models["object"] == "list" and [m["id"] for m in models["data"]][:3] == ["base", "meta-init", "pets"]
+    reply = httpx.post(url + "v1/chat/completions", json=chat_body("replies-b", "hello", max_tokens=5),
+                       timeout=60).json()
+    expected = engine.generate([{"role": "user", "content": "hello"}], "replies-b", max_new_tokens=5).text
+    assert reply["object"] == "chat.completion" and reply["model"] == "replies-b"
+    assert reply["choices"][0]["message"] == {"role": "assistant", "content": expected}
+    assert reply["usage"]["prompt_tokens"] > 0
+    scored = httpx.post(url + "v1/chat/completions", json=chat_body("pets", "skip my next box", abstain_below=1.5),
+                        timeout=60).json()
+    assert scored["choices"][0]["message"]["content"] == "abstain"
+    assert scored["shoplora"]["best_label"] in PETS.spec.labels and len(scored["shoplora"]["scores"]) == 12
+
+
+def test_openai_stream(url, engine):
+    with httpx.stream("POST", url + "v1/chat/completions", json=chat_body("replies-a", "hello", stream=True),
+                      timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.strip() == engine.generate([{"role": "user", "content": "hello"}], "replies-a").text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("body, status, problem", [
+    (chat_body("nope", "hi"), 404, "no adapter called 'nope'"),
+    ({"messages": []}, 400, "'model' is required"),
+    ({"model": "base"}, 400, "'messages' is required"),
+    (chat_body("base", "hi", n=2), 400, "only n=1"),
+    (chat_body("base", "hi", max_tokens=0), 400, "'max_tokens' must be a positive integer"),
+    ({"model": "base", "messages": [{"role": "robot", "content": "x"}]}, 400, "role 'robot'"),
+    ([1, 2], 400, "must be a JSON object"),
+])
+def test_openai_errors_are_json(url, body, status, problem):
+    response = httpx.post(url + "v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == status
+    assert problem in response.json()["error"]["message"]
+
+
+def test_openai_bad_json_body(url):
+    response = httpx.post(url + "v1/chat/completions", content=b"{nope", timeout=60)
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_parallel_api_requests_over_three_adapters_match_alone(url):
+    requests = [(["replies-a", "replies-b", "pets"][i % 3], f"order {i} has not arrived") for i in range(20)]
+
+    def ask(request):
+        reply = httpx.post(url + "v1/chat/completions", json=chat_body(*request), timeout=120)
+        return reply.json()["choices"][0]["message"]["content"]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        parallel = list(pool.map(ask, requests))
+    assert parallel == [ask(request) for request in requests]
+
+
+def test_auth_protects_page_and_api(engine):
+    with running(server_app(engine, auth=("support", "s3cret"))) as url:
+        assert httpx.get(url + "v1/models").status_code == 401
+        assert httpx.get(url + "v1/models", headers={"Authorization": "Bearer support:s3cret"}).status_code == 200
+        assert httpx.get(url + "v1/models", auth=("support", "s3cret")).status_code == 200
+        assert httpx.get(url + "config").status_code == 401  # the page's config needs the login too
+
+
+def test_serve_command_checks_its_arguments(capsys):
+    assert main(["serve", "--auth", "nopassword"]) == 2
+    assert "--auth takes USER:PASS" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--help"])
+    assert done.value.code == 0 and "127.0.0.1" in capsys.readouterr().out

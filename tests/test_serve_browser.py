@@ -1,0 +1,142 @@
+"""The lab in a real browser on the embedded model: teach a scenario, chat, compare; a screenshot of each tab.
+
+Debian's chromium driven by playwright (`pip install -e '.[dev]'`); playwright's own browser download does not work
+offline, so the set-up installs the distribution's chromium when it is missing. Screenshots go to docs/ (the README
+shows them). Run with `pytest -m slow tests/test_serve_browser.py` (about two minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 900}
+BASE_QUESTION = "Hi, my parcel has not arrived yet. What can I do?"
+PET_MESSAGE = "the bag of kibble arrived ripped open and half the food is on the porch"
+
+
+def find_chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing (CI runs as root); skip only when that cannot work."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        pytest.skip("no chromium and no apt-get to install it: install Chromium and put it on PATH")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if sudo and shutil.which("sudo") is None:
+        pytest.skip("no chromium, and installing it needs root: run `apt-get install chromium` as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = [[*sudo, "apt-get", "update", "-qq"], [*sudo, "apt-get", "install", "-y", "-qq", "chromium"]]
+    for step in steps:
+        result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            pytest.skip(f"could not install chromium ({' '.join(step)} exited {result.returncode}: "
+                        f"{result.stderr.strip()[-300:]})")
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip("apt-get installed chromium but no `chromium` is on PATH")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: "
+                                   "pip install -e '.[dev]'")
+    chromium = find_chromium()
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context is how playwright takes a user-data dir: a new empty one, so no profile leaks in.
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium, headless=True,
+            args=CHROMIUM_FLAGS, viewport=VIEWPORT)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def lab_url(all_threads, tmp_path_factory):
+    from adapters import AdapterStore, load_base
+    from serve.app import running, server_app
+    from serve.engine import Engine
+
+    engine = Engine(load_base(), AdapterStore(tmp_path_factory.mktemp("store")), max_new_tokens=48)
+    with running(server_app(engine)) as url:
+        yield url
+    engine.close()
+
+
+def settled(locator, quiet: float = 2.0, timeout: float = 180.0) -> str:
+    """The locator's text once it has stopped changing for `quiet` seconds (a streamed answer has finished)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        text = locator.inner_text()
+        if text != last:
+            last, since = text, time.monotonic()
+        elif text and time.monotonic() - since >= quiet:
+            return text
+        time.sleep(0.25)
+    raise AssertionError(f"the text did not settle within {timeout} s: {last!r}")
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def drive(page, url: str, shots: Path) -> dict[str, str]:
+    """Teach the pet-shop scenario, chat with the base model and with it, compare; a screenshot per tab."""
+    page.goto(url)
+    page.get_by_role("tab", name="Teach a scenario").click()
+    page.locator("#teach-example").click()
+    page.locator("#teach-name").get_by_role("textbox").fill("petshop-intents")
+    page.locator("#teach-adapt").click()
+    result = page.locator("#teach-result")
+    result.get_by_text("Saved").wait_for(timeout=300_000)
+    teach_text = result.inner_text()
+    page.screenshot(path=str(shots / "lab-teach.png"), full_page=True)
+
+    page.get_by_role("tab", name="Chat").click()
+    choose(page, "Scenario (adapter)", "base")
+    page.locator("#chat-message").get_by_role("textbox").fill(BASE_QUESTION)
+    page.locator("#chat-send").click()
+    bot = page.locator(".message-row.bot-row, .bot").last
+    bot.wait_for(timeout=120_000)
+    base_answer = settled(bot)
+    choose(page, "Scenario (adapter)", "petshop-intents")
+    page.locator("#chat-message").get_by_role("textbox").fill(PET_MESSAGE)
+    page.locator("#chat-send").click()
+    page.get_by_text("Intent:").or_(page.get_by_text("Handing over to a human")).first.wait_for(timeout=120_000)
+    pet_answer = settled(page.locator(".message-row.bot-row, .bot").last)
+    page.screenshot(path=str(shots / "lab-chat.png"), full_page=True)
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-text").get_by_role("textbox").fill(PET_MESSAGE)
+    page.locator("#compare-go").click()
+    page.get_by_text("Intent:").nth(2).wait_for(timeout=120_000)
+    time.sleep(1)  # the bars animate in
+    page.screenshot(path=str(shots / "lab-compare.png"), full_page=True)
+    return {"teach": teach_text, "base": base_answer, "pet": pet_answer}
+
+
+def test_lab_in_a_browser(browser_context, lab_url):
+    DOCS.mkdir(exist_ok=True)
+    page = browser_context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    seen = drive(page, lab_url, DOCS)
+    assert "accuracy before" in seen["teach"] and "petshop-intents" in seen["teach"]
+    assert len(seen["base"].strip()) > 10  # the base model's streamed answer
+    assert "Intent:" in seen["pet"] or "Handing over" in seen["pet"]
+    assert "Traceback" not in page.content() and not errors
+    for name in ("lab-teach", "lab-chat", "lab-compare"):
+        assert (DOCS / f"{name}.png").stat().st_size > 10_000

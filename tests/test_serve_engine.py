@@ -1,0 +1,275 @@
+"""The serving engine on the tiny model: adapters by name, LRU, mixed batches, isolation under concurrency, limits."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from adapters import Adapter, AdapterStore, load_base
+from adapters.files import write_lora_dir
+from adapters.generation import base_only, generate
+from adapters.lora import LoraSettings
+from adapters.scoring import label_scores
+from prompts import TaskSpec, suite
+from serve.engine import BASE, META_INIT, Engine, EngineBusy, EngineError, UnknownAdapter, chat_spec, parse_messages
+
+PETS = suite.get_task("service-intent-petshop")
+INPUTS = [e.input for e in PETS.examples("test")[:8]]
+
+
+def random_adapter(base, spec: TaskSpec, seed: int, scale: float = 0.4) -> Adapter:
+    """An adapter with large random LoRA weights: its answers differ clearly from the base and from other seeds, so
+    a request served with the wrong adapter shows."""
+    adapter = Adapter(base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(),
+                                                           "init": "random"})
+    generator = torch.Generator().manual_seed(seed)
+    state = {key: torch.randn(t.shape, generator=generator) * scale for key, t in adapter.state().items()}
+    from adapters.lora import load_lora_state
+
+    with base.lock:
+        load_lora_state(base.peft, state, adapter.peft_name)
+    return adapter
+
+
+def make_store(base, root: Path) -> AdapterStore:
+    store = AdapterStore(root)
+    specs = {"replies-a": TaskSpec("a", "custom", "generate", "Reply to the customer kindly."),
+             "replies-b": TaskSpec("b", "custom", "generate", "Reply to the customer in one sentence."),
+             "pets": PETS.spec}
+    for seed, (name, spec) in enumerate(specs.items(), start=1):
+        adapter = random_adapter(base, spec, seed)
+        store.save(adapter, name)
+        adapter.unload()
+    return store
+
+
+def make_init(base, path: Path) -> Path:
+    """A tiny stand-in for the shipped meta init (there is none for the tiny model)."""
+    adapter = random_adapter(base, chat_spec(), seed=99, scale=0.2)
+    write_lora_dir(path, state=adapter.state(), settings=adapter.settings, base_model_id=base.model_id,
+                   record={"kind": "init", "name": "tiny-meta"}, base_fingerprint=base.fingerprint)
+    adapter.unload()
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(tiny_model_dir):
+    return load_base(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def store(base, tmp_path_factory):
+    return make_store(base, tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def meta_init(base, tmp_path_factory):
+    return make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta")
+
+
+@pytest.fixture(scope="module")
+def engine(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=12, max_pending=64)
+    yield engine
+    engine.close()
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def test_names_and_descriptions(engine):
+    assert engine.names() == [BASE, META_INIT, "pets", "replies-a", "replies-b"]
+    pets = engine.describe("pets")
+    assert pets.kind == "classify" and pets.labels == PETS.spec.labels
+    assert engine.describe(META_INIT).init == "tiny-meta"
+    with pytest.raises(UnknownAdapter, match="no adapter called 'nope'; served: base, meta-init, pets"):
+        engine.describe("nope")
+    with pytest.raises(UnknownAdapter):
+        engine.describe("../etc")  # names are validated before any path is built
+
+
+def test_base_answers_as_the_bare_model(engine, base):
+    expected = generate(base, chat_spec(), INPUTS[:2], max_new_tokens=12)
+    assert [engine.generate(user(text)).text for text in INPUTS[:2]] == expected
+    assert engine.generate(user(INPUTS[0]), BASE).text == expected[0]
+
+
+def test_adapters_differ_so_mixups_would_show(engine):
+    answers = {name: engine.generate(user(INPUTS[0]), name).text for name in (BASE, META_INIT, "replies-a",
+                                                                                "replies-b")}
+    assert len(set(answers.values())) == 4, answers
+
+
+def test_mixed_batch_equals_requests_alone(engine):
+    requests = [(user(text), name) for text, name in zip(INPUTS, [BASE, "replies-a", META_INIT, "replies-b"] * 2)]
+    alone = [engine.generate(messages, name).text for messages, name in requests]
+    assert engine.generate_batch(requests) == alone
+
+
+def test_stream_matches_the_whole_answer(engine):
+    whole = engine.generate(user(INPUTS[1]), "replies-a").text
+    pieces = list(engine.generate(user(INPUTS[1]), "replies-a", stream=True))
+    assert "".join(pieces).strip() == whole and len(pieces) > 1
+
+
+def test_an_abandoned_stream_frees_the_engine(engine):
+    stream = engine.generate(user(INPUTS[2]), "replies-b", stream=True, max_new_tokens=12)
+    next(stream)
+    stream.close()
+    assert engine.generate(user(INPUTS[2]), "replies-b").text  # the worker moved on
+    assert engine._pending == 0
+
+
+def test_history_and_system_message_are_part_of_the_prompt(engine):
+    plain = engine.generate(user(INPUTS[0]), META_INIT).text
+    system = engine.generate([{"role": "system", "content": "Answer in French."}, *user(INPUTS[0])], META_INIT).text
+    history = engine.generate([*user("hello"), {"role": "assistant", "content": "Hi! How can I help?"},
+                               *user(INPUTS[0])], META_INIT).text
+    assert plain != system and plain != history
+
+
+def test_classify_adapter_scores_labels_and_abstains(engine, base):
+    predictions = engine.classify(INPUTS[:3], "pets")
+    assert all(p.label in PETS.spec.labels and sum(p.scores.values()) == pytest.approx(1.0) for p in predictions)
+    assert [p.label for p in engine.classify(INPUTS[:3], "pets", abstain_below=1.01)] == ["abstain"] * 3
+    reply = engine.generate(user(INPUTS[0]), "pets")
+    assert reply.text == predictions[0].label and reply.prediction.scores == predictions[0].scores
+    with pytest.raises(EngineError, match="not a classify adapter"):
+        engine.classify(INPUTS[:1], "replies-a")
+
+
+def test_compare_asks_all_three_the_adapters_task(engine, base):
+    out = engine.compare(INPUTS[0], "pets")
+    assert set(out) == {BASE, META_INIT, "pets"}
+    with base.lock, base_only(base):
+        bare = label_scores(base.model, base.tokenizer, PETS.spec, INPUTS[:1])[0]
+    best = PETS.spec.labels[max(range(len(bare)), key=bare.__getitem__)]
+    assert out[BASE].text == best  # the base column really is the bare model
+    assert out["pets"].label == engine.classify(INPUTS[:1], "pets")[0].label
+    texts = engine.compare(INPUTS[0], "replies-a")
+    assert texts["replies-a"] == engine.generate(user(INPUTS[0]), "replies-a").text
+    assert all(isinstance(v, str) for v in texts.values())
+
+
+def test_lru_keeps_at_most_max_loaded(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_loaded=2, max_new_tokens=8)
+    try:
+        first = engine.generate(user(INPUTS[0]), "replies-a").text
+        engine.generate(user(INPUTS[0]), "replies-b")
+        engine.classify(INPUTS[:1], "pets")
+        assert engine.loaded() == ["replies-b", "pets"]
+        assert engine.generate(user(INPUTS[0]), "replies-a").text == first  # reloaded, same answer
+        assert engine.loaded() == ["pets", "replies-a"]
+        batch = engine.generate_batch([(user(t), n) for t, n in zip(INPUTS, ["replies-a", "replies-b", BASE])])
+        assert batch[0] == first and len(engine.loaded()) == 2
+    finally:
+        engine.close()
+
+
+def test_twenty_parallel_requests_over_three_adapters_match_their_answers_alone(engine):
+    requests = [(INPUTS[i % len(INPUTS)], ["replies-a", "replies-b", "pets"][i % 3]) for i in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        parallel = list(pool.map(lambda r: engine.generate(user(r[0]), r[1]).text, requests))
+    alone = [engine.generate(user(text), name).text for text, name in requests]
+    assert parallel == alone
+
+
+def test_busy_past_the_queue_limit(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_pending=1, max_new_tokens=4)
+    waiting = []
+    try:
+        with base.lock:  # the model is busy: the first request waits for it, the second is turned away at once
+            thread = threading.Thread(target=lambda: waiting.append(engine.generate(user("hi"), "replies-a")))
+            thread.start()
+            while engine._pending == 0:
+                pass
+            with pytest.raises(EngineBusy, match="busy .* try again"):
+                engine.generate(user("hello"), "replies-b")
+            with pytest.raises(EngineBusy):
+                engine.classify(["hello"], "pets")
+        thread.join()
+        assert waiting and waiting[0].adapter == "replies-a"
+        assert engine.generate(user("hello"), "replies-b").text is not None  # free again
+    finally:
+        engine.close()
+
+
+def test_answers_stop_at_the_token_and_time_limits(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=6, time_limit=1e-9)
+    try:
+        reply = engine.generate(user(INPUTS[0]), "replies-a", max_new_tokens=500)  # capped at 6, then cut by time
+        assert len(base.tokenizer(reply.text)["input_ids"]) <= 2
+    finally:
+        engine.close()
+    capped = Engine(base, store, meta_init=meta_init, max_new_tokens=3)
+    try:
+        assert capped.generate(user(INPUTS[0]), "replies-a", max_new_tokens=500).finish_reason == "length"
+    finally:
+        capped.close()
+
+
+@pytest.mark.parametrize("messages, problem", [
+    ([], "non-empty list"),
+    ("hi", "non-empty list"),
+    ([{"role": "user"}], "'role' and 'content'"),
+    ([{"role": "robot", "content": "x"}], "role 'robot'"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be the user's"),
+    ([{"role": "user", "content": "   "}], "empty"),
+    ([{"role": "user", "content": [{"type": "image_url"}]}], "text parts"),
+    ([{"role": "user", "content": "x" * 9000}], "over the limit"),
+    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "user", "content": "c"}],
+     "system message must come before"),
+])
+def test_bad_messages_are_clear_errors(engine, messages, problem):
+    with pytest.raises(EngineError, match=problem):
+        engine.generate(messages, "replies-a")
+
+
+def test_parse_messages_pairs_turns_and_joins_parts():
+    system, shots, text = parse_messages([
+        {"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "Welcome!"},
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": [{"type": "text", "text": "where is "}, {"type": "text", "text": "it"}]},
+        {"role": "user", "content": "my parcel"}])
+    assert system == "Be brief." and [(s.input, s.output) for s in shots] == [("hi", "hello")]
+    assert text == "where is it\n\nmy parcel"
+
+
+def test_no_meta_init_is_explained(base, store):
+    engine = Engine(base, store, meta_init=None)
+    assert META_INIT not in engine.names()
+    with pytest.raises(UnknownAdapter, match="without a meta init"):
+        engine.generate(user("hi"), META_INIT)
+    assert "no meta init" in engine.compare("hi", None)[META_INIT]
+    default = Engine(base, store)  # the shipped default init is for the embedded model, not this one
+    assert META_INIT not in default.names() and "no shipped meta init" in default._meta_problem
+
+
+def test_teach_saves_serves_and_refuses_overwrites(base, tmp_path, meta_init):
+    store = AdapterStore(tmp_path / "store")
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=4)
+    steps = []
+    try:
+        result = engine.teach("pets-new", PETS.examples("train")[:16], instruction=PETS.spec.instruction,
+                              labels=PETS.spec.labels, steps=3, progress=lambda s, t, loss: steps.append((s, t)))
+        assert result["kind"] == "classify" and result["init"] == "tiny-meta" and result["n_held_out"] == 3
+        assert {"held_out_accuracy_before", "held_out_accuracy"} <= set(result["metrics"])
+        assert steps[-1][1] == 3 and "pets-new" in engine.names() and engine.loaded() == ["pets-new"]
+        assert engine.classify(INPUTS[:1], "pets-new")[0].label in PETS.spec.labels
+        with pytest.raises(EngineError, match="already exists"):
+            engine.teach("pets-new", PETS.examples("train")[:4], instruction="x")
+        with pytest.raises(EngineError, match="reserved"):
+            engine.teach("base", PETS.examples("train")[:4], instruction="x")
+        from prompts import DataError
+
+        with pytest.raises(DataError, match="not one of the labels"):
+            engine.teach("other", [{"input": "a", "output": "x"}, {"input": "b", "output": "y"}], instruction="x",
+                         labels=["x", "z"])
+        assert store.names() == ["pets-new"]
+    finally:
+        engine.close()
