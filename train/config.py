@@ -1,16 +1,18 @@
-"""The meta-training config: one dataclass, loaded from YAML with `key=value` command-line overrides.
+"""Run configs: dataclasses loaded from YAML with `key=value` command-line overrides.
 
 Every field is checked when the config is built; an unknown key or a bad value is a `ConfigError` that names the
-field and says what would be accepted. Example: `load_config("configs/tiny.yaml", ["outer_steps=2"])`.
+field and says what would be accepted. Example: `load_config("configs/tiny.yaml", ["outer_steps=2"])`. The
+meta-training config is `MetaConfig`; the evaluation benchmark's (`train.evaluate.EvalConfig`) loads the same way
+with `load_config(path, overrides, EvalConfig)`. A field may hold a nested config dataclass, written as a mapping.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -25,11 +27,17 @@ TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 class ConfigError(ShopLoRAError):
-    """A meta-training config with an unknown key or a bad value."""
+    """A run config with an unknown key or a bad value."""
 
 
 def _help(text: str, default: Any) -> Any:
     return field(default=default, metadata={"help": text})
+
+
+def require(config: Any, ok: bool, name: str, rule: str) -> None:
+    """A ConfigError naming field `name`, the rule it breaks and its value, unless `ok`."""
+    if not ok:
+        raise ConfigError(f"config field {name!r} {rule}, got {getattr(config, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,7 @@ class MetaConfig:
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, rule: str) -> None:
-            if not ok:
-                raise ConfigError(f"config field {name!r} {rule}, got {getattr(self, name)!r}")
+            require(self, ok, name, rule)
 
         check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
         for name in ("outer_steps", "meta_batch_size", "query_k", "inner_steps", "inner_batch_size", "lora_r",
@@ -113,13 +120,14 @@ class MetaConfig:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
-def describe_fields() -> str:
+def describe_fields(kind: type = MetaConfig) -> str:
     """One line per config field: name, default and help (the command line's --help)."""
-    return "\n".join(f"  {f.name} = {f.default}: {f.metadata['help']}" for f in fields(MetaConfig))
+    return "\n".join(f"  {f.name} = {f.default}: {f.metadata['help']}" for f in fields(kind))
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> MetaConfig:
-    """The config in YAML file `path`, with `key=value` overrides applied (values as they would be in YAML)."""
+def load_config(path: str | Path, overrides: Sequence[str] = (), kind: type = MetaConfig) -> Any:
+    """The `kind` config in YAML file `path`, with `key=value` overrides applied (values as they would be in
+    YAML); `output_dir` defaults to runs/<file name>/."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}; the shipped ones are in configs/ (e.g. configs/embedded.yaml)")
@@ -136,18 +144,19 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> MetaConfig:
         data[key.strip()] = yaml.safe_load(value) if value.strip() else None
     if data.get("output_dir") is None:
         data["output_dir"] = str(Path("runs") / path.stem)
-    return build_config(data)
+    return build_config(data, kind)
 
 
-def build_config(data: dict) -> MetaConfig:
-    """A MetaConfig from plain values (YAML's types), converted to each field's type."""
-    known = {f.name: f for f in fields(MetaConfig)}
+def build_config(data: dict, kind: type = MetaConfig) -> Any:
+    """A `kind` config (a MetaConfig unless said) from plain values (YAML's types), converted to each field's
+    type."""
+    known = {f.name: f for f in fields(kind)}
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"unknown config field(s) {', '.join(map(repr, unknown))}; the fields are: "
                           f"{', '.join(known)}")
-    hints = typing.get_type_hints(MetaConfig)
-    return MetaConfig(**{key: _convert(key, hints[key], value) for key, value in data.items()})
+    hints = typing.get_type_hints(kind)
+    return kind(**{key: _convert(key, hints[key], value) for key, value in data.items()})
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
@@ -160,17 +169,33 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
         raise ConfigError(f"config field {name!r} must be set (null is not allowed here)")
     if isinstance(value, str) and str in options:
         return value  # e.g. lora_targets: all-linear (a list of names is written [q_proj, v_proj])
+    try:
+        return _first_fit(options, value)
+    except ValueError as error:
+        raise ConfigError(f"config field {name!r} must be {error}, got {value!r}") from None
+    except ConfigError as error:  # a bad field inside a nested mapping, e.g. one of an evaluation's tasks
+        raise ConfigError(f"in config field {name!r}: {error}") from None
+
+
+def _first_fit(options: Sequence[Any], value: Any) -> Any:
+    """`value` as the first of the types `options` that takes it; a ValueError lists what each wanted."""
     wanted = []
     for option in options:
         try:
             return _convert_one(option, value)
         except ValueError as error:
             wanted.append(str(error))
-    raise ConfigError(f"config field {name!r} must be {' or '.join(wanted)}, got {value!r}")
+    raise ValueError(" or ".join(wanted))
 
 
 def _convert_one(kind: Any, value: Any) -> Any:
     """`value` as `kind`; a ValueError says what was expected."""
+    if isinstance(kind, types.UnionType):  # e.g. the items of a list that holds names and mappings
+        return _first_fit(typing.get_args(kind), value)
+    if is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ValueError(f"a mapping of {', '.join(f.name for f in fields(kind))}")
+        return build_config(value, kind)
     if kind is bool:
         if isinstance(value, bool):
             return value
