@@ -26,6 +26,7 @@ from .metrics import expected_calibration_error, fit_temperature, softmax
 from .training import InnerLoop, mean_loss, train_steps
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
+Watch = Callable[[Adapter, int], None]  # (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
 MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out for early stopping and calibration
 HELD_OUT_SHARE = 0.2
 PATIENCE = 3  # validations without improvement before stopping early
@@ -69,12 +70,13 @@ def examples_digest(examples: Sequence[Example]) -> str:
 def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: Sequence[str] | None = None,
           kind: str | None = None, spec: TaskSpec | None = None, init: str | Path | None = DEFAULT,
           steps: int | None = None, lr: float | None = None, seed: int = 0, columns: dict[str, str] | None = None,
-          progress: Progress | None = None) -> Adapter:
+          progress: Progress | None = None, watch: Watch | None = None) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
     With 16 or more examples a fifth is held out: training stops early when their loss stops improving, and
-    classify confidences are calibrated on them (temperature scaling).
+    classify confidences are calibrated on them (temperature scaling). `watch(adapter, steps_done)` sees the
+    adapter before the first step and after each one (the evaluation benchmark scores it there).
     """
     import torch
 
@@ -96,7 +98,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
                               "examples_sha256": examples_digest(examples), "seed": seed}
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
-    record.update(_fit(adapter, examples, loop, rng, progress))
+    record.update(_fit(adapter, examples, loop, rng, progress, watch))
     record.update(replay=_replay_buffer([], examples, rng), seconds=round(time.perf_counter() - started, 2),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return adapter
@@ -142,7 +144,7 @@ def _replay_buffer(earlier: Sequence[Example], new: Sequence[Example], rng: rand
 
 
 def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: random.Random,
-         progress: Progress | None) -> dict[str, Any]:
+         progress: Progress | None, watch: Watch | None = None) -> dict[str, Any]:
     """Train from the adapter's current weights; hold out a fifth of 16+ examples for early stopping and
     calibration. Returns what to record."""
     base, spec = adapter.base, adapter.spec
@@ -156,7 +158,7 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
-    losses = _train(adapter, rendered, held_rendered, loop, rng, progress)
+    losses = _train(adapter, rendered, held_rendered, loop, rng, progress, watch)
     if held_out:
         metrics["held_out_loss"] = round(mean_loss(base.peft, held_rendered, pad_id=base.tokenizer.pad_token_id), 4)
         if spec.kind == "classify":
@@ -176,7 +178,7 @@ def _check_lengths(rendered, base: Base, examples: Sequence[Example]) -> None:
 
 
 def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: random.Random,
-           progress: Progress | None) -> list[float]:
+           progress: Progress | None, watch: Watch | None) -> list[float]:
     """The inner loop, with early stopping on the held-out loss (the best weights are kept)."""
     from tqdm.auto import tqdm
 
@@ -191,6 +193,8 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
         elif bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
+        if watch is not None:
+            watched(step + 1)
         if not held_rendered or (step + 1) % every:
             return False
         held_loss = mean_loss(base.peft, held_rendered, pad_id=pad_id)
@@ -200,7 +204,17 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
         best["since"] += 1
         return best["since"] >= PATIENCE
 
+    def watched(steps_done: int) -> None:  # inside train_steps: predict in eval mode, then hand train mode back
+        base.peft.eval()
+        try:
+            watch(adapter, steps_done)
+        finally:
+            adapter._active()
+            base.peft.train()
+
     with base.lock:
+        if watch is not None:
+            watch(adapter, 0)
         adapter._active()
         try:
             losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
