@@ -130,12 +130,34 @@ def _compare(args: argparse.Namespace) -> None:
 
     task = suite.get_task(args.task)
     base = load_base(args.model)
-    inits = [init.strip() for init in args.inits.split(",") if init.strip()]
+    names = {"none": "lora_standard", "default": "lora_meta"}
+    inits = {names.get(init, f"lora_{init}"): None if init == "none" else init
+             for init in (part.strip() for part in args.inits.split(",")) if init}
+    methods = [*(() if args.no_baselines else ("zero_shot", "icl")), *inits]
     print(f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
           f"on {base.device}")
-    results = compare(base, task, k=args.k, inits=inits, seed=args.seed, n_test=args.n_test,
-                      baselines=not args.no_baselines)
-    print(table(results))
+    print(table(list(compare(base, task, k=args.k, seed=args.seed, n_test=args.n_test, methods=methods,
+                             inits=inits))))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from train.evaluate import REPORT, load_eval_config, run
+
+    config = load_eval_config(args.config, args.overrides)
+    results = run(config)
+    output_dir = Path(config.output_dir)
+    print((output_dir / REPORT).read_text())
+    print(f"wrote {output_dir}/results.json, {REPORT} and the plots score_vs_*.png")
+    saved = results["saved_adapter"]
+    if saved:
+        store = saved["store"]
+        print(f"\nsaved the {saved['method']} adapter of {saved['task']} (k={saved['k']}, seed 0) as "
+              f"{saved['name']!r} in {store}:\n"
+              f"  CLI:    shoplora predict {saved['name']} \"your customer's message\" --store {store}\n"
+              f"  Python: from adapters import AdapterStore, load_adapter\n"
+              f"          adapter = load_adapter({saved['name']!r}, store=AdapterStore({store!r}))\n"
+              f"          adapter.predict([\"your customer's message\"])\n"
+              f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -240,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare_.add_argument("--no-baselines", action="store_true", help="skip zero-shot and in-context prompting")
     compare_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
     compare_.set_defaults(run=_compare)
+
+    eval_ = commands.add_parser("eval", help="the evaluation benchmark: methods x k x seeds on held-out and your "
+                                "tasks; results.json, results.md, plots",
+                                epilog="config fields: each of configs/eval/*.yaml lists them with their meaning")
+    eval_.add_argument("config", help="YAML config, e.g. configs/eval/quick.yaml")
+    eval_.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override, e.g. seeds=2")
+    eval_.set_defaults(run=_eval)
 
     serve_ = commands.add_parser("serve", help="the Gradio lab (chat, teach, compare) and an OpenAI-style API "
                                  "(/v1/chat/completions, /v1/models) on one port")

@@ -1,0 +1,246 @@
+"""The evaluation benchmark: a tiny-model grid end to end, resume, its statistics on hand-made numbers, configs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import train.evaluate as evaluate
+from adapters import adapt, load_base
+from adapters.files import read_lora_dir
+from prompts import suite
+from train import stats
+from train.config import ConfigError, load_config
+from train.evaluate import EvalConfig, load_eval_config
+from train.meta import run as meta_train
+
+ROOT = Path(__file__).parent.parent
+EVAL_CONFIGS = sorted((ROOT / "configs" / "eval").glob("*.yaml"))
+TASK = "risk-return-abuse"  # held out, 3 labels: quick to score on the tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny_multitask_init(tiny_model_dir, tmp_path_factory) -> Path:
+    """A multitask init for the tiny model (one outer step of configs/tiny.yaml): seconds."""
+    output = tmp_path_factory.mktemp("multitask")
+    return meta_train(load_config(ROOT / "configs" / "tiny.yaml", [
+        f"base_model={tiny_model_dir}", f"output_dir={output}", "algorithm=multitask", "outer_steps=1",
+        "validation_tasks=0", "save_every=0"]))
+
+
+def grid(model_dir: Path, init: Path, output: Path, *overrides: str) -> EvalConfig:
+    """2 methods x 1 k x 2 seeds on one held-out task, with the accuracy-vs-steps curve at that k."""
+    return load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
+        f"base_model={model_dir}", f"multitask_init={init}", f"output_dir={output}", f"tasks=[{TASK}]",
+        "methods=[lora_standard,lora_multitask]", "shots=[4]", "seeds=2", "n_test=4", "steps=3", "curve_k=4",
+        "curve_steps=[0,1,2]", "save_adapter=null", *overrides])
+
+
+# ------------------------------------------------------------------------------------------------ the grid
+def test_grid_writes_results_json_md_and_plots(tiny_model_dir, tiny_multitask_init, tmp_path):
+    results = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path))
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results)) and on_disk["status"] == "complete"
+    for key in ("config", "versions", "device", "git", "base_model", "inits", "tasks", "runs", "summary",
+                "comparisons", "steps_to_target", "examples_needed"):
+        assert key in on_disk, key
+    assert on_disk["versions"]["torch"] == torch.__version__ and "commit" in on_disk["git"]
+    runs = on_disk["runs"]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("lora_multitask", 0), ("lora_multitask", 1),
+                                                             ("lora_standard", 0), ("lora_standard", 1)]
+    assert all(r["task"] == TASK and r["k"] == 4 and r["steps"] == 3 and 0 <= r["score"] <= 1 for r in runs)
+    # the curve: steps 0, 1, 2 on the way, then the adapter as returned after its 3 steps
+    assert all([step for step, _ in r["curve"]] == [0, 1, 2, 3] and r["curve"][-1][1] == r["score"] for r in runs)
+    assert [(row["method"], row["k"], row["n_seeds"]) for row in on_disk["summary"]] == [
+        ("lora_standard", 4, 2), ("lora_multitask", 4, 2)]
+    for row in on_disk["summary"]:
+        scores = [r["score"] for r in runs if r["method"] == row["method"]]
+        assert row["mean"] == pytest.approx(sum(scores) / 2) and row["std"] == pytest.approx(stats.mean_std(scores)[1])
+    [comparison] = on_disk["comparisons"]
+    assert (comparison["method"], comparison["baseline"], comparison["n"]) == ("lora_multitask", "lora_standard", 2)
+    assert "cannot show significance" in comparison["note"]  # 2 pairs never can
+    steps = on_disk["steps_to_target"]
+    assert steps["k"] == 4 and {r["method"] for r in steps["rows"]} == {"lora_standard", "lora_multitask"}
+    multitask = next(r for r in steps["rows"] if r["method"] == "lora_multitask")
+    assert multitask["steps"] is not None and multitask["steps"] <= 3  # it reaches its own final score
+    report = (tmp_path / "results.md").read_text()
+    assert "| lora_multitask | " in report and "| method | k=4 | steps | s/adaptation |" in report
+    for name in ("score_vs_k.png", "score_vs_steps_k4.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_multitask_init, tmp_path, monkeypatch):
+    calls = []
+    real_adapt = evaluate.adapt
+
+    def adapt_then_fail(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the machine goes away during the fourth adaptation
+        calls.append(kwargs["seed"])
+        return real_adapt(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "adapt", adapt_then_fail)
+    config = grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run(config)
+    partial = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert partial["status"] == "running" and len(partial["runs"]) == 3 and "summary" not in partial
+
+    with pytest.raises(ConfigError, match="resume=true"):
+        evaluate.run(config)
+    with pytest.raises(ConfigError, match="n_test"):
+        evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", "resume=true", "n_test=5"))
+
+    calls.clear()
+    monkeypatch.setattr(evaluate, "adapt", lambda *a, **k: calls.append(k["seed"]) or real_adapt(*a, **k))
+    resumed = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", "resume=true"))
+    assert calls == [1]  # only the run that was cut off
+    assert all(run in resumed["runs"] for run in partial["runs"])  # kept as they were, seconds and all
+    whole = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "whole"))
+    assert [(r["method"], r["seed"], r["score"]) for r in resumed["runs"]] == \
+        [(r["method"], r["seed"], r["score"]) for r in whole["runs"]]
+
+
+def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multitask_init, tmp_path):
+    task = suite.get_task(TASK)
+    data = tmp_path / "My Returns.jsonl"
+    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:20]) + "\n")
+    user = f"{{path: '{data}', instruction: 'Is this return abusive?', labels: [{','.join(task.spec.labels)}]}}"
+    store = tmp_path / "store"
+    results = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", f"tasks=[{user}]",
+                                "methods=[zero_shot,icl,lora_standard]", "shots=[2,4]", "curve_steps=[]", "n_test=16",
+                                f"save_adapter={{name: my-returns, task: my-returns, k: 4, method: lora_standard, "
+                                f"store: '{store}'}}"))
+    [spec] = results["tasks"]
+    assert spec["name"] == "my-returns" and spec["n_test"] == 16  # 20 examples: 4 for support sets, 16 to test
+    zero_shot = [r for r in results["runs"] if r["method"] == "zero_shot"]
+    assert len(zero_shot) == 1 and zero_shot[0]["k"] == 0  # one run: it sees no examples
+    assert {(r["method"], r["k"]) for r in results["summary"]} == {(m, k) for m in ("zero_shot", "icl", "lora_standard")
+                                                                   for k in (2, 4)}
+    assert {r["method"] for r in results["examples_needed"]} <= {"icl", "lora_standard"}
+    assert all(r["task"] == "my-returns" and r["target"] == 0.8 for r in results["examples_needed"])
+    kept = read_lora_dir(store / "my-returns")
+    assert kept.record["n_examples"] == 4 and results["saved_adapter"]["name"] == "my-returns"
+
+
+def test_a_user_file_too_small_for_the_grid_is_one_line(tiny_model_dir, tmp_path, capsys):
+    from shoplora.cli import main
+
+    data = tmp_path / "few.jsonl"
+    data.write_text('{"input": "a", "output": "x"}\n{"input": "b", "output": "y"}\n' * 5)
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"base_model: {tiny_model_dir}\ntasks: [{{path: {data}, instruction: Sort it.}}]\n"
+                      f"shots: [4, 8]\noutput_dir: {tmp_path / 'out'}\n")
+    assert main(["eval", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "few.jsonl has 10 examples" in err and "label more examples" in err
+
+
+def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_multitask_init, tmp_path,
+                                                           monkeypatch):
+    base = load_base(str(tiny_model_dir), device="cpu")
+    config = grid(tiny_model_dir, tiny_multitask_init, tmp_path, "average_examples=4", "average_steps=2")
+    recipe = evaluate.average_recipe(config, read_lora_dir(tiny_multitask_init))
+    assert recipe["tasks"] == read_lora_dir(tiny_multitask_init).record["tasks"] and recipe["steps_per_task"] == 2
+    folder = evaluate.average_init(base, tmp_path / "average", recipe)
+    made = read_lora_dir(folder)
+    assert made.record["algorithm"] == "average" and made.record["recipe"] == recipe
+    assert "mean of 4 per-task LoRA adapters" in made.record["trained_on"]
+    assert any(t.abs().sum() > 0 for k, t in made.state.items() if "lora_B" in k)  # the adapters learned something
+    monkeypatch.setattr(evaluate, "adapt", lambda *a, **k: pytest.fail("rebuilt an init that was already there"))
+    assert evaluate.average_init(base, tmp_path / "average", recipe) == folder
+
+
+def test_watching_adaptation_does_not_change_it(tiny_base):
+    task = suite.get_task(TASK)
+    support = task.examples("train")[:6]
+    seen = []
+    watched = adapt(tiny_base, support, spec=task.spec, init=None, steps=3, seed=1,
+                    watch=lambda adapter, steps: seen.append((steps, adapter.evaluate(support[:2])["accuracy"])))
+    plain = adapt(tiny_base, support, spec=task.spec, init=None, steps=3, seed=1)
+    assert [steps for steps, _ in seen] == [0, 1, 2, 3]
+    assert all(torch.equal(t, plain.state()[k]) for k, t in watched.state().items())
+    watched.unload()
+    plain.unload()
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def test_mean_and_sample_std():
+    assert stats.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert stats.mean_std([0.5]) == (0.5, 0.0)
+
+
+def test_paired_test_on_hand_made_differences():
+    # differences 3, 1, 2: of the 8 sign patterns only +++ and --- reach |sum| 6, so p = 2/8
+    result = stats.paired_test([4.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    assert (result.n, result.mean_difference, result.p_value) == (3, 2.0, 0.25)
+    assert "cannot show significance" in result.note("a", "b")  # 3 pairs: p is never below 0.25
+    # +0.1 and -0.1 cancel: no evidence at all
+    assert stats.paired_test([0.6, 0.4], [0.5, 0.5]).p_value == 1.0
+    # six wins of 0.1: p = 2/64, significant at 0.05
+    six = stats.paired_test([0.6] * 6, [0.5] * 6)
+    assert six.p_value == pytest.approx(2 / 64) and "significantly better" in six.note("a", "b")
+    # 30 pairs (sampled sign patterns): one loss among many wins is still a clear win; noise is not
+    assert stats.paired_test([1.0] * 29 + [0.0], [0.0] * 29 + [1.0]).p_value < 0.001
+    noisy = stats.paired_test([0.5 + 0.01 * ((-1) ** i) for i in range(30)], [0.5] * 30)
+    assert noisy.p_value > 0.5 and "not significant" in noisy.note("a", "b")
+
+
+def test_steps_to_target_on_a_hand_made_curve():
+    curve = {0: 0.1, 2: 0.4, 4: 0.6, 8: 0.7}
+    assert stats.steps_to_target(curve, 0.6) == 4
+    assert stats.steps_to_target(curve, 0.65) == 8
+    assert stats.steps_to_target(curve, 0.05) == 0
+    assert stats.steps_to_target(curve, 0.9) is None
+
+
+def test_examples_needed_recovers_a_power_law():
+    # error = 0.5 * k^-0.5: 0.9 (error 0.1) needs k = (0.5 / 0.1)^2 = 25
+    points = [(k, 1 - 0.5 * k**-0.5) for k in (4, 8, 16)]
+    estimate = stats.examples_needed({0: points, 1: points}, 0.9)
+    assert estimate.k == pytest.approx(25) and estimate.low == pytest.approx(25) and estimate.high == pytest.approx(25)
+    assert estimate.exponent == pytest.approx(0.5)
+    assert "about 25 examples" in estimate.note("lora_meta") and "extrapolated" in estimate.note("lora_meta")
+    noisy = stats.examples_needed({0: [(4, 0.5), (16, 0.8)], 1: [(4, 0.6), (16, 0.7)]}, 0.9)
+    assert noisy.low <= noisy.k <= (noisy.high or float("inf"))
+    flat = stats.examples_needed({0: [(4, 0.5), (16, 0.5)]}, 0.9)
+    assert flat.k is None and "not within" in flat.note("icl")
+    assert stats.examples_needed({0: [(8, 0.5)], 1: [(8, 0.6)]}, 0.9) is None  # one k: no curve to fit
+
+
+# ------------------------------------------------------------------------------------------------ configs
+def test_eval_configs_ship():
+    assert {p.stem for p in EVAL_CONFIGS} >= {"quick", "full"}
+
+
+@pytest.mark.parametrize("path", EVAL_CONFIGS, ids=lambda p: p.name)
+def test_every_eval_config_loads(path):
+    config = load_eval_config(path)
+    assert path.read_text().startswith("# shoplora eval ")
+    assert config.methods[-1] == "lora_meta" and config.curve_k in config.shots
+
+
+@pytest.mark.parametrize("override, field", [
+    ("methods=[zero_shot,lora_magic]", "methods"),
+    ("shots=[0,4]", "shots"),
+    ("seeds=0", "seeds"),
+    ("target=80", "target"),
+    ("curve_k=5", "curve_k"),
+    ("tasks=[{path: x.jsonl}]", "instruction"),
+    ("tasks=[{pth: x.jsonl, instruction: y}]", "pth"),
+    ("save_adapter={name: x, task: y, k: 3}", "save_adapter"),
+    ("seedz=3", "seedz"),
+])
+def test_bad_eval_config_values_name_the_field(override, field):
+    with pytest.raises(ConfigError, match=re.escape(repr(field))):
+        load_eval_config(EVAL_CONFIGS[0], [override])
+
+
+def test_nested_errors_say_where():
+    with pytest.raises(ConfigError, match="in config field 'tasks': unknown config field"):
+        load_eval_config(EVAL_CONFIGS[0], ["tasks=[{pth: x.jsonl, instruction: y}]"])
