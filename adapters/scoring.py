@@ -1,5 +1,9 @@
 """Classify by scoring every allowed label as the answer: one pass over the prompts, one pass over a label tree.
 
+The prompts of one task share a long prefix (the system turn with the instruction and the label list, and any
+in-context shots): it runs once per call and its KV cache is shared by every input, so each input costs only its
+own tokens. With a 27-intent system turn that is most of the prompt.
+
 A label's score is the log-likelihood of its full answer tokens (label + end-of-turn, exactly as trained), so a
 label that is a prefix of another ('return' / 'return_item') is still told apart. The labels' tokens form a prefix
 tree; its inner nodes run as one extra sequence per prompt whose attention mask lets each node see the prompt's
@@ -9,6 +13,7 @@ label, so 100 intents cost one short sequence, not 100 forwards.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -66,23 +71,61 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
     device = next(model.parameters()).device
     tree = label_tree([answer_ids(label, tokenizer) for label in spec.labels])
     ancestors = _ancestor_mask(tree).to(device)
+    prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs]
     scores: list[list[float]] = []
+    if not prompts:
+        return scores
     with torch.inference_mode():
-        for start in range(0, len(inputs), batch_size):
-            prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
-            scores += _score_batch(model, prompts, tokenizer.pad_token_id, tree, ancestors, device)
+        prefix = _shared_prefix(model, prompts, device)
+        for start in range(0, len(prompts), batch_size):
+            batch = [p[prefix.length :] for p in prompts[start : start + batch_size]]
+            scores += _score_batch(model, batch, prefix, tokenizer.pad_token_id, tree, ancestors, device)
     return scores
 
 
-def _score_batch(model: Any, prompts: list[list[int]], pad_id: int, tree: LabelTree, ancestors: Any,
-                 device: Any) -> list[list[float]]:
+@dataclass
+class Prefix:
+    length: int  # tokens every prompt starts with
+    cache: Any  # their KV cache for one sequence (None when there is no shared prefix)
+
+    def for_batch(self, n: int) -> Any:
+        """A fresh cache of the prefix for `n` sequences (the forward pass appends to it)."""
+        if self.cache is None:
+            return None
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(n)
+        return cache
+
+
+def _shared_prefix(model: Any, prompts: list[list[int]], device: Any) -> Prefix:
+    """Run the tokens all prompts start with once. Every prompt keeps at least its last token, whose output
+    predicts the answer's first token."""
     import torch
 
-    ids, mask = left_pad(prompts, pad_id, device)
-    n_prompts, width = ids.shape
-    positions = (mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(tree.tokens),
-                logits_to_keep=1)
+    length = min(len(p) for p in prompts) - 1
+    for i in range(length):
+        if any(p[i] != prompts[0][i] for p in prompts):
+            length = i
+            break
+    if length <= 0:
+        return Prefix(0, None)
+    out = model(input_ids=torch.tensor([prompts[0][:length]], device=device), use_cache=True, logits_to_keep=1)
+    return Prefix(length, out.past_key_values)
+
+
+def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: int, tree: LabelTree,
+                 ancestors: Any, device: Any) -> list[list[float]]:
+    """`prompts` are the parts after the shared prefix, padded on the left: the padding sits between the prefix and
+    each prompt's own tokens, masked out, and positions continue from the prefix."""
+    import torch
+
+    ids, own = left_pad(prompts, pad_id, device)
+    n_prompts = len(prompts)
+    positions = prefix.length + (own.cumsum(1) - 1).clamp(min=0)
+    mask = torch.cat([own.new_ones(n_prompts, prefix.length), own], dim=1)
+    width = mask.shape[1]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=prefix.for_batch(n_prompts),
+                use_cache=bool(tree.tokens), logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (P, V): the answer's first token
     if tree.tokens:
         n = len(tree.tokens)

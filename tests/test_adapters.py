@@ -32,21 +32,26 @@ def adapter(base):
     return adapt(base, EXAMPLES, instruction=TASK.spec.instruction, labels=TASK.spec.labels, init=None, steps=6)
 
 
-def full_forward_score(base, spec, text, label) -> float:
-    r = render(spec, Example(text, label), base.tokenizer)
+def full_forward_score(base, spec, text, label, shots=()) -> float:
+    r = render(spec, Example(text, label), base.tokenizer, shots=shots)
     logprobs = torch.log_softmax(base.model(input_ids=torch.tensor([r.input_ids])).logits[0].float(), -1)
     return sum(logprobs[t - 1, r.input_ids[t]].item() for t in range(r.prompt_length, len(r)))
 
 
-@pytest.mark.parametrize("labels", [TASK.spec.labels, ("return", "return_item", "re", "refund")])
-def test_label_scores_match_a_full_forward_per_label(base, labels):
-    # Labels that are prefixes of each other share tree nodes; each must still get its own exact likelihood.
+@pytest.mark.parametrize("labels,inputs,shots", [
+    (TASK.spec.labels, TEST_INPUTS[:3], ()),
+    (("return", "return_item", "re", "refund"), TEST_INPUTS[:3], ()),
+    (("return", "refund"), TEST_INPUTS[:1], ()),  # one input: all but its last token is the shared prefix
+    (TASK.spec.labels[:4], TEST_INPUTS[:3], EXAMPLES[:2]),  # in-context shots join the shared prefix
+])
+def test_label_scores_match_a_full_forward_per_label(base, labels, inputs, shots):
+    # Labels that are prefixes of each other share tree nodes; each must still get its own exact likelihood, and
+    # running the prompts' shared prefix once (padding after it, before each input's own tokens) changes nothing.
     spec = TaskSpec("t", "service", "classify", "Route it.", labels=labels)
-    inputs = TEST_INPUTS[:3]
-    scores = label_scores(base.model, base.tokenizer, spec, inputs, batch_size=2)
+    scores = label_scores(base.model, base.tokenizer, spec, inputs, batch_size=2, shots=shots)
     for i, text in enumerate(inputs):
         for j, label in enumerate(labels[:5]):
-            assert scores[i][j] == pytest.approx(full_forward_score(base, spec, text, label), abs=1e-3)
+            assert scores[i][j] == pytest.approx(full_forward_score(base, spec, text, label, shots), abs=1e-3)
 
 
 def test_label_tree_shares_prefixes():
