@@ -75,8 +75,11 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
     scores: list[list[float]] = []
     if not prompts:
         return scores
+    # Probes that differ from their first character bound the prefix to the prompt's part before the input, so an
+    # input gets the same scores alone or in any batch.
+    probes = [prompt_ids(spec, text, tokenizer, shots) for text in ("0", "x")]
     with torch.inference_mode():
-        prefix = _shared_prefix(model, prompts, device)
+        prefix = _shared_prefix(model, [*probes, *prompts], device)
         for start in range(0, len(prompts), batch_size):
             batch = [p[prefix.length :] for p in prompts[start : start + batch_size]]
             scores += _score_batch(model, batch, prefix, tokenizer.pad_token_id, tree, ancestors, device)
@@ -98,7 +101,7 @@ class Prefix:
 
 
 def _shared_prefix(model: Any, prompts: list[list[int]], device: Any) -> Prefix:
-    """Run the tokens all prompts start with once. Every prompt keeps at least its last token, whose output
+    """Run the tokens all `prompts` start with once. Every prompt keeps at least its last token, whose output
     predicts the answer's first token."""
     import torch
 
