@@ -33,7 +33,7 @@ PATIENCE = 3  # validations without improvement before stopping early
 
 
 def task_spec(examples: Sequence[Example], instruction: str | None, labels: Sequence[str] | None,
-              kind: str | None) -> TaskSpec:
+              kind: str | None, name: str = "custom") -> TaskSpec:
     """The spec of a user's task. Without `kind`: classify when labels are given or the answers repeat as short
     labels, extract when every answer is a JSON object, generate otherwise."""
     if not instruction or not instruction.strip():
@@ -51,7 +51,7 @@ def task_spec(examples: Sequence[Example], instruction: str | None, labels: Sequ
             kind = "generate"
     if kind == "classify":
         labels = tuple(labels) if labels else infer_labels(examples)
-    return TaskSpec("custom", "custom", kind, instruction.strip(), labels=tuple(labels or ()) if kind == "classify" else ())
+    return TaskSpec(name, "custom", kind, instruction.strip(), labels=tuple(labels or ()) if kind == "classify" else ())
 
 
 def _is_json_object(text: str) -> bool:
@@ -99,62 +99,94 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     record.update(_fit(adapter, examples, loop, rng, progress, watch))
-    record.update(replay=_replay_buffer([], examples, rng), seconds=round(time.perf_counter() - started, 2),
+    record.update(replay=_replay_buffer([], examples, spec.name, rng), seconds=round(time.perf_counter() - started, 2),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    _remember_scenario(adapter)
     return adapter
 
 
-def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = None, steps: int | None = None,
-           lr: float | None = None, seed: int = 0, replay: bool = True, columns: dict[str, str] | None = None,
-           progress: Progress | None = None) -> Adapter:
-    """Continue training `adapter` on new examples (a new batch or a new scenario) without erasing what it knew:
-    a bounded sample of earlier examples kept in the adapter is replayed with the new ones. New labels of a
-    classify task join the label set."""
+def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = None, instruction: str | None = None,
+           scenario: str | None = None, spec: TaskSpec | None = None, kind: str | None = None,
+           steps: int | None = None, lr: float | None = None, seed: int = 0, replay: bool = True,
+           columns: dict[str, str] | None = None, progress: Progress | None = None) -> Adapter:
+    """Continue training `adapter` on new examples without erasing what it knew: a bounded sample of earlier
+    examples kept in the adapter is replayed with the new ones, each under its own scenario's instruction.
+
+    Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its
+    label set). With `instruction=` and `scenario="name"` (or a `spec`) they start a new scenario: the adapter then
+    answers it by default, and `adapter.scenario(name)` answers an earlier one with the same weights.
+    """
     started = time.perf_counter()
-    examples = load_examples(examples, columns=columns)
-    spec = adapter.spec
-    if spec.kind == "classify":
-        added = [label for label in (*(labels or ()), *infer_labels(examples)) if label not in spec.labels]
-        spec = replace(spec, labels=(*spec.labels, *dict.fromkeys(added)))
+    _remember_scenario(adapter)
+    if spec is None and instruction is None:
+        examples = load_examples(examples, columns=columns)
+        spec = adapter.spec
+        if spec.kind == "classify":
+            added = [label for label in (*(labels or ()), *infer_labels(examples)) if label not in spec.labels]
+            spec = replace(spec, labels=(*spec.labels, *dict.fromkeys(added)))
+    else:
+        examples = load_examples(examples, columns=columns, labels=labels)
+        if spec is None:
+            if not scenario:
+                raise ShopLoRAError("a new instruction starts a new scenario: name it, e.g. scenario=\"returns-de\" "
+                                    "(or leave out instruction= to add examples to the current scenario)")
+            spec = task_spec(examples, instruction, labels, kind, name=scenario)
+        if spec.name in adapter.scenarios:
+            raise ShopLoRAError(f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
+                                "instruction= to add examples to the current scenario")
+        adapter.temperature = 1.0  # the earlier scenario's calibration does not carry over
     adapter.spec = spec
+    _remember_scenario(adapter)
     record = adapter.record
     rng = random.Random(seed)
-    earlier = [Example(**row) for row in record.get("replay", [])]
-    replayed = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
+    earlier = record.get("replay", [])
+    sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
+    replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
+                for row in sampled]
     loop = InnerLoop.from_dict(record["inner_loop"])
     loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
-    fitted = _fit(adapter, [*examples, *replayed], loop, rng, progress)
-    record.setdefault("updates", []).append({"n_examples": len(examples), "n_replayed": len(replayed),
-                                             "examples_sha256": examples_digest(examples), **fitted,
-                                             "seconds": round(time.perf_counter() - started, 2)})
-    record.update(spec=spec.to_dict(), n_examples=record.get("n_examples", 0) + len(examples),
-                  metrics=fitted["metrics"], temperature=adapter.temperature,
-                  replay=_replay_buffer(earlier, examples, rng))
+    fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
+    record.setdefault("updates", []).append({"scenario": spec.name, "n_examples": len(examples),
+                                             "n_replayed": len(replayed), "examples_sha256": examples_digest(examples),
+                                             **fitted, "seconds": round(time.perf_counter() - started, 2)})
+    record.update(n_examples=record.get("n_examples", 0) + len(examples), metrics=fitted["metrics"],
+                  replay=_replay_buffer(earlier, examples, spec.name, rng))
+    _remember_scenario(adapter)
     return adapter
+
+
+def _remember_scenario(adapter: Adapter) -> None:
+    """Record the current scenario (spec and calibration) so `adapter.scenario(name)` finds it, saved or not."""
+    adapter.record["spec"] = adapter.spec.to_dict()
+    adapter.record["temperature"] = adapter.temperature
+    adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {"spec": adapter.spec.to_dict(),
+                                                                      "temperature": adapter.temperature}
 
 
 REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
 
 
-def _replay_buffer(earlier: Sequence[Example], new: Sequence[Example], rng: random.Random) -> list[dict]:
-    """A bounded, uniform sample of every example seen so far (reservoir-style: old and new weigh the same)."""
-    pool = [*earlier, *new]
-    kept = pool if len(pool) <= REPLAY_SIZE else rng.sample(pool, REPLAY_SIZE)
-    return [e.to_dict() for e in kept]
+def _replay_buffer(earlier: Sequence[dict], new: Sequence[Example], scenario: str, rng: random.Random) -> list[dict]:
+    """A bounded, uniform sample of every example seen so far (reservoir-style: old and new weigh the same), each
+    with the scenario it belongs to."""
+    pool = [*earlier, *({**e.to_dict(), "scenario": scenario} for e in new)]
+    return pool if len(pool) <= REPLAY_SIZE else rng.sample(pool, REPLAY_SIZE)
 
 
 def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: random.Random,
-         progress: Progress | None, watch: Watch | None = None) -> dict[str, Any]:
-    """Train from the adapter's current weights; hold out a fifth of 16+ examples for early stopping and
-    calibration. Returns what to record."""
+         progress: Progress | None, watch: Watch | None = None,
+         replayed: Sequence[tuple[TaskSpec, Example]] = ()) -> dict[str, Any]:
+    """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones;
+    hold out a fifth of 16+ new examples for early stopping and calibration. Returns what to record."""
     base, spec = adapter.base, adapter.spec
     shuffled = list(examples)
     rng.shuffle(shuffled)
     n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
     held_out, train = shuffled[:n_held], shuffled[n_held:]
-    rendered = [render(spec, e, base.tokenizer) for e in train]
+    pairs = [*((spec, e) for e in train), *replayed]
+    rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
-    _check_lengths(rendered + held_rendered, base, examples=train + held_out)
+    _check_lengths(rendered + held_rendered, base, examples=[e for _, e in pairs] + held_out)
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]

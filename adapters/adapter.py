@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -121,6 +122,25 @@ class Adapter:
         from .adapt import update
 
         return update(self, examples, **kwargs)
+
+    @property
+    def scenarios(self) -> list[str]:
+        """Names of the scenarios this adapter learned (one unless `update` added more), the current one last."""
+        names = list(self.record.get("scenarios", {}))
+        return names if names else [self.spec.name]
+
+    def scenario(self, name: str) -> "Adapter":
+        """This adapter answering scenario `name` (its instruction, labels and calibration), same weights.
+        Example: `adapter.scenario("service-intent-petshop").predict(["my cat's food never came"])`."""
+        if name == self.spec.name:
+            return self
+        known = self.record.get("scenarios", {})
+        if name not in known:
+            raise ShopLoRAError(f"this adapter has no scenario {name!r}; it has: {', '.join(self.scenarios)}")
+        view = copy.copy(self)  # shares the weights, the base and the record
+        view.spec = TaskSpec.from_dict(known[name]["spec"])
+        view.temperature = float(known[name]["temperature"])
+        return view
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def evaluate(self, examples: Sequence[Example]) -> dict[str, float]:

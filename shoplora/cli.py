@@ -79,20 +79,43 @@ def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
     from adapters.files import check_name
 
-    name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
     store = _store(args)
-    if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
-        raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
     columns = {k: v for k, v in (("input", args.input_column), ("output", args.output_column)) if v}
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
-    base = load_base(args.model)
-    adapter = adapt(base, args.data, instruction=args.instruction, labels=labels, kind=args.kind, init=args.init,
-                    steps=args.steps, lr=args.lr, seed=args.seed, columns=columns or None)
-    path = store.save(adapter, name, overwrite=args.overwrite)
+    if args.continue_:
+        adapter = _continue(args, store, labels, columns or None)
+        name, overwrite = args.continue_, True  # the version before the update stays recoverable in the store
+    else:
+        if not args.instruction:
+            raise ShopLoRAError("--instruction is required: say what the model should do, e.g. "
+                                "--instruction \"Classify the customer's message.\"")
+        name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
+        if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
+            raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
+        adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
+                        kind=args.kind, init=args.init, steps=args.steps, lr=args.lr, seed=args.seed,
+                        columns=columns or None)
+        overwrite = args.overwrite
+    path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
-    print(json.dumps({"name": name, "kind": adapter.spec.kind, "init": record["init"], "steps": record["steps_run"],
-                      "seconds": record["seconds"], "metrics": record["metrics"]}, indent=2))
+    fitted = record["updates"][-1] if args.continue_ else record
+    print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
+                      "steps": fitted["steps_run"], "seconds": fitted["seconds"], "metrics": fitted["metrics"]},
+                     indent=2))
     print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")
+
+
+def _continue(args: argparse.Namespace, store, labels, columns):
+    """`adapt DATA --continue NAME`: more examples for the stored adapter's scenario, or with --instruction and
+    --scenario a new scenario, learned with replay of the earlier ones."""
+    from adapters import load_adapter, load_base
+
+    store.read(args.continue_)  # an unknown name fails here, before the base model loads
+    if args.instruction and not args.scenario:
+        raise ShopLoRAError("--instruction with --continue starts a new scenario: name it with --scenario")
+    adapter = load_adapter(args.continue_, store=store, base=load_base(args.model) if args.model else None)
+    return adapter.update(args.data, labels=labels, instruction=args.instruction, scenario=args.scenario,
+                          kind=args.kind, steps=args.steps, lr=args.lr, seed=args.seed, columns=columns)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -105,6 +128,8 @@ def _predict(args: argparse.Namespace) -> None:
     if not inputs:
         raise ShopLoRAError("nothing to predict: pass texts after the name, or --file inputs.jsonl")
     adapter = load_adapter(args.name, store=store, base=load_base(args.model) if args.model else None)
+    if args.scenario:
+        adapter = adapter.scenario(args.scenario)
     for text, prediction in zip(inputs, adapter.predict(inputs, abstain_below=args.abstain_below)):
         print(json.dumps({"input": text, **prediction.to_dict()}, ensure_ascii=False))
 
@@ -218,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     default_store = os.environ.get("SHOPLORA_STORE", "adapters_store")
     adapt_ = commands.add_parser("adapt", help="learn a task from a JSONL/CSV of examples and save it to the store")
     adapt_.add_argument("data", help="JSONL or CSV with input and output columns")
-    adapt_.add_argument("--instruction", required=True, help="what the model should do (the system turn)")
+    adapt_.add_argument("--instruction", help="what the model should do (the system turn); required unless --continue")
     adapt_.add_argument("--labels", help="comma-separated label set for classify tasks (default: inferred)")
     adapt_.add_argument("--kind", choices=["classify", "extract", "generate"], help="task kind (default: inferred)")
     adapt_.add_argument("--init", default="default",
@@ -226,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--name", help="adapter name in the store (default: the data file's name)")
     adapt_.add_argument("--store", default=default_store, help=store_help)
     adapt_.add_argument("--overwrite", action="store_true", help="replace a stored adapter of the same name")
+    adapt_.add_argument("--continue", dest="continue_", metavar="NAME",
+                        help="update stored adapter NAME with DATA (replaying what it learned before) instead of "
+                             "starting a new one")
+    adapt_.add_argument("--scenario", help="with --continue and --instruction: the new scenario's name")
     adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
     adapt_.add_argument("--seed", type=int, default=0)
@@ -240,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--file", help="JSONL/CSV of inputs (an 'input' column; 'output' is optional)")
     predict.add_argument("--store", default=default_store, help=store_help)
     predict.add_argument("--abstain-below", type=float, help="answer 'abstain' below this confidence (classify)")
+    predict.add_argument("--scenario", help="answer this earlier scenario of the adapter (default: its latest)")
     predict.add_argument("--model", help="base model to load the adapter onto (default: the one it was trained on)")
     predict.set_defaults(run=_predict)
 

@@ -106,3 +106,27 @@ def test_compare_prints_a_table(tiny_model_dir, capsys):
     out = capsys.readouterr().out
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "method" not in line]
     assert rows == ["zero_shot", "icl", "lora_standard"]
+
+
+def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_model_dir, capsys):
+    first, second = tmp_path / "routes.jsonl", tmp_path / "plans.jsonl"
+    first.write_text("\n".join(json.dumps({"input": f"order {i} where is it", "output": "track"}) + "\n" +
+                               json.dumps({"input": f"order {i} refund", "output": "money"}) for i in range(4)))
+    second.write_text("\n".join(json.dumps({"input": f"box {i} skip it", "output": "skip"}) + "\n" +
+                                json.dumps({"input": f"box {i} pause", "output": "pause"}) for i in range(4)))
+    common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir)]
+    assert main(["adapt", str(first), "--instruction", "Route it.", "--init", "none", "--steps", "2", *common]) == 0
+    capsys.readouterr()
+    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change?", *common]) == 2
+    assert "name it with --scenario" in capsys.readouterr().err
+    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change?", "--scenario", "plans",
+                 "--steps", "2", *common]) == 0
+    assert '"scenario": "plans"' in capsys.readouterr().out
+    assert main(["predict", "routes", "box 9 skip it", *common]) == 0
+    assert set(json.loads(capsys.readouterr().out)["scores"]) == {"skip", "pause"}
+    assert main(["predict", "routes", "order 9 refund", "--scenario", "custom", *common]) == 0
+    assert set(json.loads(capsys.readouterr().out)["scores"]) == {"track", "money"}
+    assert main(["predict", "routes", "x", "--scenario", "nope", *common]) == 2
+    assert "no scenario 'nope'" in capsys.readouterr().err
+    assert main(["adapt", str(second), "--continue", "missing", *common]) == 2
+    assert "no adapter called 'missing'" in capsys.readouterr().err
