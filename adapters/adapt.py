@@ -20,6 +20,7 @@ from prompts.render import render
 
 from .adapter import Adapter
 from .base import Base
+from .generation import check_context
 from .inits import DEFAULT, resolve_init
 from .lora import LoraSettings, load_lora_state, lora_state
 from .metrics import expected_calibration_error, fit_temperature, softmax
@@ -186,7 +187,7 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     pairs = [*((spec, e) for e in train), *replayed]
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
-    _check_lengths(rendered + held_rendered, base, examples=[e for _, e in pairs] + held_out)
+    check_context(base.model, rendered + held_rendered, texts=[*(e.input for _, e in pairs), *(e.input for e in held_out)])
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
@@ -199,14 +200,6 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
     return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses),
             "train_loss": [round(x, 4) for x in losses], "metrics": metrics, "temperature": adapter.temperature}
-
-
-def _check_lengths(rendered, base: Base, examples: Sequence[Example]) -> None:
-    limit = getattr(base.model.config, "max_position_embeddings", None) or 2048
-    for r, example in zip(rendered, examples):
-        if len(r) > limit:
-            raise ShopLoRAError(f"an example is {len(r)} tokens with its prompt, over the model's context of {limit}: "
-                                f"shorten it or split it (input starts {example.input[:60]!r})")
 
 
 def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: random.Random,

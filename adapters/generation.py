@@ -6,7 +6,7 @@ import threading
 from contextlib import nullcontext
 from typing import Any, Iterator, Sequence
 
-from prompts import Example, TaskSpec
+from prompts import Example, ShopLoRAError, TaskSpec
 from prompts.render import answer_frame, prompt_ids
 
 from .base import Base
@@ -45,12 +45,27 @@ def left_pad(prompts: list[list[int]], pad_id: int, device: Any) -> tuple[Any, A
     return ids, mask
 
 
+def check_context(model: Any, prompts: Sequence[Sequence[int]], *, reserve: int = 0,
+                  texts: Sequence[str] | None = None) -> None:
+    """Refuse sequences longer than the model's context (plus `reserve` tokens to generate) with a clear error:
+    truncating would silently answer a different question, and positions past the context are untrained."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    for i, prompt in enumerate(prompts):
+        if limit and len(prompt) + reserve > limit:
+            room = f" + {reserve} tokens to generate" if reserve else ""
+            start = f" (input starts {texts[i][:60]!r})" if texts else ""
+            raise ShopLoRAError(f"an input is {len(prompt)} tokens with its prompt{room}, over the model's context of "
+                                f"{limit}: shorten or split it{start}")
+
+
 def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *,
                   shots: Sequence[Example] = (), max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
     """Greedy answers from `model` as it is (with whatever adapter is active)."""
     answers: list[str] = []
     for start in range(0, len(inputs), batch_size):
-        prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs[start : start + batch_size]]
+        texts = inputs[start : start + batch_size]
+        prompts = [prompt_ids(spec, text, tokenizer, shots) for text in texts]
+        check_context(model, prompts, reserve=max_new_tokens, texts=texts)
         answers += generate_prompts(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
     return answers
 
@@ -72,7 +87,9 @@ def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, ma
 
 def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_new_tokens: int = 64) -> Iterator[str]:
     """The greedy answer to one input, yielded piece by piece while a worker thread generates it."""
-    return stream_prompt(model, tokenizer, prompt_ids(spec, text, tokenizer), max_new_tokens=max_new_tokens)
+    prompt = prompt_ids(spec, text, tokenizer)
+    check_context(model, [prompt], reserve=max_new_tokens, texts=[text])
+    return stream_prompt(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
 
 
 def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_tokens: int = 64,

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from prompts import TaskSpec
 from prompts.render import answer_ids, prompt_ids
 
-from .generation import left_pad
+from .generation import check_context, left_pad
 
 
 @dataclass
@@ -72,6 +72,7 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
     tree = label_tree([answer_ids(label, tokenizer) for label in spec.labels])
     ancestors = _ancestor_mask(tree).to(device)
     prompts = [prompt_ids(spec, text, tokenizer, shots) for text in inputs]
+    check_context(model, prompts, reserve=max(map(len, tree.paths), default=0), texts=inputs)
     scores: list[list[float]] = []
     if not prompts:
         return scores

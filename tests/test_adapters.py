@@ -216,6 +216,18 @@ def test_bad_adapt_input(base):
         adapt(base, EXAMPLES[:8], instruction="x", labels=["a", "b"], init=None)
 
 
+def test_inputs_longer_than_the_context_are_refused_clearly(base, adapter):
+    # The tiny model reads 1024 tokens; refusing (not truncating) is the documented behaviour.
+    long = "where is my parcel " * 200  # under the 4000-character limit of an example, over 1024 tokens
+    with pytest.raises(ShopLoRAError, match="over the model's context of 1024: shorten or split it"):
+        adapt(base, [*EXAMPLES[:7], Example(long, EXAMPLES[0].output)], instruction="x", init=None, steps=1)
+    with pytest.raises(ShopLoRAError, match="over the model's context"):
+        adapter.predict(["short one", long])
+    with pytest.raises(ShopLoRAError, match="tokens to generate, over the model's context"):
+        adapter.generate([long])
+    assert adapter.predict(["short one"])[0].label in TASK.spec.labels  # the adapter is still fine
+
+
 def test_kind_inference():
     same = [Example("a", "yes"), Example("b", "no"), Example("c", "yes")]
     assert task_spec(same, "x", None, None).kind == "classify"
