@@ -69,21 +69,23 @@ def examples_digest(examples: Sequence[Example]) -> str:
 
 
 def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: Sequence[str] | None = None,
-          kind: str | None = None, spec: TaskSpec | None = None, init: str | Path | None = DEFAULT,
-          steps: int | None = None, lr: float | None = None, seed: int = 0, columns: dict[str, str] | None = None,
-          progress: Progress | None = None, watch: Watch | None = None) -> Adapter:
+          kind: str | None = None, spec: TaskSpec | None = None, scenario: str = "custom",
+          init: str | Path | None = DEFAULT, steps: int | None = None, lr: float | None = None, seed: int = 0,
+          columns: dict[str, str] | None = None, progress: Progress | None = None,
+          watch: Watch | None = None) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
     With 16 or more examples a fifth is held out: training stops early when their loss stops improving, and
-    classify confidences are calibrated on them (temperature scaling). `watch(adapter, steps_done)` sees the
-    adapter before the first step and after each one (the evaluation benchmark scores it there).
+    classify confidences are calibrated on them (temperature scaling). `scenario` names the task inside the adapter
+    (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step
+    and after each one (the evaluation benchmark scores it there).
     """
     import torch
 
     started = time.perf_counter()
     examples = load_examples(examples, columns=columns, labels=labels)  # the same checks for files and lists
-    spec = spec or task_spec(examples, instruction, labels, kind)
+    spec = spec or task_spec(examples, instruction, labels, kind, name=scenario)
     init_files = resolve_init(init, base)
     if init_files is not None:
         settings, state = init_files.settings, init_files.state

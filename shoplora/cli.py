@@ -93,8 +93,8 @@ def _adapt(args: argparse.Namespace) -> None:
         if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
         adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
-                        kind=args.kind, init=args.init, steps=args.steps, lr=args.lr, seed=args.seed,
-                        columns=columns or None)
+                        kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
+                        lr=args.lr, seed=args.seed, columns=columns or None)
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--continue", dest="continue_", metavar="NAME",
                         help="update stored adapter NAME with DATA (replaying what it learned before) instead of "
                              "starting a new one")
-    adapt_.add_argument("--scenario", help="with --continue and --instruction: the new scenario's name")
+    adapt_.add_argument("--scenario", help="the task's name inside the adapter (default: custom); with --continue and "
+                                           "--instruction, the new scenario's name")
     adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
     adapt_.add_argument("--seed", type=int, default=0)
