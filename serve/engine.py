@@ -3,8 +3,8 @@
 The base model is loaded once. Stored adapters load on first use and at most `max_loaded` stay in memory (least
 recently used out first); "base" is the model without LoRA and "meta-init" the shipped meta init. All model work
 runs on one worker thread that takes the base's lock per job, so concurrent users never see each other's adapter:
-generation requests waiting together run as one batch whose rows may use different adapters (PEFT's
-`adapter_names`), and a stream runs on that thread too, so its lock never crosses threads. Classification and
+generation requests waiting together run as one batch whose rows may use different adapters (`serve.mixed`: per-row
+LoRA as batched matmuls), and a stream runs on that thread too, so its lock never crosses threads. Classification and
 adaptation run in the caller's thread under the same lock. At most `max_pending` requests wait; the next one gets
 `EngineBusy` at once instead of waiting forever. Example:
 
@@ -30,6 +30,8 @@ from adapters.generation import base_only, generate_prompts, stream_prompt
 from adapters.inits import DEFAULT, resolve_init
 from prompts import Example, ShopLoRAError, TaskSpec
 from prompts.render import prompt_ids
+
+from .mixed import mixed_lora
 
 BASE = "base"
 META_INIT = "meta-init"
@@ -500,10 +502,10 @@ class Engine:
             with context:
                 texts = generate_prompts(model, self.base.tokenizer, prompts, max_new_tokens=limit, **kwargs)
         else:
-            peft_names = {name: "__base__" if name == BASE else self._adapter(name).peft_name for name in names}
-            self.base.peft.eval()  # a new PeftModel wrapper starts in training mode, where PEFT refuses adapter_names
-            texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit,
-                                     adapter_names=[peft_names[job.adapter] for job in jobs], **kwargs)
+            peft_names = {name: None if name == BASE else self._adapter(name).peft_name for name in names}
+            with mixed_lora(self.base.peft, [peft_names[job.adapter] for job in jobs]):
+                texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit,
+                                         **kwargs)
         for job, prompt, text in zip(jobs, prompts, texts):
             produced = len(self.base.tokenizer(text, add_special_tokens=False)["input_ids"])
             job.future.set_result(Reply(text, job.adapter, len(prompt), produced,

@@ -25,6 +25,16 @@ BASE_QUESTION = "Hi, my parcel has not arrived yet. What can I do?"
 PET_MESSAGE = "the bag of kibble arrived ripped open and half the food is on the porch"
 
 
+def first_pet_example() -> str:
+    from prompts import suite
+    from serve.app import EXAMPLE_TASK
+
+    return suite.get_task(EXAMPLE_TASK).examples("train")[0].input
+
+
+PET_EXAMPLE = first_pet_example()
+
+
 def find_chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (CI runs as root); skip only when that cannot work."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -98,6 +108,8 @@ def drive(page, url: str, shots: Path) -> dict[str, str]:
     page.goto(url)
     page.get_by_role("tab", name="Teach a scenario").click()
     page.locator("#teach-example").click()
+    # The form is filled by a server event: Adapt sends the fields as they are when clicked, so wait for them.
+    page.locator("#teach-table").get_by_text(PET_EXAMPLE).first.wait_for(timeout=60_000)
     page.locator("#teach-name").get_by_role("textbox").fill("petshop-intents")
     page.locator("#teach-adapt").click()
     result = page.locator("#teach-result")
