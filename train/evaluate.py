@@ -22,16 +22,15 @@ import platform
 import random
 import re
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
 from adapters.adapt import examples_digest, task_spec
-from adapters.files import check_name, read_lora_dir, write_lora_dir
+from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
 from adapters.inits import resolve_init
 from adapters.lora import LoraSettings
@@ -43,7 +42,7 @@ from prompts.suite import Task
 
 from . import report
 from .config import ConfigError, _help, load_config, require
-from .report import Key, cell_key
+from .report import Key, cell_key, write_atomic
 
 METHODS = ("zero_shot", "icl", "lora_standard", "lora_multitask", "lora_average", "lora_meta")
 BASELINES = ("zero_shot", "icl")  # no training: the base model with the instruction, or with the k examples as shots
@@ -286,7 +285,7 @@ def task_digest(task: Task) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- lora_average init
-def average_recipe(config: EvalConfig, multitask: Any) -> dict:
+def average_recipe(config: EvalConfig, multitask: LoraFiles) -> dict:
     """How the lora_average init is made: the multitask init's tasks, and by default its budget in examples."""
     record = multitask.record
     tasks = record.get("tasks") or [t.name for t in suite.tasks(record.get("suite", "ecommerce-v1"),
@@ -508,18 +507,6 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp file beside `path` and rename it into place: readers never see half a file."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
-
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("shoplora", "torch", "transformers", "peft", "accelerate"):

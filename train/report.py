@@ -7,6 +7,7 @@ run's report can be remade without a model.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -159,8 +160,9 @@ def markdown(results: dict) -> str:
     commit = (git["commit"] or "unknown")[:10] + (" with uncommitted changes" if git["dirty"] else "")
     lines = [f"# Evaluation: {Path(config['output_dir'] or 'runs/eval').name}", "",
              f"{results['base_model']['id']} on {results['device']}, {results['updated'][:10]}, commit {commit}, "
-             f"{results['seconds'] / 60:.1f} min. {len(tasks)} tasks, {config['n_test']} test examples each (fewer "
-             f"where a task has fewer), {config['seeds']} seeds (a support set each). Score: each task's metric "
+             f"{results['seconds'] / 60:.1f} min. {_count(len(tasks), 'task')}, {config['n_test']} test examples each "
+             f"(fewer where a task has fewer), {_count(config['seeds'], 'seed')} (a support set each). Score: each "
+             "task's metric "
              "(accuracy; macro-F1 for skewed real-data tasks) averaged over the tasks; mean ± std over seeds.", "",
              summary_table(results), "",
              "Tasks: " + ", ".join(f"{t['name']} ({t['metric']}"
@@ -258,17 +260,29 @@ def _color(results: dict, method: str) -> str:
 
 
 def _title(results: dict, what: str) -> str:
-    return f"{what}\n{results['base_model']['id']}, {len(results['tasks'])} tasks, {results['config']['seeds']} seeds"
+    return f"{what}\n{results['base_model']['id']}, {_count(len(results['tasks']), 'task')}, " \
+           f"{_count(results['config']['seeds'], 'seed')}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _save(figure, path: Path) -> Path:
-    """PNG to a temp file beside `path`, renamed into place."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=120)
+    write_atomic(path, png.getvalue())
+    return path
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a temp file beside `path` and rename it into place: a reader never sees half a file."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        figure.savefig(temp, format="png", dpi=120)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(temp, 0o644)  # mkstemp makes it private; results are for reading
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
-    return path

@@ -104,8 +104,10 @@ class ExamplesNeeded:
     def note(self, method: str) -> str:
         where = f"{method} reaches {self.target:.2f}"
         if self.k is None:
+            trend = f"the error falls as k^-{self.exponent:.2f}" if self.exponent > 0 else \
+                "the error does not fall as k grows"
             return f"{where}: not within {MAX_EXTRAPOLATION}x the largest k tried ({max(self.tried)}) on this " \
-                   f"evidence (error falls as k^-{self.exponent:.2f})"
+                   f"evidence ({trend})"
         spread = "" if self.low is None else \
             f" (80% range {whole_examples(self.low)}-{'?' if self.high is None else whole_examples(self.high)})"
         inside = "" if min(self.tried) <= self.k <= max(self.tried) else \
