@@ -101,6 +101,7 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
     resumed = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", "resume=true"))
     assert calls == [1]  # only the run that was cut off
     assert all(run in resumed["runs"] for run in partial["runs"])  # kept as they were, seconds and all
+    assert resumed["git"] == partial["git"] and len(resumed["resumed"]) == 1  # the code each part ran with
     whole = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "whole"))
     assert [(r["method"], r["seed"], r["score"]) for r in resumed["runs"]] == \
         [(r["method"], r["seed"], r["score"]) for r in whole["runs"]]

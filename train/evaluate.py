@@ -385,6 +385,7 @@ class Evaluation:
                               "seen_in_meta_training": t.name in seen} for t in self.tasks]
         self.started = time.perf_counter()
         self.previous_seconds = 0.0
+        self.git, self.resumed = git_state(), []  # the code the grid started with; each resume's code after it
         if self.config.resume and (self.output_dir / RESULTS).exists():
             self._resume()
 
@@ -422,6 +423,9 @@ class Evaluation:
                               "resume it with its own settings, or use another output_dir")
         self.results = {key_of(r): r for r in map(Result.from_dict, saved["runs"])}
         self.previous_seconds = saved.get("seconds", 0.0)
+        self.resumed = [*saved.get("resumed", []),
+                        {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self.git}]
+        self.git = saved["git"]
 
     # ---------------------------------------------------------------------------------------------- run
     def plan(self) -> list[tuple[Task, int, int, list[str]]]:
@@ -490,7 +494,7 @@ class Evaluation:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(self.previous_seconds + time.perf_counter() - self.started, 1),
             "config": config.to_dict(), "versions": versions(), "device": device_name(self.base),
-            "git": git_state(), "base_model": {"id": self.base.model_id, "fingerprint": self.base.fingerprint},
+            "git": self.git, "resumed": self.resumed, "base_model": {"id": self.base.model_id, "fingerprint": self.base.fingerprint},
             "inits": self.init_records, "notes": self.notes, "tasks": self.task_records,
             "saved_adapter": ({**asdict(config.save_adapter), "store": self._store_root()}
                               if config.save_adapter else None),
