@@ -73,7 +73,7 @@ def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[s
 def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, max_new_tokens: int = 64,
                      **generate_kwargs: Any) -> list[str]:
     """Greedy answers to rendered prompts as one left-padded batch. `generate_kwargs` go to `model.generate`
-    (serving passes PEFT's `adapter_names` for a batch over several adapters, and `max_time`)."""
+    (serving passes `max_time`; its benchmark `min_new_tokens`, so every variant generates as many tokens)."""
     import torch
 
     device = next(model.parameters()).device
