@@ -176,7 +176,8 @@ def build_app(engine: Engine) -> gr.Blocks:
                         fill = gr.Button(f"Fill in an example: pet-shop intents ({EXAMPLE_K} examples)", size="sm",
                                          elem_id="teach-example")
                         teach = gr.Button("Adapt", variant="primary", elem_id="teach-adapt")
-                teach_result = gr.Markdown(elem_id="teach-result")
+                teach_result = gr.Markdown("Adapting shows its progress here, then what the adapter learned.",
+                                           min_height=110, elem_id="teach-result")
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("One customer message, answered by the base model, the meta init and an adapted "
                             "scenario, all asked the scenario's task.")
