@@ -102,8 +102,8 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     record.update(_fit(adapter, examples, loop, rng, progress, watch))
-    record.update(replay=_replay_buffer([], examples, spec.name, rng), seconds=round(time.perf_counter() - started, 2),
-                  created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    record.update(replay=_replay_buffer([], examples, spec.name, rng),
+                  seconds=round(time.perf_counter() - started, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _remember_scenario(adapter)
     return adapter
 
@@ -138,8 +138,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
             raise ShopLoRAError(f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
                                 "instruction= to add examples to the current scenario")
         adapter.temperature = 1.0  # the earlier scenario's calibration does not carry over
-    adapter.spec = spec
-    _remember_scenario(adapter)
+    adapter.spec = spec  # replayed rows of this scenario render with it (scenario(own name) is the adapter itself)
     record = adapter.record
     rng = random.Random(seed)
     earlier = record.get("replay", [])
@@ -189,7 +188,7 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     pairs = [*((spec, e) for e in train), *replayed]
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
-    check_context(base.model, rendered + held_rendered, texts=[*(e.input for _, e in pairs), *(e.input for e in held_out)])
+    check_context(base.model, rendered + held_rendered, texts=[e.input for _, e in pairs] + [e.input for e in held_out])
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
