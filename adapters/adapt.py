@@ -22,6 +22,7 @@ from .adapter import Adapter
 from .base import Base
 from .generation import check_context
 from .inits import DEFAULT, resolve_init
+from .learning_curve import examples_needed
 from .lora import LoraSettings, load_lora_state, lora_state
 from .metrics import expected_calibration_error, fit_temperature, softmax
 from .training import InnerLoop, mean_loss, train_steps
@@ -72,20 +73,24 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
           kind: str | None = None, spec: TaskSpec | None = None, scenario: str = "custom",
           init: str | Path | None = DEFAULT, steps: int | None = None, lr: float | None = None, seed: int = 0,
           columns: dict[str, str] | None = None, progress: Progress | None = None,
-          watch: Watch | None = None) -> Adapter:
+          watch: Watch | None = None, examples_needed_for: float | None = None) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
     With 16 or more examples a fifth is held out: training stops early when their loss stops improving, and
     classify confidences are calibrated on them (temperature scaling). `scenario` names the task inside the adapter
     (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step
-    and after each one (the evaluation benchmark scores it there).
+    and after each one (the evaluation benchmark scores it there). `examples_needed_for=0.8` (a classify task with
+    at least 32 examples) also estimates how many training examples reach that held-out accuracy: two more short
+    adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
     """
     import torch
 
     started = time.perf_counter()
     examples = load_examples(examples, columns=columns, labels=labels)  # the same checks for files and lists
     spec = spec or task_spec(examples, instruction, labels, kind, name=scenario)
+    if examples_needed_for is not None:
+        _check_estimate(spec, len(examples), examples_needed_for)
     init_files = resolve_init(init, base)
     if init_files is not None:
         settings, state = init_files.settings, init_files.state
@@ -102,6 +107,11 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     record.update(_fit(adapter, examples, loop, rng, progress, watch))
+    if examples_needed_for is not None:
+        held_out, train = _split(examples, random.Random(seed))  # the split _fit made: its rng's first use
+        points = [*_subset_scores(base, spec, state, settings, train, held_out, loop, seed),
+                  (len(train), record["metrics"]["held_out_accuracy"])]
+        record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
     record.update(replay=_replay_buffer([], examples, spec.name, rng),
                   seconds=round(time.perf_counter() - started, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _remember_scenario(adapter)
@@ -110,18 +120,24 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
 
 def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = None, instruction: str | None = None,
            scenario: str | None = None, spec: TaskSpec | None = None, kind: str | None = None,
-           steps: int | None = None, lr: float | None = None, seed: int = 0, replay: bool = True,
-           columns: dict[str, str] | None = None, progress: Progress | None = None) -> Adapter:
-    """Continue training `adapter` on new examples without erasing what it knew: a bounded sample of earlier
-    examples kept in the adapter is replayed with the new ones, each under its own scenario's instruction.
+           own_weights: bool | None = None, steps: int | None = None, lr: float | None = None, seed: int = 0,
+           replay: bool = True, columns: dict[str, str] | None = None, progress: Progress | None = None) -> Adapter:
+    """Continue training `adapter` on new examples without erasing what it knew.
 
     Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its
-    label set). With `instruction=` and `scenario="name"` (or a `spec`) they start a new scenario: the adapter then
-    answers it by default, and `adapter.scenario(name)` answers an earlier one with the same weights.
+    label set); a bounded sample of earlier examples kept in the adapter is replayed with them, each under its own
+    scenario's instruction. With `instruction=` and `scenario="name"` (or a `spec`) they start a new scenario, which
+    the adapter then answers by default; `adapter.scenario(name)` answers an earlier one. A new scenario gets its
+    own copy of the weights to train (starting from the current ones), so earlier scenarios keep exactly what they
+    learned; `own_weights=False` trains the shared weights with replay instead (one LoRA in all, some forgetting).
     """
     started = time.perf_counter()
     _remember_scenario(adapter)
-    if spec is None and instruction is None:
+    new_scenario = spec is not None or instruction is not None
+    if own_weights and not new_scenario:
+        raise ShopLoRAError("own_weights=True is for a new scenario: pass instruction= and scenario= too (examples "
+                            "for the current scenario always train its weights)")
+    if not new_scenario:
         examples = load_examples(examples, columns=columns)
         spec = adapter.spec
         if spec.kind == "classify":
@@ -138,6 +154,9 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
             raise ShopLoRAError(f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
                                 "instruction= to add examples to the current scenario")
         adapter.temperature = 1.0  # the earlier scenario's calibration does not carry over
+        if own_weights is not False:
+            adapter.peft_name = adapter._new_weights(adapter.state())
+            replay = False  # these weights answer only the new scenario
     adapter.spec = spec  # replayed rows of this scenario render with it (scenario(own name) is the adapter itself)
     record = adapter.record
     rng = random.Random(seed)
@@ -163,6 +182,7 @@ def _remember_scenario(adapter: Adapter) -> None:
     adapter.record["temperature"] = adapter.temperature
     adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {"spec": adapter.spec.to_dict(),
                                                                       "temperature": adapter.temperature}
+    adapter.weights[adapter.spec.name] = adapter.peft_name
 
 
 REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
@@ -175,16 +195,67 @@ def _replay_buffer(earlier: Sequence[dict], new: Sequence[Example], scenario: st
     return pool if len(pool) <= REPLAY_SIZE else rng.sample(pool, REPLAY_SIZE)
 
 
+def _split(examples: Sequence[Example], rng: random.Random) -> tuple[list[Example], list[Example]]:
+    """(held out, train): a fifth of 16 or more examples is held out, in a shuffled order."""
+    shuffled = list(examples)
+    rng.shuffle(shuffled)
+    n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
+    return shuffled[:n_held], shuffled[n_held:]
+
+
+MIN_FOR_ESTIMATE = 32  # examples: a curve needs three training sizes and a held-out share worth scoring
+
+
+def _check_estimate(spec: TaskSpec, n: int, target: float) -> None:
+    if spec.kind != "classify":
+        raise ShopLoRAError(f"examples_needed_for needs a classify task (this one is {spec.kind}): it fits the "
+                            "held-out accuracy")
+    if n < MIN_FOR_ESTIMATE:
+        raise ShopLoRAError(f"examples_needed_for needs at least {MIN_FOR_ESTIMATE} examples to fit a learning curve, "
+                            f"got {n}; label more or leave it out")
+    if not 0 < target < 1:
+        raise ShopLoRAError(f"examples_needed_for is a target accuracy between 0 and 1, got {target}")
+
+
+def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
+                   train: Sequence[Example], held_out: Sequence[Example], loop: InnerLoop,
+                   seed: int) -> list[tuple[int, float]]:
+    """Held-out accuracy after the same inner loop on a quarter and a half of the training split, from the same
+    init: the smaller points of the learning curve."""
+    import torch
+
+    points = []
+    for size in (len(train) // 4, len(train) // 2):
+        torch.manual_seed(seed)
+        trial = Adapter(base, spec, state, settings, {})
+        try:
+            rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
+            with base.lock:
+                trial._active()
+                train_steps(base.peft, rendered, loop, pad_id=base.tokenizer.pad_token_id,
+                            rng=random.Random(seed), name=trial.peft_name)
+            points.append((size, trial.evaluate(held_out)["accuracy"]))
+        finally:
+            trial.unload()
+    return points
+
+
+def _examples_needed(points: Sequence[tuple[int, float]], target: float, n_held_out: int) -> dict[str, Any]:
+    estimate = examples_needed({0: points}, target)
+    note = estimate.note("this task") if estimate else "no estimate: the curve has a single size"
+    return {**(estimate.to_dict() if estimate else {}), "target": target,
+            "points": [list(point) for point in points],
+            "note": f"{note} (training examples; one adaptation per size, scored on {n_held_out} held-out "
+                    "examples: a rough guide)"}
+
+
 def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: random.Random,
          progress: Progress | None, watch: Watch | None = None,
          replayed: Sequence[tuple[TaskSpec, Example]] = ()) -> dict[str, Any]:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones;
     hold out a fifth of 16+ new examples for early stopping and calibration. Returns what to record."""
     base, spec = adapter.base, adapter.spec
-    shuffled = list(examples)
-    rng.shuffle(shuffled)
-    n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
-    held_out, train = shuffled[:n_held], shuffled[n_held:]
+    held_out, train = _split(examples, rng)
     pairs = [*((spec, e) for e in train), *replayed]
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
@@ -192,9 +263,9 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     metrics: dict[str, Any] = {}
     if held_out and spec.kind == "classify":
         metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
-    losses = _train(adapter, rendered, held_rendered, loop, rng, progress, watch)
+    losses, held_loss = _train(adapter, rendered, held_rendered, loop, rng, progress, watch)
     if held_out:
-        metrics["held_out_loss"] = round(mean_loss(base.peft, held_rendered, pad_id=base.tokenizer.pad_token_id), 4)
+        metrics["held_out_loss"] = round(held_loss, 4)
         if spec.kind == "classify":
             _calibrate(adapter, held_out, metrics)
         else:
@@ -204,14 +275,15 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
 
 
 def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: random.Random,
-           progress: Progress | None, watch: Watch | None) -> list[float]:
-    """The inner loop, with early stopping on the held-out loss (the best weights are kept)."""
+           progress: Progress | None, watch: Watch | None) -> tuple[list[float], float]:
+    """The inner loop, with early stopping on the held-out loss (the best weights are kept). Returns the training
+    losses and the kept weights' held-out loss (nan without held-out examples)."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
     bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
     every = max(1, loop.steps // 8)
-    best = {"loss": float("inf"), "state": None, "since": 0}
+    best = {"loss": float("inf"), "state": None, "since": 0, "last": float("nan")}  # last: the final weights' loss
 
     def on_step(step: int, loss: float) -> bool:
         if progress:
@@ -221,9 +293,9 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
             bar.set_postfix(loss=f"{loss:.3f}")
         if watch is not None:
             watched(step + 1)
-        if not held_rendered or (step + 1) % every:
+        if not held_rendered or ((step + 1) % every and step + 1 < loop.steps):  # the last step is always checked
             return False
-        held_loss = mean_loss(base.peft, held_rendered, pad_id=pad_id)
+        held_loss = best["last"] = mean_loss(base.peft, held_rendered, pad_id=pad_id)
         if held_loss < best["loss"]:
             best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), since=0)
             return False
@@ -248,9 +320,9 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
         finally:
             if bar is not None:
                 bar.close()
-        if best["state"] is not None and mean_loss(base.peft, held_rendered, pad_id=pad_id) > best["loss"]:
+        if best["last"] > best["loss"]:  # training ends on its last check: the best one may be earlier
             load_lora_state(base.peft, best["state"], adapter.peft_name)
-    return losses
+    return losses, best["loss"] if held_rendered else float("nan")
 
 
 def _calibrate(adapter: Adapter, held_out: Sequence[Example], metrics: dict) -> None:

@@ -61,20 +61,30 @@ class Adapter:
         self.record = record
         self.temperature = temperature
         # PEFT adapter names must not be substrings of "lora_": a prefix keeps every name clear of that.
-        self.peft_name = f"shoplora-{next(_names)}"
-        with base.lock:
-            add_lora(base, self.peft_name, settings)
-            if state is not None:
-                load_lora_state(base.peft, state, self.peft_name)
+        self.peft_name = self._new_weights(state)
+        # Scenario name -> the PEFT adapter holding its weights (shared by `scenario()` views). Scenarios learned
+        # with replay share one set; `update(..., own_weights=True)` gives a new scenario a set of its own.
+        self.weights: dict[str, str] = {spec.name: self.peft_name}
 
     # -- weights ----------------------------------------------------------------------------------------------
+    def _new_weights(self, state: dict[str, Any] | None) -> str:
+        """A new PEFT adapter on the base holding `state` (None: PEFT's standard init); returns its name."""
+        name = f"shoplora-{next(_names)}"
+        with self.base.lock:
+            add_lora(self.base, name, self.settings)
+            if state is not None:
+                load_lora_state(self.base.peft, state, name)
+        return name
+
     def state(self) -> dict[str, Any]:
+        """The LoRA tensors that answer this adapter's current scenario."""
         return lora_state(self.base.peft, self.peft_name)
 
     def unload(self) -> None:
         """Free this adapter's weights on the base model; the object cannot predict afterwards."""
         with self.base.lock:
-            remove_lora(self.base, self.peft_name)
+            for peft_name in {self.peft_name, *self.weights.values()}:
+                remove_lora(self.base, peft_name)
 
     def _active(self) -> Any:
         self.base.peft.set_adapter(self.peft_name)
@@ -130,7 +140,8 @@ class Adapter:
         return names if names else [self.spec.name]
 
     def scenario(self, name: str) -> "Adapter":
-        """This adapter answering scenario `name` (its instruction, labels and calibration), same weights.
+        """This adapter answering scenario `name` (its instruction, labels, calibration and weights: the shared
+        ones, or its own when it was learned with `own_weights=True`).
         Example: `adapter.scenario("service-intent-petshop").predict(["my cat's food never came"])`."""
         if name == self.spec.name:
             return self
@@ -140,6 +151,7 @@ class Adapter:
         view = copy.copy(self)  # shares the weights, the base and the record
         view.spec = TaskSpec.from_dict(known[name]["spec"])
         view.temperature = float(known[name]["temperature"])
+        view.peft_name = self.weights.get(name, self.peft_name)
         return view
 
     # -- evaluation -------------------------------------------------------------------------------------------

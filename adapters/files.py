@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 RECORD_FILE = "shoplora.json"
 CARD_FILE = "README.md"
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, RECORD_FILE)
+SCENARIOS_DIR = "scenarios"  # scenarios with weights of their own: each a PEFT folder of its own inside
 VLLM_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
 
 
@@ -42,6 +43,7 @@ class LoraFiles:
     state: dict[str, Any]  # PEFT file keys -> tensors
     record: dict
     base_model_id: str
+    scenario_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # SCENARIOS_DIR/<name>/ weights
 
 
 def module_names(state: dict[str, Any]) -> list[str]:
@@ -90,46 +92,72 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
 
 
 def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSettings, base_model_id: str, record: dict,
-                   base_fingerprint: str | None = None, overwrite: bool = False) -> Path:
+                   base_fingerprint: str | None = None, overwrite: bool = False,
+                   scenario_states: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write an adapter folder atomically. Over an existing folder only with `overwrite=True`, and then the previous
-    version is kept beside it as `.NAME.previous-<time>` so a mistaken overwrite can be undone."""
-    from peft import LoraConfig
-    from safetensors.torch import save_file
-
+    version is kept beside it as `.NAME.previous-<time>` so a mistaken overwrite can be undone. `scenario_states`
+    (scenario name -> tensors) go to `scenarios/<name>/`, each a PEFT folder of its own."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise AdapterFileError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if not state:
         raise AdapterFileError("no LoRA tensors to save")
-    targets = module_names(state)
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=targets, task_type="CAUSAL_LM", base_model_name_or_path=base_model_id,
-                        inference_mode=True)
+    scenario_states = {check_name(name, "scenario"): s for name, s in (scenario_states or {}).items()}
     record = {**record, "base_model": base_model_id, "base_fingerprint": base_fingerprint,
-              "lora": {**settings.to_dict(), "targets": targets},
+              "lora": {**settings.to_dict(), "targets": module_names(state)},
               "compatibility": compatibility_problems(settings, state, base_model_id)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     try:
-        config.save_pretrained(staging)
-        tensors = {key: t.detach().to("cpu").contiguous() for key, t in state.items()}
-        save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt"})
+        _write_peft(staging, state, settings, base_model_id)
+        for name, tensors in scenario_states.items():
+            _write_peft(staging / SCENARIOS_DIR / name, tensors, settings, base_model_id)
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         (staging / CARD_FILE).write_text(model_card(target.name, base_model_id, record))
         staging.chmod(0o755)
         if target.exists():
-            os.replace(target, target.parent / f".{target.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(target, _previous_slot(target))
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def read_lora_dir(path: Path) -> LoraFiles:
-    """Read and check an adapter folder; a partial, corrupted or pickle-based folder is an AdapterFileError."""
+def _previous_slot(target: Path) -> Path:
+    """`.NAME.previous-<time>` beside `target`, numbered when saved more than once in the same second."""
+    stem = target.parent / f".{target.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}"
+    slot, n = stem, 1
+    while slot.exists():
+        slot, n = Path(f"{stem}-{n}"), n + 1
+    return slot
+
+
+def _write_peft(folder: Path, state: dict[str, Any], settings: LoraSettings, base_model_id: str) -> None:
+    """PEFT's two files: what `PeftModel.from_pretrained`, vLLM and LoRAX read."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=module_names(state), task_type="CAUSAL_LM",
+                        base_model_name_or_path=base_model_id, inference_mode=True)
+    config.save_pretrained(folder)
+    tensors = {key: t.detach().to("cpu").contiguous() for key, t in state.items()}
+    save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+
+
+def _read_weights(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        return load_file(path / WEIGHTS_FILE)
+    except (SafetensorError, OSError) as error:
+        raise AdapterFileError(f"{path}/{WEIGHTS_FILE} is corrupted or missing ({error}); delete the folder and "
+                               "save it again") from None
+
+
+def read_lora_dir(path: Path) -> LoraFiles:
+    """Read and check an adapter folder; a partial, corrupted or pickle-based folder is an AdapterFileError."""
     path = Path(path)
     if not path.is_dir():
         raise AdapterFileError(f"no adapter folder at {path}")
@@ -145,23 +173,29 @@ def read_lora_dir(path: Path) -> LoraFiles:
         record = json.loads((path / RECORD_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AdapterFileError(f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
-    try:
-        state = load_file(path / WEIGHTS_FILE)
-    except (SafetensorError, OSError) as error:
-        raise AdapterFileError(f"{path}/{WEIGHTS_FILE} is corrupted ({error}); delete the folder and save it again") from None
+    state = _read_weights(path)
+    folders = {entry.get("weights") for entry in record.get("scenarios", {}).values()} - {None, "."}
+    scenario_states = {}
+    for folder in sorted(folders):  # only names the store wrote: never a path outside the adapter folder
+        name = folder.removeprefix(f"{SCENARIOS_DIR}/")
+        if folder != f"{SCENARIOS_DIR}/{name}":
+            raise AdapterFileError(f"{path}/{RECORD_FILE} points scenario weights at {folder!r}, outside "
+                                   f"{SCENARIOS_DIR}/: the record was edited or corrupted; save the adapter again")
+        scenario_states[check_name(name, "scenario")] = _read_weights(path / folder)
     targets = config.get("target_modules")
     settings = LoraSettings(r=int(config["r"]), alpha=int(config["lora_alpha"]),
                             dropout=float(config.get("lora_dropout", 0.0)),
                             targets=targets if isinstance(targets, str) else tuple(targets))
-    return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""))
+    return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""),
+                     scenario_states)
 
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-def check_name(name: str) -> str:
-    """An adapter name is a plain lowercase folder name, so it can never point outside its store."""
+def check_name(name: str, what: str = "adapter") -> str:
+    """An adapter (or scenario) name is a plain lowercase folder name, so it can never point outside its store."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
-        raise ShopLoRAError(f"adapter name {name!r} is not allowed: use 1-64 lowercase letters, digits, '.', '_' or "
+        raise ShopLoRAError(f"{what} name {name!r} is not allowed: use 1-64 lowercase letters, digits, '.', '_' or "
                             "'-', starting with a letter or digit (e.g. 'acme-returns')")
     return name

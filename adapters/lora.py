@@ -76,7 +76,10 @@ def remove_lora(base: Any, name: str) -> None:
         if list(base.peft.peft_config) == [name]:
             # PEFT cannot delete the last adapter: add a placeholder so the shared wrapper survives.
             base.peft.add_adapter("_empty", LoraSettings(r=1, targets=("q_proj",)).peft_config())
-            base.peft.set_adapter("_empty")
+        if name in base.peft.active_adapters:  # switch first: PEFT warns when the active adapter is deleted
+            base.peft.set_adapter(next(other for other in base.peft.peft_config if other != name))
+            for param in base.peft.parameters():  # set_adapter marks the new active adapter trainable
+                param.requires_grad_(False)
         base.peft.delete_adapter(name)
 
 

@@ -13,7 +13,7 @@ from prompts import ShopLoRAError, TaskSpec
 
 from .adapter import Adapter
 from .base import EMBEDDED, EMBEDDED_ID, Base, load_base
-from .files import AdapterFileError, LoraFiles, check_name, read_lora_dir, write_lora_dir
+from .files import SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, read_lora_dir, write_lora_dir
 from .inits import check_base
 
 
@@ -31,10 +31,21 @@ class AdapterStore:
     def save(self, adapter: Adapter, name: str, *, overwrite: bool = False) -> Path:
         """Save atomically; over an existing name only with `overwrite=True` (the old version is kept as
         `.NAME.previous-<time>`)."""
-        record = {**adapter.record, "name": name, "temperature": adapter.temperature}
+        owners: dict[str, str] = {}  # PEFT adapter -> the first scenario using it, whose folder holds it
+        for scenario, peft_name in adapter.weights.items():
+            if peft_name != adapter.peft_name:
+                owners.setdefault(peft_name, scenario)
+        scenarios = {}
+        for scenario, entry in adapter.record.get("scenarios", {}).items():
+            peft_name = adapter.weights.get(scenario, adapter.peft_name)
+            scenarios[scenario] = {**entry, "weights": f"{SCENARIOS_DIR}/{owners[peft_name]}" if peft_name in owners
+                                   else "."}  # "." = the main weights
+        record = {**adapter.record, "name": name, "spec": adapter.spec.to_dict(), "temperature": adapter.temperature,
+                  "scenarios": scenarios}
         return write_lora_dir(self.path(name), state=adapter.state(), settings=adapter.settings,
                               base_model_id=adapter.base.model_id, base_fingerprint=adapter.base.fingerprint,
-                              record=record, overwrite=overwrite)
+                              record=record, overwrite=overwrite,
+                              scenario_states={owner: adapter.scenario(owner).state() for owner in owners.values()})
 
     def read(self, name: str) -> LoraFiles:
         path = self.path(name)
@@ -88,8 +99,13 @@ def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
     if "spec" not in record:
         raise AdapterFileError(f"{files.path} has no task spec in shoplora.json: it is an init, not an adapter; "
                                "pass it as init= to adapt()")
-    return Adapter(base, TaskSpec.from_dict(record["spec"]), files.state, files.settings, record,
-                   temperature=float(record.get("temperature", 1.0)))
+    adapter = Adapter(base, TaskSpec.from_dict(record["spec"]), files.state, files.settings, record,
+                      temperature=float(record.get("temperature", 1.0)))
+    own = {name: adapter._new_weights(state) for name, state in files.scenario_states.items()}
+    for scenario, entry in record.get("scenarios", {}).items():
+        folder = entry.get("weights", ".")
+        adapter.weights[scenario] = adapter.peft_name if folder == "." else own[folder.split("/", 1)[1]]
+    return adapter
 
 
 _bases: dict[str, Base] = {}

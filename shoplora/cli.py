@@ -94,7 +94,8 @@ def _adapt(args: argparse.Namespace) -> None:
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
         adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
                         kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
-                        lr=args.lr, seed=args.seed, columns=columns or None)
+                        lr=args.lr, seed=args.seed, columns=columns or None,
+                        examples_needed_for=args.examples_needed_for)
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
@@ -102,20 +103,27 @@ def _adapt(args: argparse.Namespace) -> None:
     print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
                       "steps": fitted["steps_run"], "seconds": fitted["seconds"], "metrics": fitted["metrics"]},
                      indent=2))
+    if args.examples_needed_for is not None:
+        print(record["examples_needed"]["note"])
     print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")
 
 
 def _continue(args: argparse.Namespace, store, labels, columns):
-    """`adapt DATA --continue NAME`: more examples for the stored adapter's scenario, or with --instruction and
-    --scenario a new scenario, learned with replay of the earlier ones."""
+    """`adapt DATA --continue NAME`: more examples for the stored adapter's scenario (replaying earlier ones), or
+    with --instruction and --scenario a new scenario with weights of its own (--shared-weights: replay instead)."""
     from adapters import load_adapter, load_base
 
     store.read(args.continue_)  # an unknown name fails here, before the base model loads
     if args.instruction and not args.scenario:
         raise ShopLoRAError("--instruction with --continue starts a new scenario: name it with --scenario")
+    if args.examples_needed_for is not None:
+        raise ShopLoRAError("--examples-needed-for goes with a new adapter, not --continue")
+    if args.shared_weights and not args.instruction:
+        raise ShopLoRAError("--shared-weights is for a new scenario: pass --instruction and --scenario too")
     adapter = load_adapter(args.continue_, store=store, base=load_base(args.model) if args.model else None)
     return adapter.update(args.data, labels=labels, instruction=args.instruction, scenario=args.scenario,
-                          kind=args.kind, steps=args.steps, lr=args.lr, seed=args.seed, columns=columns)
+                          own_weights=False if args.shared_weights else None, kind=args.kind, steps=args.steps,
+                          lr=args.lr, seed=args.seed, columns=columns)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -256,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "starting a new one")
     adapt_.add_argument("--scenario", help="the task's name inside the adapter (default: custom); with --continue and "
                                            "--instruction, the new scenario's name")
+    adapt_.add_argument("--shared-weights", action="store_true",
+                        help="with --continue and a new scenario: train the adapter's shared weights with replay "
+                             "(one LoRA in all, some forgetting) instead of a copy of its own for the new scenario")
+    adapt_.add_argument("--examples-needed-for", type=float, metavar="ACCURACY",
+                        help="also estimate how many examples reach this held-out accuracy, e.g. 0.8 (classify, "
+                             ">= 32 examples; two more short adaptations on subsets)")
     adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
     adapt_.add_argument("--seed", type=int, default=0)

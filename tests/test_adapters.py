@@ -260,3 +260,19 @@ def test_shipped_inits_are_complete_peft_folders():
         assert files.base_model_id == EMBEDDED_ID and files.record["base_fingerprint"]
         InnerLoop.from_dict(files.record["inner_loop"])
         assert files.settings.r <= 16
+
+
+def test_adapt_estimates_the_examples_a_task_needs(base):
+    examples = TASK.examples("train")[:40]
+    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9)
+    estimate = adapter.record["examples_needed"]
+    assert [size for size, _ in estimate["points"]] == [8, 16, 32]  # a quarter, a half and all of the 32 trained on
+    assert estimate["points"][-1][1] == adapter.record["metrics"]["held_out_accuracy"]
+    assert estimate["target"] == 0.9 and "8 held-out examples" in estimate["note"]
+    n_adapters = len(base.peft.peft_config)
+    adapter.unload()
+    assert len(base.peft.peft_config) == n_adapters - 1  # the trial adapters of the curve were freed
+    with pytest.raises(ShopLoRAError, match="at least 32 examples"):
+        adapt(base, examples[:20], spec=TASK.spec, init=None, steps=1, examples_needed_for=0.9)
+    with pytest.raises(ShopLoRAError, match="between 0 and 1"):
+        adapt(base, examples, spec=TASK.spec, init=None, steps=1, examples_needed_for=80)

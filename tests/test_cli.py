@@ -130,3 +130,23 @@ def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_mode
     assert "no scenario 'nope'" in capsys.readouterr().err
     assert main(["adapt", str(second), "--continue", "missing", *common]) == 2
     assert "no adapter called 'missing'" in capsys.readouterr().err
+    assert (tmp_path / "store" / "routes" / "scenarios" / "custom").is_dir()  # the first scenario kept its weights
+    assert main(["adapt", str(second), "--continue", "routes", "--shared-weights", *common]) == 2
+    assert "--shared-weights is for a new scenario" in capsys.readouterr().err
+    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change, again?", "--scenario",
+                 "plans-shared", "--shared-weights", "--steps", "2", *common]) == 0
+    assert '"scenario": "plans-shared"' in capsys.readouterr().out
+    record = json.loads((tmp_path / "store" / "routes" / "shoplora.json").read_text())
+    assert record["scenarios"]["plans-shared"]["weights"] == "." and record["scenarios"]["plans"]["weights"] == "."
+
+
+def test_adapt_prints_how_many_examples_a_task_needs(tmp_path, tiny_model_dir, capsys):
+    data = tmp_path / "routes.jsonl"
+    data.write_text("".join(json.dumps({"input": f"order {i} {text}", "output": label}) + "\n"
+                            for i in range(16) for text, label in (("where is it", "track"), ("refund", "money"))))
+    common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir), "--init", "none", "--steps", "1"]
+    assert main(["adapt", str(data), "--instruction", "Route it.", "--examples-needed-for", "0.8", *common]) == 0
+    out = capsys.readouterr().out
+    assert "held-out examples: a rough guide" in out
+    assert main(["adapt", str(data), "--continue", "routes", "--examples-needed-for", "0.8", *common]) == 2
+    assert "goes with a new adapter" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from adapters import AdapterStore, adapt, load_base
 from adapters.metrics import backward_transfer
@@ -46,16 +47,18 @@ def test_update_adds_labels_and_replay_prevents_forgetting(base):
     assert backward_transfer(with_replay) > backward_transfer(without_replay)  # plain sequential tuning forgets
 
 
-def test_a_new_scenario_keeps_its_own_instruction_and_the_old_one_answers(base, tmp_path):
+@pytest.mark.parametrize("own_weights", [True, False], ids=["own-weights", "shared-with-replay"])
+def test_a_new_scenario_keeps_its_own_instruction_and_the_old_one_answers(base, tmp_path, own_weights):
     adapter = adapt(base, SCENARIOS[0], instruction="Route the message.", init=None, steps=40, lr=1e-2)
     first = adapter.spec.name
     adapter.update(SCENARIOS[1], instruction="Which subscription change is asked for?", scenario="subscriptions",
-                   steps=40, lr=1e-2)
+                   own_weights=own_weights, steps=40, lr=1e-2)
+    assert adapter.record["updates"][0]["n_replayed"] == (0 if own_weights else 20)
     assert adapter.scenarios == [first, "subscriptions"] and adapter.spec.labels == ("skip", "pause")
     old = adapter.scenario(first)
     assert old.spec.instruction == "Route the message." and old.spec.labels == ("money", "track")
     assert adapter.evaluate(SCENARIOS[1])["accuracy"] == 1.0
-    assert old.evaluate(SCENARIOS[0])["accuracy"] == 1.0  # replayed under its own instruction: not forgotten
+    assert old.evaluate(SCENARIOS[0])["accuracy"] == 1.0  # own weights, or replayed under its own instruction
     rows = adapter.record["replay"]
     assert {row["scenario"] for row in rows} == {first, "subscriptions"}
     again = AdapterStore(tmp_path).load(AdapterStore(tmp_path).save(adapter, "two-scenarios").name, base)
@@ -70,6 +73,46 @@ def test_scenario_mistakes_are_clear(base):
         adapter.update(SCENARIOS[1], instruction="Another job.")
     with pytest.raises(ShopLoRAError, match="already has a scenario"):
         adapter.update(SCENARIOS[1], instruction="Another job.", scenario=adapter.spec.name)
+    with pytest.raises(ShopLoRAError, match="task name '../x' is not allowed"):
+        adapter.update(SCENARIOS[1], instruction="Another job.", scenario="../x")
+    with pytest.raises(ShopLoRAError, match="own_weights=True is for a new scenario"):
+        adapter.update(SCENARIOS[1], own_weights=True)
+    assert adapter.scenarios == [adapter.spec.name] and len(adapter.weights) == 1  # refused updates change nothing
     with pytest.raises(ShopLoRAError, match="no scenario 'nope'"):
         adapter.scenario("nope")
+    adapter.unload()
+
+
+def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path, tiny_model_dir):
+    """A scenario with its own weights cannot be forgotten: the earlier scenario scores the same bit for bit, the
+    saved folder holds both weight sets (each loadable in plain PEFT) and loads back with the same answers."""
+    from peft import PeftModel
+
+    adapter = adapt(base, SCENARIOS[0], instruction="Route the message.", init=None, steps=20, lr=1e-2)
+    first = adapter.spec.name
+    probe = ["order 3 refund please", "order 5 where is it"]
+    before = adapter.label_scores(probe)
+    adapter.update(SCENARIOS[1], instruction="Which subscription change is asked for?", scenario="subscriptions",
+                   steps=20, lr=1e-2)
+    assert adapter.scenario(first).label_scores(probe) == before
+    assert adapter.weights[first] != adapter.weights["subscriptions"] == adapter.peft_name
+    store = AdapterStore(tmp_path)
+    folder = store.save(adapter, "two-weights")
+    assert (folder / "scenarios" / first / "adapter_model.safetensors").is_file()
+    record = store.show("two-weights")
+    assert record["scenarios"][first]["weights"] == f"scenarios/{first}"
+    assert record["scenarios"]["subscriptions"]["weights"] == "."
+    again = store.load("two-weights", base)
+    flat = lambda rows: [x for row in rows for x in row]  # noqa: E731 - approx compares flat lists only
+    assert flat(again.scenario(first).label_scores(probe)) == pytest.approx(flat(before), abs=1e-5)
+    assert flat(again.label_scores(probe)) == pytest.approx(flat(adapter.label_scores(probe)), abs=1e-5)
+    plain = PeftModel.from_pretrained(load_base(str(tiny_model_dir), device="cpu").model,
+                                      str(folder / "scenarios" / first))
+    ids = torch.tensor([base.tokenizer("order 3 refund please")["input_ids"]])
+    with base.lock:
+        ours = adapter.scenario(first)._active()(input_ids=ids).logits
+    torch.testing.assert_close(plain(input_ids=ids).logits, ours)
+    n_adapters = len(base.peft.peft_config)
+    again.unload()
+    assert len(base.peft.peft_config) == n_adapters - 2  # both weight sets freed
     adapter.unload()

@@ -11,6 +11,7 @@ import torch
 
 import train.evaluate as evaluate
 from adapters import adapt, load_base
+from adapters import learning_curve
 from adapters.files import read_lora_dir
 from prompts import suite
 from train import stats
@@ -203,15 +204,15 @@ def test_steps_to_target_on_a_hand_made_curve():
 def test_examples_needed_recovers_a_power_law():
     # error = 0.5 * k^-0.5: 0.9 (error 0.1) needs k = (0.5 / 0.1)^2 = 25
     points = [(k, 1 - 0.5 * k**-0.5) for k in (4, 8, 16)]
-    estimate = stats.examples_needed({0: points, 1: points}, 0.9)
+    estimate = learning_curve.examples_needed({0: points, 1: points}, 0.9)
     assert estimate.k == pytest.approx(25) and estimate.low == pytest.approx(25) and estimate.high == pytest.approx(25)
     assert estimate.exponent == pytest.approx(0.5)
     assert "about 25 examples" in estimate.note("lora_meta") and "extrapolated" in estimate.note("lora_meta")
-    noisy = stats.examples_needed({0: [(4, 0.5), (16, 0.8)], 1: [(4, 0.6), (16, 0.7)]}, 0.9)
+    noisy = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.8)], 1: [(4, 0.6), (16, 0.7)]}, 0.9)
     assert noisy.low <= noisy.k <= (noisy.high or float("inf"))
-    flat = stats.examples_needed({0: [(4, 0.5), (16, 0.5)]}, 0.9)
+    flat = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.5)]}, 0.9)
     assert flat.k is None and "not within" in flat.note("icl")
-    assert stats.examples_needed({0: [(8, 0.5)], 1: [(8, 0.6)]}, 0.9) is None  # one k: no curve to fit
+    assert learning_curve.examples_needed({0: [(8, 0.5)], 1: [(8, 0.6)]}, 0.9) is None  # one k: no curve to fit
 
 
 # ------------------------------------------------------------------------------------------------ configs

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from adapters import learning_curve
+
 from . import stats
 
 if TYPE_CHECKING:
@@ -122,7 +124,7 @@ def examples_needed(score: Callable[..., float | None], config: EvalConfig, task
                 continue
             by_seed = {s: [(k, v) for k in config.shots if (v := score(task, method, k, s)) is not None]
                        for s in range(config.seeds)}
-            estimate = stats.examples_needed({s: p for s, p in by_seed.items() if p}, config.target)
+            estimate = learning_curve.examples_needed({s: p for s, p in by_seed.items() if p}, config.target)
             if estimate is not None:
                 rows.append({"task": task, "method": method, **estimate.to_dict(), "note": estimate.note(method)})
     return rows
@@ -201,11 +203,11 @@ def _needed(row: dict | None) -> str:
     """"~45 (30-90)": the examples-needed estimate and its 80% range."""
     if row is None or row["k"] is None:
         return "-"
-    k = stats.whole_examples(row["k"])
+    k = learning_curve.whole_examples(row["k"])
     if row["low"] is None:
         return f"~{k}"
-    high = "?" if row["high"] is None else stats.whole_examples(row["high"])
-    return f"~{k} ({stats.whole_examples(row['low'])}-{high})"
+    high = "?" if row["high"] is None else learning_curve.whole_examples(row["high"])
+    return f"~{k} ({learning_curve.whole_examples(row['low'])}-{high})"
 
 
 # ------------------------------------------------------------------------------------------------------ plots
