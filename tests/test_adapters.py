@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 
@@ -276,3 +277,17 @@ def test_adapt_estimates_the_examples_a_task_needs(base):
         adapt(base, examples[:20], spec=TASK.spec, init=None, steps=1, examples_needed_for=0.9)
     with pytest.raises(ShopLoRAError, match="between 0 and 1"):
         adapt(base, examples, spec=TASK.spec, init=None, steps=1, examples_needed_for=80)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
+                    reason="a 4-bit (NF4) base needs a CUDA GPU and bitsandbytes")
+def test_adapt_on_a_four_bit_base(tiny_model_dir, tmp_path):
+    quantized = load_base(str(tiny_model_dir), dtype="bfloat16", quantization="4bit")
+    adapter = adapt(quantized, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
+    assert adapter.record["steps_run"] >= 1 and all(loss == loss for loss in adapter.record["train_loss"])  # no NaN
+    assert {p.label for p in adapter.predict(TEST_INPUTS)} <= set(TASK.spec.labels)
+    store = AdapterStore(tmp_path)
+    store.save(adapter, "nf4")
+    again = store.load("nf4", quantized)
+    assert [p.label for p in again.predict(TEST_INPUTS)] == [p.label for p in adapter.predict(TEST_INPUTS)]
