@@ -23,7 +23,7 @@ from .base import Base
 from .generation import check_context
 from .inits import DEFAULT, resolve_init
 from .learning_curve import examples_needed
-from .lora import LoraSettings, load_lora_state, lora_state
+from .lora import LoraSettings, load_lora_state, lora_state, remove_lora
 from .metrics import expected_calibration_error, fit_temperature, softmax
 from .training import InnerLoop, mean_loss, train_steps
 
@@ -133,6 +133,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     """
     started = time.perf_counter()
     _remember_scenario(adapter)
+    before = (adapter.spec, adapter.temperature, adapter.peft_name)  # put back if the update is refused
     new_scenario = spec is not None or instruction is not None
     if own_weights and not new_scenario:
         raise ShopLoRAError("own_weights=True is for a new scenario: pass instruction= and scenario= too (examples "
@@ -166,7 +167,14 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
                 for row in sampled]
     loop = InnerLoop.from_dict(record["inner_loop"])
     loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
-    fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
+    try:
+        fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
+    except ShopLoRAError:  # e.g. an input over the context, found before any step: the adapter stays as it was
+        if adapter.peft_name != before[2]:
+            with adapter.base.lock:
+                remove_lora(adapter.base, adapter.peft_name)
+        adapter.spec, adapter.temperature, adapter.peft_name = before
+        raise
     record.setdefault("updates", []).append({"scenario": spec.name, "n_examples": len(examples),
                                              "n_replayed": len(replayed), "examples_sha256": examples_digest(examples),
                                              **fitted, "seconds": round(time.perf_counter() - started, 2)})

@@ -77,7 +77,12 @@ def test_scenario_mistakes_are_clear(base):
         adapter.update(SCENARIOS[1], instruction="Another job.", scenario="../x")
     with pytest.raises(ShopLoRAError, match="own_weights=True is for a new scenario"):
         adapter.update(SCENARIOS[1], own_weights=True)
+    n_adapters = len(base.peft.peft_config)
+    long = [Example("where is my parcel " * 200, "skip"), *SCENARIOS[1][:3]]  # over the tiny model's 1024 tokens
+    with pytest.raises(ShopLoRAError, match="over the model's context"):
+        adapter.update(long, instruction="Another job.", scenario="too-long")
     assert adapter.scenarios == [adapter.spec.name] and len(adapter.weights) == 1  # refused updates change nothing
+    assert adapter.spec.instruction == "Route the message." and len(base.peft.peft_config) == n_adapters
     with pytest.raises(ShopLoRAError, match="no scenario 'nope'"):
         adapter.scenario("nope")
     adapter.unload()
