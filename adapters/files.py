@@ -82,6 +82,11 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
                   f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}"]
         if record.get("trained_on"):
             lines.append(f"- {record['trained_on']}")
+    scenarios = record.get("scenarios", {})
+    if len(scenarios) > 1:
+        lines.append("- scenarios: " + ", ".join(
+            f"{name} ({'these weights' if entry.get('weights', '.') == '.' else entry['weights'] + '/'})"
+            for name, entry in scenarios.items()))
     if record.get("n_examples"):
         lines.append(f"- examples: {record['n_examples']}")
     if metrics:

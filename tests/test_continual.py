@@ -107,6 +107,7 @@ def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path
     record = store.show("two-weights")
     assert record["scenarios"][first]["weights"] == f"scenarios/{first}"
     assert record["scenarios"]["subscriptions"]["weights"] == "."
+    assert f"{first} (scenarios/{first}/), subscriptions (these weights)" in (folder / "README.md").read_text()
     again = store.load("two-weights", base)
     flat = lambda rows: [x for row in rows for x in row]  # noqa: E731 - approx compares flat lists only
     assert flat(again.scenario(first).label_scores(probe)) == pytest.approx(flat(before), abs=1e-5)
