@@ -62,8 +62,8 @@ class Adapter:
         self.temperature = temperature
         # PEFT adapter names must not be substrings of "lora_": a prefix keeps every name clear of that.
         self.peft_name = self._new_weights(state)
-        # Scenario name -> the PEFT adapter holding its weights (shared by `scenario()` views). Scenarios learned
-        # with replay share one set; `update(..., own_weights=True)` gives a new scenario a set of its own.
+        # Scenario name -> the PEFT adapter holding its weights (shared by `scenario()` views). `update` gives a new
+        # scenario a set of its own; with `own_weights=False` it shares the current set (trained with replay).
         self.weights: dict[str, str] = {spec.name: self.peft_name}
 
     # -- weights ----------------------------------------------------------------------------------------------
@@ -140,8 +140,8 @@ class Adapter:
         return names if names else [self.spec.name]
 
     def scenario(self, name: str) -> "Adapter":
-        """This adapter answering scenario `name` (its instruction, labels, calibration and weights: the shared
-        ones, or its own when it was learned with `own_weights=True`).
+        """This adapter answering scenario `name` (its instruction, labels, calibration and weights: its own, as
+        `update` gives a new scenario by default, or the set it shares with the scenarios learned alongside it).
         Example: `adapter.scenario("service-intent-petshop").predict(["my cat's food never came"])`."""
         if name == self.spec.name:
             return self
