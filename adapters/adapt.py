@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from dataclasses import replace
@@ -269,29 +270,60 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
     check_context(base.model, rendered + held_rendered, texts=[e.input for _, e in pairs] + [e.input for e in held_out])
     metrics: dict[str, Any] = {}
-    if held_out and spec.kind == "classify":
-        metrics["held_out_accuracy_before"] = adapter.evaluate(held_out)["accuracy"]
-    losses, held_loss = _train(adapter, rendered, held_rendered, loop, rng, progress, watch)
+    check = _held_out_check(adapter, held_out, held_rendered) if held_out else None
+    if check is not None and spec.kind == "classify":
+        metrics["held_out_accuracy_before"] = _accuracy(check()[1], held_out, spec)
+    losses, held_loss, held_scores = _train(adapter, rendered, check, loop, rng, progress, watch)
     if held_out:
         metrics["held_out_loss"] = round(held_loss, 4)
         if spec.kind == "classify":
-            _calibrate(adapter, held_out, metrics)
+            _calibrate(adapter, held_out, held_scores, metrics)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
     return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses),
             "train_loss": [round(x, 4) for x in losses], "metrics": metrics, "temperature": adapter.temperature}
 
 
-def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: random.Random,
-           progress: Progress | None, watch: Watch | None) -> tuple[list[float], float]:
-    """The inner loop, with early stopping on the held-out loss (the best weights are kept). Returns the training
-    losses and the kept weights' held-out loss (nan without held-out examples)."""
+Check = Callable[[], tuple[float, Any]]  # () -> (held-out loss, label scores of classify tasks or None)
+
+
+def _held_out_check(adapter: Adapter, held_out: Sequence[Example], held_rendered: Sequence[Any]) -> Check:
+    """What early stopping follows. Classify: the cross-entropy over the label set from the label scorer, whose
+    scores of the kept weights then calibrate the confidences without another pass. Otherwise: the answer loss."""
+    base, spec = adapter.base, adapter.spec
+    if spec.kind != "classify":
+        return lambda: (mean_loss(base.peft, held_rendered, pad_id=base.tokenizer.pad_token_id), None)
+    inputs = [e.input for e in held_out]
+    gold = [spec.labels.index(e.output) for e in held_out]
+
+    def check() -> tuple[float, Any]:
+        scores = adapter.label_scores(inputs)
+        return sum(_log_sum_exp(s) - s[g] for s, g in zip(scores, gold)) / len(gold), scores
+
+    return check
+
+
+def _log_sum_exp(scores: Sequence[float]) -> float:
+    top = max(scores)
+    return top + math.log(sum(math.exp(x - top) for x in scores))
+
+
+def _accuracy(scores: Sequence[Sequence[float]], held_out: Sequence[Example], spec: TaskSpec) -> float:
+    best = [spec.labels[max(range(len(s)), key=s.__getitem__)] for s in scores]
+    return sum(b == e.output for b, e in zip(best, held_out)) / len(held_out)
+
+
+def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
+           progress: Progress | None, watch: Watch | None) -> tuple[list[float], float, Any]:
+    """The inner loop, with early stopping on the held-out `check` (the best weights are kept). Returns the
+    training losses and the kept weights' held-out loss (nan without a check) and label scores (or None)."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
     bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
     every = max(1, loop.steps // 8)
-    best = {"loss": float("inf"), "state": None, "since": 0, "last": float("nan")}  # last: the final weights' loss
+    # last: the final weights' loss; scores: the best weights' label scores (classify)
+    best = {"loss": float("inf"), "state": None, "scores": None, "since": 0, "last": float("nan")}
 
     def on_step(step: int, loss: float) -> bool:
         if progress:
@@ -300,20 +332,21 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
         if watch is not None:
-            watched(step + 1)
-        if not held_rendered or ((step + 1) % every and step + 1 < loop.steps):  # the last step is always checked
+            in_eval_mode(lambda: watch(adapter, step + 1))
+        if check is None or ((step + 1) % every and step + 1 < loop.steps):  # the last step is always checked
             return False
-        held_loss = best["last"] = mean_loss(base.peft, held_rendered, pad_id=pad_id)
+        held_loss, scores = in_eval_mode(check)
+        best["last"] = held_loss
         if held_loss < best["loss"]:
-            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), since=0)
+            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), scores=scores, since=0)
             return False
         best["since"] += 1
         return best["since"] >= PATIENCE
 
-    def watched(steps_done: int) -> None:  # inside train_steps: predict in eval mode, then hand train mode back
+    def in_eval_mode(run: Callable[[], Any]) -> Any:  # inside train_steps: predict in eval mode, then train again
         base.peft.eval()
         try:
-            watch(adapter, steps_done)
+            return run()
         finally:
             adapter._active()
             base.peft.train()
@@ -330,13 +363,13 @@ def _train(adapter: Adapter, rendered, held_rendered, loop: InnerLoop, rng: rand
                 bar.close()
         if best["last"] > best["loss"]:  # training ends on its last check: the best one may be earlier
             load_lora_state(base.peft, best["state"], adapter.peft_name)
-    return losses, best["loss"] if held_rendered else float("nan")
+    return losses, best["loss"] if check is not None else float("nan"), best["scores"]
 
 
-def _calibrate(adapter: Adapter, held_out: Sequence[Example], metrics: dict) -> None:
-    """Fit the temperature on held-out examples and record accuracy and ECE before/after calibration."""
+def _calibrate(adapter: Adapter, held_out: Sequence[Example], scores: Sequence[Sequence[float]],
+               metrics: dict) -> None:
+    """Fit the temperature on the held-out examples' label scores and record accuracy and ECE before/after."""
     labels = adapter.spec.labels
-    scores = adapter.label_scores([e.input for e in held_out])
     gold = [labels.index(e.output) for e in held_out]
     best = [max(range(len(s)), key=s.__getitem__) for s in scores]
     correct = [b == g for b, g in zip(best, gold)]

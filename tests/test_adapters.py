@@ -78,6 +78,21 @@ def test_adapt_records_what_it_did(adapter):
     assert adapter.temperature > 0
 
 
+def test_held_out_examples_are_scored_once_per_check(base, monkeypatch):
+    """Early stopping of a classify task follows the label scorer, and the kept check's scores calibrate the
+    confidences: one scoring pass before training and one per check, none more."""
+    from adapters import Adapter
+
+    calls = []
+    original = Adapter.label_scores
+    monkeypatch.setattr(Adapter, "label_scores", lambda self, inputs, *a, **k: calls.append(len(inputs)) or
+                        original(self, inputs, *a, **k))
+    adapter = adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
+    assert calls == [4] * (1 + adapter.record["steps_run"])  # 4 held-out examples: before, then after each step
+    assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
+    adapter.unload()
+
+
 def test_adapt_is_deterministic_for_a_seed(base):
     kwargs = dict(instruction=TASK.spec.instruction, labels=TASK.spec.labels, init=None, steps=3)
     first = adapt(base, EXAMPLES[:8], seed=1, **kwargs).state()
