@@ -268,11 +268,13 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     pairs = [*((spec, e) for e in train), *replayed]
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
-    check_context(base.model, rendered + held_rendered, texts=[e.input for _, e in pairs] + [e.input for e in held_out])
+    check_context(base.model, rendered + held_rendered,
+                  texts=[e.input for _, e in pairs] + [e.input for e in held_out])
     metrics: dict[str, Any] = {}
     check = _held_out_check(adapter, held_out, held_rendered) if held_out else None
     if check is not None and spec.kind == "classify":
-        metrics["held_out_accuracy_before"] = _accuracy(check()[1], held_out, spec)
+        hits = _hits(check()[1], [spec.labels.index(e.output) for e in held_out])
+        metrics["held_out_accuracy_before"] = sum(hits) / len(hits)
     losses, held_loss, held_scores = _train(adapter, rendered, check, loop, rng, progress, watch)
     if held_out:
         metrics["held_out_loss"] = round(held_loss, 4)
@@ -308,9 +310,9 @@ def _log_sum_exp(scores: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(x - top) for x in scores))
 
 
-def _accuracy(scores: Sequence[Sequence[float]], held_out: Sequence[Example], spec: TaskSpec) -> float:
-    best = [spec.labels[max(range(len(s)), key=s.__getitem__)] for s in scores]
-    return sum(b == e.output for b, e in zip(best, held_out)) / len(held_out)
+def _hits(scores: Sequence[Sequence[float]], gold: Sequence[int]) -> list[bool]:
+    """Whether each input's best-scored label is its gold label (by index)."""
+    return [max(range(len(s)), key=s.__getitem__) == g for s, g in zip(scores, gold)]
 
 
 def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
@@ -371,8 +373,7 @@ def _calibrate(adapter: Adapter, held_out: Sequence[Example], scores: Sequence[S
     """Fit the temperature on the held-out examples' label scores and record accuracy and ECE before/after."""
     labels = adapter.spec.labels
     gold = [labels.index(e.output) for e in held_out]
-    best = [max(range(len(s)), key=s.__getitem__) for s in scores]
-    correct = [b == g for b, g in zip(best, gold)]
+    correct = _hits(scores, gold)
     raw = [max(softmax(s)) for s in scores]
     adapter.temperature = fit_temperature(scores, gold)
     calibrated = [max(softmax(s, adapter.temperature)) for s in scores]
