@@ -30,8 +30,11 @@ from .training import InnerLoop, mean_loss, train_steps
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 Watch = Callable[[Adapter, int], None]  # (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
-MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out for early stopping and calibration
+MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out for calibration and metrics
 HELD_OUT_SHARE = 0.2
+# Early stopping needs this many held-out examples: on 3 (k=16) the held-out loss is noise, and stopping on it
+# decided the evaluation's k=16 column (runs stopped after 4 of 12 steps and lost 20 points).
+MIN_HELD_OUT_FOR_EARLY_STOP = 8
 PATIENCE = 3  # validations without improvement before stopping early
 
 
@@ -78,9 +81,9 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
-    With 16 or more examples a fifth is held out: training stops early when their loss stops improving, and
-    classify confidences are calibrated on them (temperature scaling). `scenario` names the task inside the adapter
-    (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step
+    With 16 or more examples a fifth is held out: classify confidences are calibrated on them (temperature
+    scaling), and from 40 examples (8 held out) training also stops early when their loss stops improving.
+    `scenario` names the task inside the adapter (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step
     and after each one (the evaluation benchmark scores it there). `examples_needed_for=0.8` (a classify task with
     at least 32 examples) also estimates how many training examples reach that held-out accuracy: two more short
     adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
@@ -262,7 +265,8 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
          progress: Progress | None, watch: Watch | None = None,
          replayed: Sequence[tuple[TaskSpec, Example]] = ()) -> dict[str, Any]:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones;
-    hold out a fifth of 16+ new examples for early stopping and calibration. Returns what to record."""
+    hold out a fifth of 16+ new examples for calibration (and early stopping from 8 held out). Returns what to
+    record."""
     base, spec = adapter.base, adapter.spec
     held_out, train = _split(examples, rng)
     pairs = [*((spec, e) for e in train), *replayed]
@@ -275,7 +279,8 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     if check is not None and spec.kind == "classify":
         hits = _hits(check()[1], [spec.labels.index(e.output) for e in held_out])
         metrics["held_out_accuracy_before"] = sum(hits) / len(hits)
-    losses, held_loss, held_scores = _train(adapter, rendered, check, loop, rng, progress, watch)
+    early_stop = len(held_out) >= MIN_HELD_OUT_FOR_EARLY_STOP
+    losses, held_loss, held_scores = _train(adapter, rendered, check, early_stop, loop, rng, progress, watch)
     if held_out:
         metrics["held_out_loss"] = round(held_loss, 4)
         if spec.kind == "classify":
@@ -315,15 +320,16 @@ def _hits(scores: Sequence[Sequence[float]], gold: Sequence[int]) -> list[bool]:
     return [max(range(len(s)), key=s.__getitem__) == g for s, g in zip(scores, gold)]
 
 
-def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
-           progress: Progress | None, watch: Watch | None) -> tuple[list[float], float, Any]:
-    """The inner loop, with early stopping on the held-out `check` (the best weights are kept). Returns the
-    training losses and the kept weights' held-out loss (nan without a check) and label scores (or None)."""
+def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, loop: InnerLoop,
+           rng: random.Random, progress: Progress | None, watch: Watch | None) -> tuple[list[float], float, Any]:
+    """The inner loop, with early stopping on the held-out `check` when it has enough examples (the best weights
+    are kept; otherwise it runs once, after the last step). Returns the training losses and the kept weights'
+    held-out loss (nan without a check) and label scores (or None)."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
     bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
-    every = max(1, loop.steps // 8)
+    every = max(1, loop.steps // 8) if early_stop else loop.steps
     # last: the final weights' loss; scores: the best weights' label scores (classify)
     best = {"loss": float("inf"), "state": None, "scores": None, "since": 0, "last": float("nan")}
 

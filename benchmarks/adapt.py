@@ -1,6 +1,7 @@
 """Wall time to adapt to 16 and 128 examples vs a plain PEFT training loop over the same examples, in one run.
 
-shoplora: `adapters.adapt(...)` end to end (rendering, held-out early stopping, calibration included)
+shoplora: `adapters.adapt(...)` end to end (rendering, held-out checks, early stopping
+          from 40 examples, calibration included)
 plain:    PEFT LoRA on the same base, right-padded batches, `model(input_ids, labels=...)` + AdamW, same steps
 Goal on 2 CPU cores: 16 examples in <= 30 s (GPU: <= 5 s).
 Run: `python benchmarks/adapt.py [--model DIR_OR_ID] [--init default|none|PATH] [--task service-intent-petshop]`

@@ -78,17 +78,34 @@ def test_adapt_records_what_it_did(adapter):
     assert adapter.temperature > 0
 
 
-def test_held_out_examples_are_scored_once_per_check(base, monkeypatch):
-    """Early stopping of a classify task follows the label scorer, and the kept check's scores calibrate the
-    confidences: one scoring pass before training and one per check, none more."""
+def _count_label_scoring(monkeypatch) -> list[int]:
     from adapters import Adapter
 
-    calls = []
+    calls: list[int] = []
     original = Adapter.label_scores
     monkeypatch.setattr(Adapter, "label_scores", lambda self, inputs, *a, **k: calls.append(len(inputs)) or
                         original(self, inputs, *a, **k))
-    adapter = adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
-    assert calls == [4] * (1 + adapter.record["steps_run"])  # 4 held-out examples: before, then after each step
+    return calls
+
+
+def test_held_out_examples_are_scored_once_per_check(base, monkeypatch):
+    """Early stopping of a classify task follows the label scorer, and the kept check's scores calibrate the
+    confidences: one scoring pass before training and one per check, none more."""
+    calls = _count_label_scoring(monkeypatch)
+    examples = TASK.examples("train")[:40]
+    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=4, lr=1e-2)
+    assert calls == [8] * (1 + adapter.record["steps_run"])  # 8 held-out examples: before, then after each step
+    assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
+    adapter.unload()
+
+
+def test_a_small_held_out_set_calibrates_but_does_not_stop_training(base, monkeypatch):
+    """4 held-out examples are too few to choose a step by: every step runs, and they are scored only before
+    training and after the last step (for the metrics and the calibration)."""
+    calls = _count_label_scoring(monkeypatch)
+    adapter = adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=5, lr=1e-2)
+    assert adapter.record["n_held_out"] == 4 and adapter.record["steps_run"] == 5
+    assert calls == [4, 4]
     assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
     adapter.unload()
 
