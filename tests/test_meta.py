@@ -64,6 +64,7 @@ def test_every_shipped_config_loads(path):
     ("lora_targets=7", "lora_targets"),
     ("quantization=8bit", "quantization"),
     ("outer_stepz=3", "outer_stepz"),
+    ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
 ])
 def test_bad_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):
@@ -154,11 +155,12 @@ def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):
     assert all(torch.equal(loaded[k], t) for k, t in init_tensors(tmp_path).items())
 
 
-@pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
-def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm, weight_at_init", [("reptile", 0.0), ("fomaml", 0.0), ("fomaml", 0.5)])
+def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm, weight_at_init):
     """1 task, 1 inner SGD step of lr 0.5 on the whole support set, outer SGD of lr 1, no schedule:
-    Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init))."""
-    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", "tasks=[search-relevance]", "meta_batch_size=1",
+    Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init)),
+    minus init_query_weight * g_query(init) when that is set."""
+    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"init_query_weight={weight_at_init}", "tasks=[search-relevance]", "meta_batch_size=1",
                   "support_k=3", "query_k=2", "inner_steps=1", "inner_optimizer=sgd", "inner_lr=0.5",
                   "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1", "warmup_steps=0", "schedule=constant",
                   "outer_steps=1", "validation_tasks=0", "label_subsets=false")
@@ -189,8 +191,8 @@ def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm)
     if algorithm == "reptile":
         expected = {k: init[k] - 1.0 * (init[k] - adapted[k]) for k in init}
     else:
-        g_query = gradient(adapted, episode.query)
-        expected = {k: init[k] - 1.0 * g_query[k] for k in init}
+        g_query, g_at_init = gradient(adapted, episode.query), gradient(init, episode.query)
+        expected = {k: init[k] - 1.0 * (g_query[k] + weight_at_init * g_at_init[k]) for k in init}
     assert any((expected[k] - init[k]).abs().max() > 1e-4 for k in init)  # the update is not trivially zero
     for key in init:
         torch.testing.assert_close(learned[key], expected[key], rtol=1e-4, atol=1e-6)

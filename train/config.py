@@ -63,6 +63,10 @@ class MetaConfig:
     inner_lr: float = _help("inner-loop learning rate (also the multitask learning rate)", 1e-3)
     inner_optimizer: str = _help("adam | sgd", "adam")
     inner_batch_size: int = _help("examples per inner step", 8)
+    init_query_weight: float = _help(
+        "fomaml: also follow the query gradient at the init itself (before the inner loop), with this weight; "
+        "keeps the init good before adapting and after fewer or more steps than inner_steps (MAML++'s multi-step "
+        "loss, first-order, on its end points)", 0.0)
     # outer loop
     outer_optimizer: str = _help("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
     outer_lr: float = _help("outer learning rate at the end of warm-up", 1e-3)
@@ -100,6 +104,9 @@ class MetaConfig:
         check(self.warmup_steps <= self.outer_steps, "warmup_steps", f"must be <= outer_steps ({self.outer_steps})")
         check(self.inner_lr > 0, "inner_lr", "must be > 0")
         check(self.outer_lr > 0, "outer_lr", "must be > 0")
+        check(self.init_query_weight >= 0, "init_query_weight", "must be >= 0")
+        check(self.init_query_weight == 0 or self.algorithm == "fomaml", "init_query_weight",
+              "is for algorithm: fomaml only (reptile has no query gradient; multitask trains the init directly)")
         check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")

@@ -90,6 +90,11 @@ def query_gradient(model: Any, query: Sequence[Rendered], *, pad_id: int, batch_
     return grads, total
 
 
+def _accumulate(total: dict[str, Any], grads: dict[str, Any], weight: float = 1.0) -> None:
+    for key in total:
+        total[key] += weight * grads[key]
+
+
 def digest(tensors: dict[str, Any]) -> str:
     """sha256 of the tensors' bytes (sorted by key): equal on two processes exactly when their weights are."""
     import torch
@@ -294,8 +299,15 @@ class MetaTrainer:
 
         meta_gradient = {key: torch.zeros_like(t) for key, t in self.init.items()}
         query_losses, inner_seconds, query_seconds = [], 0.0, 0.0
+        weight_at_init = self.config.init_query_weight
         for slot, episode in enumerate(episodes):
             load_lora_state(self.model, self.init, ADAPTER)
+            tick = time.perf_counter()
+            if weight_at_init:
+                grads, _ = query_gradient(self.model, episode.query, pad_id=self.pad_id,
+                                          batch_size=self.config.inner_batch_size, name=ADAPTER)
+                _accumulate(meta_gradient, grads, weight_at_init)
+            query_seconds += time.perf_counter() - tick
             tick = time.perf_counter()
             train_steps(self.model, episode.support, self.inner_loop, pad_id=self.pad_id,
                         rng=self._rng("inner", slot), name=ADAPTER)
@@ -310,8 +322,7 @@ class MetaTrainer:
             else:
                 grads, loss = query_gradient(self.model, episode.query, pad_id=self.pad_id,
                                              batch_size=self.config.inner_batch_size, name=ADAPTER)
-                for key in meta_gradient:
-                    meta_gradient[key] += grads[key]
+                _accumulate(meta_gradient, grads)
                 query_losses.append(loss)
             query_seconds += time.perf_counter() - tick
         meta_gradient = self._sum_over_processes(meta_gradient)
