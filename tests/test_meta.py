@@ -19,6 +19,7 @@ from adapters.files import read_lora_dir
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 from adapters.training import answer_loss, collate
 from prompts import ShopLoRAError, suite
+from prompts.real import DATA_ENV, data_dir
 from train import checkpoint
 from train.config import ConfigError, MetaConfig, load_config
 from train.episodes import EpisodeSampler
@@ -64,7 +65,9 @@ def test_every_shipped_config_loads(path):
     ("lora_targets=7", "lora_targets"),
     ("quantization=8bit", "quantization"),
     ("outer_stepz=3", "outer_stepz"),
-    ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
+    ("init_query_weight=1", "init_query_weight"),
+    ("suite=[ecommerce-v1, nope]", "suite"),
+    ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),  # tiny.yaml is reptile: the weight is for fomaml only
 ])
 def test_bad_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):
@@ -93,6 +96,16 @@ def test_unknown_task_and_too_large_meta_batch(tiny_model_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ episodes
+@pytest.mark.skipif(data_dir() is None, reason=f"the real datasets folder is absent; set {DATA_ENV} to use it")
+def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
+    """suite: [ecommerce-v1, real-v1] meta-trains on generated and real-data tasks together."""
+    config = tiny(tiny_model_dir, tmp_path, "suite=[ecommerce-v1, real-v1]", "tasks=[search-relevance, "
+                  "real-product-category]", "meta_batch_size=2", "outer_steps=1", "validation_tasks=0", "save_every=0")
+    record = read_lora_dir(run(config)).record
+    assert record["suite"] == "ecommerce-v1 + real-v1"
+    assert record["tasks"] == ["search-relevance", "real-product-category"]
+
+
 def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
     tasks = suite.tasks("ecommerce-v1", split="meta-train")[:6]
     sampler = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(2, 5), query_k=3,

@@ -20,6 +20,7 @@ from adapters.base import DTYPES, QUANTIZATIONS
 from adapters.lora import ALL_LINEAR, LoraSettings
 from adapters.training import OPTIMIZERS, InnerLoop
 from prompts.errors import ShopLoRAError
+from prompts.suite import SUITES
 
 ALGORITHMS = ("reptile", "fomaml", "multitask")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -46,8 +47,10 @@ class MetaConfig:
 
     # what to train
     base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
-    suite: str = _help("task suite whose meta-train split is used (`shoplora tasks list`)", "ecommerce-v1")
-    tasks: tuple[str, ...] = _help("only these meta-train tasks (empty = all of the suite's meta-train tasks)", ())
+    suite: str | tuple[str, ...] = _help(
+        "task suite whose meta-train split is used, or a list of suites pooled (e.g. [ecommerce-v1, real-v1]: the "
+        "real-data tasks too; `shoplora tasks list`)", "ecommerce-v1")
+    tasks: tuple[str, ...] = _help("only these meta-train tasks (empty = all of the suites' meta-train tasks)", ())
     algorithm: str = _help("reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)",
                            "reptile")
     output_dir: str | None = _help("where the checkpoint and the init go; null = runs/<config file name>/", None)
@@ -94,6 +97,9 @@ class MetaConfig:
             require(self, ok, name, rule)
 
         check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
+        suites = self.suites()
+        check(bool(suites) and set(suites) <= set(SUITES) and len(set(suites)) == len(suites), "suite",
+              f"must name one suite or a list of distinct suites of {', '.join(SUITES)}")
         for name in ("outer_steps", "meta_batch_size", "query_k", "inner_steps", "inner_batch_size", "lora_r",
                      "lora_alpha", "validation_query"):
             check(getattr(self, name) >= 1, name, "must be >= 1")
@@ -114,6 +120,9 @@ class MetaConfig:
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
         check(isinstance(self.lora_targets, tuple) or self.lora_targets == ALL_LINEAR, "lora_targets",
               f"must be a list of module names or {ALL_LINEAR!r}")
+
+    def suites(self) -> tuple[str, ...]:
+        return (self.suite,) if isinstance(self.suite, str) else self.suite
 
     def lora_settings(self) -> LoraSettings:
         return LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=self.lora_targets)

@@ -181,12 +181,12 @@ class MetaTrainer:
 
     def _load_tasks(self) -> None:
         config = self.config
-        tasks = suite.tasks(config.suite, split="meta-train")
+        tasks = [t for name in config.suites() for t in suite.tasks(name, split="meta-train")]
         by_name = {t.name: t for t in tasks}
         unknown = [name for name in config.tasks if name not in by_name]
         if unknown:
             raise ConfigError(f"config field 'tasks' names {unknown}, which are not meta-train tasks of "
-                              f"{config.suite}; see `shoplora tasks list --split meta-train`")
+                              f"{' + '.join(config.suites())}; see `shoplora tasks list --split meta-train`")
         self.tasks = [by_name[name] for name in config.tasks] if config.tasks else tasks
         self.sampler = EpisodeSampler(self.tasks, self.base.tokenizer, meta_batch_size=config.meta_batch_size,
                                       support_k=config.support_k, query_k=config.query_k,
@@ -460,7 +460,7 @@ class MetaTrainer:
         if self.is_main:
             config = self.config
             record = {"kind": "init", "name": self.output_dir.name, "algorithm": config.algorithm,
-                      "suite": config.suite, "tasks": [t.name for t in self.tasks],
+                      "suite": " + ".join(config.suites()), "tasks": [t.name for t in self.tasks],
                       "inner_loop": self.inner_loop.to_dict(), "curves": self.curves, "config": config.to_dict(),
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "device": self._device_name(), "processes": self.world, "outer_steps": self.step,
