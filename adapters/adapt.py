@@ -83,8 +83,9 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
     With 16 or more examples a fifth is held out: classify confidences are calibrated on them (temperature
     scaling), and from 40 examples (8 held out) training also stops early when their loss stops improving.
-    `scenario` names the task inside the adapter (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step
-    and after each one (the evaluation benchmark scores it there). `examples_needed_for=0.8` (a classify task with
+    `scenario` names the task inside the adapter (`update` can add more scenarios later). `watch(adapter,
+    steps_done)` sees the adapter before the first step and after each one (the evaluation benchmark scores it
+    there). `examples_needed_for=0.8` (a classify task with
     at least 32 examples) also estimates how many training examples reach that held-out accuracy: two more short
     adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
     """

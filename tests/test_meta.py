@@ -65,9 +65,9 @@ def test_every_shipped_config_loads(path):
     ("lora_targets=7", "lora_targets"),
     ("quantization=8bit", "quantization"),
     ("outer_stepz=3", "outer_stepz"),
-    ("init_query_weight=1", "init_query_weight"),
+    ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
     ("suite=[ecommerce-v1, nope]", "suite"),
-    ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),  # tiny.yaml is reptile: the weight is for fomaml only
+    ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),
 ])
 def test_bad_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):
@@ -173,10 +173,10 @@ def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm,
     """1 task, 1 inner SGD step of lr 0.5 on the whole support set, outer SGD of lr 1, no schedule:
     Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init)),
     minus init_query_weight * g_query(init) when that is set."""
-    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"init_query_weight={weight_at_init}", "tasks=[search-relevance]", "meta_batch_size=1",
-                  "support_k=3", "query_k=2", "inner_steps=1", "inner_optimizer=sgd", "inner_lr=0.5",
-                  "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1", "warmup_steps=0", "schedule=constant",
-                  "outer_steps=1", "validation_tasks=0", "label_subsets=false")
+    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"init_query_weight={weight_at_init}",
+                  "tasks=[search-relevance]", "meta_batch_size=1", "support_k=3", "query_k=2", "inner_steps=1",
+                  "inner_optimizer=sgd", "inner_lr=0.5", "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1",
+                  "warmup_steps=0", "schedule=constant", "outer_steps=1", "validation_tasks=0", "label_subsets=false")
     trainer = MetaTrainer(config)
     try:
         trainer.setup()
