@@ -7,6 +7,7 @@ so a dict from one adapter loads into another, into a file, and into plain PEFT.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -59,7 +60,12 @@ def add_lora(base: Any, name: str = "default", settings: LoraSettings = LoraSett
     from peft import get_peft_model
 
     if base.peft is None:
-        base.peft = get_peft_model(base.model, settings.peft_config(), adapter_name=name)
+        with warnings.catch_warnings():
+            # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`: a FutureWarning on every run
+            # that users cannot act on. Only that message is silenced.
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            base.peft = get_peft_model(base.model, settings.peft_config(), adapter_name=name)
     else:
         if name in base.peft.peft_config:
             remove_lora(base, name)
