@@ -67,6 +67,11 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
+def _spec_labels(spec: TaskSpec | None) -> Sequence[str] | None:
+    """A classify spec's labels, so examples outside them are refused up front (they could never be predicted)."""
+    return spec.labels if spec is not None and spec.kind == "classify" else None
+
+
 def examples_digest(examples: Sequence[Example]) -> str:
     """A hash of the examples, recorded so an adapter says exactly what it learned from."""
     blob = json.dumps([e.to_dict() for e in examples], ensure_ascii=False, sort_keys=True)
@@ -92,7 +97,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     import torch
 
     started = time.perf_counter()
-    examples = load_examples(examples, columns=columns, labels=labels)  # the same checks for files and lists
+    examples = load_examples(examples, columns=columns, labels=labels or _spec_labels(spec))  # files and lists alike
     spec = spec or task_spec(examples, instruction, labels, kind, name=scenario)
     if examples_needed_for is not None:
         _check_estimate(spec, len(examples), examples_needed_for)
@@ -117,7 +122,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
         points = [*_subset_scores(base, spec, state, settings, train, held_out, loop, seed),
                   (len(train), record["metrics"]["held_out_accuracy"])]
         record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
-    record.update(replay=_replay_buffer([], examples, spec.name, rng),
+    record.update(replay=_replay_buffer([], 0, examples, spec.name, rng),
                   seconds=round(time.perf_counter() - started, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _remember_scenario(adapter)
     return adapter
@@ -150,7 +155,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
             added = [label for label in (*(labels or ()), *infer_labels(examples)) if label not in spec.labels]
             spec = replace(spec, labels=(*spec.labels, *dict.fromkeys(added)))
     else:
-        examples = load_examples(examples, columns=columns, labels=labels)
+        examples = load_examples(examples, columns=columns, labels=labels or _spec_labels(spec))
         if spec is None:
             if not scenario:
                 raise ShopLoRAError("a new instruction starts a new scenario: name it, e.g. scenario=\"returns-de\" "
@@ -174,7 +179,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
     try:
         fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
-    except ShopLoRAError:  # e.g. an input over the context, found before any step: the adapter stays as it was
+    except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
         if adapter.peft_name != before[2]:
             with adapter.base.lock:
                 remove_lora(adapter.base, adapter.peft_name)
@@ -184,7 +189,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
                                              "n_replayed": len(replayed), "examples_sha256": examples_digest(examples),
                                              **fitted, "seconds": round(time.perf_counter() - started, 2)})
     record.update(n_examples=record.get("n_examples", 0) + len(examples), metrics=fitted["metrics"],
-                  replay=_replay_buffer(earlier, examples, spec.name, rng))
+                  replay=_replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng))
     _remember_scenario(adapter)
     return adapter
 
@@ -201,11 +206,19 @@ def _remember_scenario(adapter: Adapter) -> None:
 REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
 
 
-def _replay_buffer(earlier: Sequence[dict], new: Sequence[Example], scenario: str, rng: random.Random) -> list[dict]:
-    """A bounded, uniform sample of every example seen so far (reservoir-style: old and new weigh the same), each
-    with the scenario it belongs to."""
-    pool = [*earlier, *({**e.to_dict(), "scenario": scenario} for e in new)]
-    return pool if len(pool) <= REPLAY_SIZE else rng.sample(pool, REPLAY_SIZE)
+def _replay_buffer(earlier: Sequence[dict], n_seen: int, new: Sequence[Example], scenario: str,
+                   rng: random.Random) -> list[dict]:
+    """A uniform sample of at most REPLAY_SIZE of every example seen so far, each with its scenario: reservoir
+    sampling (Algorithm R) over the `n_seen` examples behind `earlier` and then `new`, so an example of the first
+    scenario is as likely to be kept as one of the last."""
+    buffer = list(earlier)
+    for seen, example in enumerate(new, start=n_seen):
+        row = {**example.to_dict(), "scenario": scenario}
+        if len(buffer) < REPLAY_SIZE:
+            buffer.append(row)
+        elif (slot := rng.randrange(seen + 1)) < REPLAY_SIZE:
+            buffer[slot] = row
+    return buffer
 
 
 def _split(examples: Sequence[Example], rng: random.Random) -> tuple[list[Example], list[Example]]:

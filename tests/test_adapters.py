@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -247,6 +248,9 @@ def test_bad_adapt_input(base):
         adapt(base, EXAMPLES[:1], instruction="x", init=None)
     with pytest.raises(ShopLoRAError, match="is not one of the labels"):
         adapt(base, EXAMPLES[:8], instruction="x", labels=["a", "b"], init=None)
+    narrow = replace(TASK.spec, labels=tuple(label for label in TASK.spec.labels if label != EXAMPLES[0].output))
+    with pytest.raises(ShopLoRAError, match="is not one of the labels"):  # a spec's labels bound its examples too
+        adapt(base, EXAMPLES[:8], spec=narrow, init=None)
 
 
 def test_inputs_longer_than_the_context_are_refused_clearly(base, adapter):

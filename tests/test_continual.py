@@ -22,6 +22,28 @@ def test_backward_transfer_on_hand_made_numbers():
     assert backward_transfer([[0.8, 0, 0], [0.8, 0.6, 0], [0.6, 0.7, 0.9]]) == pytest.approx((-0.2 + 0.1) / 2)
 
 
+def test_replay_buffer_keeps_old_and_new_scenarios_alike():
+    """Algorithm R: after 512 examples of one scenario and 512 of the next, each half of the 256 kept rows on
+    average (sampling the pool of buffer + new examples instead would keep the first scenario at a third)."""
+    import random
+
+    from adapters.adapt import REPLAY_SIZE, _replay_buffer
+
+    first = [Example(f"a{i}", "x") for i in range(2 * REPLAY_SIZE)]
+    second = [Example(f"b{i}", "y") for i in range(2 * REPLAY_SIZE)]
+    shares = []
+    for seed in range(20):
+        rng = random.Random(seed)
+        buffer = _replay_buffer([], 0, first, "first", rng)
+        assert len(buffer) == REPLAY_SIZE and len({row["input"] for row in buffer}) == REPLAY_SIZE
+        buffer = _replay_buffer(buffer, len(first), second, "second", rng)
+        assert len(buffer) == REPLAY_SIZE
+        shares.append(sum(row["scenario"] == "first" for row in buffer) / REPLAY_SIZE)
+    assert sum(shares) / len(shares) == pytest.approx(0.5, abs=0.03)
+    assert _replay_buffer([], 0, first[:3], "first", random.Random(0)) == [
+        {**e.to_dict(), "scenario": "first"} for e in first[:3]]  # under the bound every example is kept, in order
+
+
 @pytest.fixture
 def base(tiny_model_dir):
     return load_base(str(tiny_model_dir), device="cpu")
@@ -83,6 +105,13 @@ def test_scenario_mistakes_are_clear(base):
         adapter.update(long, instruction="Another job.", scenario="too-long")
     assert adapter.scenarios == [adapter.spec.name] and len(adapter.weights) == 1  # refused updates change nothing
     assert adapter.spec.instruction == "Route the message." and len(base.peft.peft_config) == n_adapters
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C (or an OOM) mid-update rolls back the same way
+        adapter.update(SCENARIOS[1], instruction="Another job.", scenario="interrupted", progress=interrupt)
+    assert adapter.scenarios == [adapter.spec.name] and len(base.peft.peft_config) == n_adapters
+    assert adapter.spec.instruction == "Route the message."
     with pytest.raises(ShopLoRAError, match="no scenario 'nope'"):
         adapter.scenario("nope")
     adapter.unload()
