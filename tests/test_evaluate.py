@@ -237,6 +237,8 @@ def test_every_eval_config_loads(path):
     ("tasks=[{pth: x.jsonl, instruction: y}]", "pth"),
     ("save_adapter={name: x, task: y, k: 3}", "save_adapter"),
     ("seedz=3", "seedz"),
+    ("meta_init=none", "meta_init"),
+    ("dtype=int8", "dtype"),
 ])
 def test_bad_eval_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):

@@ -233,12 +233,19 @@ def test_resume_refuses_another_run_and_fresh_runs_refuse_to_overwrite(tiny_mode
         run(tiny(tiny_model_dir, tmp_path))
 
 
-def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp_path):
+def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp_path, monkeypatch):
     run(tiny(tiny_model_dir, tmp_path, "stop_after=2"))
     # What `kill -9` can leave: a half-written staging folder, and the last checkpoint moved aside.
     (tmp_path / ".checkpoint.saving-x").mkdir()
     (tmp_path / ".checkpoint.saving-x" / "lora.safetensors").write_bytes(b"half")
     os.replace(tmp_path / "checkpoint", tmp_path / checkpoint.PREVIOUS)
+    assert checkpoint.find(tmp_path) == tmp_path / checkpoint.PREVIOUS
+    # A second death, inside the next save before its rename, must not take the one complete checkpoint with it.
+    saved = checkpoint.load(tmp_path / checkpoint.PREVIOUS)
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint.os, "replace", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.save(tmp_path, saved)
     assert checkpoint.find(tmp_path) == tmp_path / checkpoint.PREVIOUS
     folder = run(tiny(tiny_model_dir, tmp_path, "resume=true"))
     assert read_lora_dir(folder).record["outer_steps"] == 4

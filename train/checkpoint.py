@@ -62,8 +62,8 @@ def save(output_dir: Path, checkpoint: Checkpoint) -> Path:
         # The state file goes last: `find` treats a folder without it as incomplete.
         (staging / STATE).write_text(json.dumps({**checkpoint.state, "python_rng": python_rng}, indent=1))
         target, previous = output_dir / NAME, output_dir / PREVIOUS
-        shutil.rmtree(previous, ignore_errors=True)
-        if target.exists():
+        if target.exists():  # a complete checkpoint: the older PREVIOUS can go. Without one, PREVIOUS may be the
+            shutil.rmtree(previous, ignore_errors=True)  # only complete checkpoint left, kept until `target` is in
             os.replace(target, previous)
         os.replace(staging, target)
         shutil.rmtree(previous, ignore_errors=True)
@@ -81,12 +81,12 @@ def load(folder: Path) -> Checkpoint:
         tensors = load_file(folder / TENSORS)
         optimizer = _join_optimizer(load_file(folder / OPTIMIZER), json.loads((folder / OPTIMIZER_STATE).read_text()))
         rng_tensors = load_file(folder / RNG)
-    except (OSError, ValueError, SafetensorError) as error:
-        raise CheckpointError(f"the checkpoint in {folder} cannot be read ({error}); delete it to start over, or "
+        rng = [{"python": python, **{kind: rng_tensors[f"{kind}.{rank}"] for kind in ("torch", "cuda")
+                                     if f"{kind}.{rank}" in rng_tensors}}
+               for rank, python in enumerate(state.pop("python_rng"))]
+    except (OSError, ValueError, KeyError, SafetensorError) as error:  # KeyError: an older or edited checkpoint
+        raise CheckpointError(f"the checkpoint in {folder} cannot be read ({error!r}); delete it to start over, or "
                               "set resume=false with another output_dir") from None
-    rng = [{"python": python, **{kind: rng_tensors[f"{kind}.{rank}"] for kind in ("torch", "cuda")
-                                 if f"{kind}.{rank}" in rng_tensors}}
-           for rank, python in enumerate(state.pop("python_rng"))]
     return Checkpoint(tensors, optimizer, rng, state)
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
 from adapters.adapt import examples_digest, task_spec
+from adapters.base import DTYPES
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
 from adapters.inits import resolve_init
@@ -133,8 +134,9 @@ class EvalConfig:
         check(not self.curve_steps or self.curve_k in self.shots, "curve_k", f"must be one of shots {self.shots}")
         check(all(s >= 0 for s in self.curve_steps), "curve_steps", "must be steps >= 0")
         check(0 < self.target < 1, "target", "must be a score between 0 and 1")
-        check(self.dtype in ("auto", "float32", "bfloat16", "float16"), "dtype",
-              "must be auto, float32, bfloat16 or float16")
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        for name in ("meta_init", "multitask_init"):  # "none" is the standard init: lora_standard's row already
+            check(str(getattr(self, name)).lower() != "none", name, "must name an init (none is lora_standard)")
         saving = self.save_adapter
         check(saving is None or (saving.method in self.methods and saving.k in self.shots), "save_adapter",
               "must name one of methods and one of shots")
