@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,19 @@ def load_base(name: str | None = None, *, dtype: str = "float32", quantization: 
     for param in model.parameters():
         param.requires_grad_(False)
     model.eval()
-    return Base(model, tokenizer, name, model_id, quantization)
+    base = Base(model, tokenizer, name, model_id, quantization)
+    _loaded[model_id] = base
+    return base
+
+
+# The bases alive in this process by model id (weakly: a base nobody uses is freed), so `load_adapter` without
+# base= puts adapters on the model the user already loaded instead of loading a second copy.
+_loaded: weakref.WeakValueDictionary[str, Base] = weakref.WeakValueDictionary()
+
+
+def loaded_base(model_id: str) -> Base | None:
+    """The base last loaded for `model_id` in this process and still in use, if any."""
+    return _loaded.get(model_id)
 
 
 def _four_bit_kwargs(device: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prompts.errors import ShopLoRAError
+from prompts.spec import NAME_PATTERN  # task and adapter names follow one rule
 
 from .lora import LoraSettings
 
@@ -100,7 +100,8 @@ def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSetting
                    base_fingerprint: str | None = None, overwrite: bool = False,
                    scenario_states: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write an adapter folder atomically. Over an existing folder only with `overwrite=True`, and then the previous
-    version is kept beside it as `.NAME.previous-<time>` so a mistaken overwrite can be undone. `scenario_states`
+    version is kept beside it as `.NAME.previous-<time>` so a mistaken overwrite can be undone (the newest
+    KEEP_PREVIOUS of them: an adapter saved after every update must not fill the disk). `scenario_states`
     (scenario name -> tensors) go to `scenarios/<name>/`, each a PEFT folder of its own."""
     target = Path(target)
     if target.exists() and not overwrite:
@@ -125,7 +126,17 @@ def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSetting
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for old in previous_versions(target)[:-KEEP_PREVIOUS]:
+        shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+KEEP_PREVIOUS = 3  # replaced versions kept per adapter
+
+
+def previous_versions(target: Path) -> list[Path]:
+    """The `.NAME.previous-<time>` folders beside `target`, oldest first."""
+    return sorted(target.parent.glob(f".{target.name}.previous-*"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def _previous_slot(target: Path) -> Path:
@@ -161,9 +172,24 @@ def _read_weights(path: Path) -> dict[str, Any]:
                                "save it again") from None
 
 
-def read_lora_dir(path: Path) -> LoraFiles:
-    """Read and check an adapter folder; a partial, corrupted or pickle-based folder is an AdapterFileError."""
+def read_record(path: Path) -> dict:
+    """An adapter folder's shoplora.json after the same checks as `read_lora_dir`, reading only the weights'
+    header, not the tensors (listings and per-request lookups need only the record)."""
+    from safetensors import SafetensorError, safe_open
+
     path = Path(path)
+    record = _read_json(path)[1]
+    try:
+        with safe_open(path / WEIGHTS_FILE, "pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as error:
+        raise AdapterFileError(f"{path}/{WEIGHTS_FILE} is corrupted ({error}); delete the folder and save it "
+                               "again") from None
+    return record
+
+
+def _read_json(path: Path) -> tuple[dict, dict]:
+    """(adapter_config.json, shoplora.json) of a checked folder: complete, safetensors, readable JSON."""
     if not path.is_dir():
         raise AdapterFileError(f"no adapter folder at {path}")
     if (path / "adapter_model.bin").exists() and not (path / WEIGHTS_FILE).exists():
@@ -178,6 +204,13 @@ def read_lora_dir(path: Path) -> LoraFiles:
         record = json.loads((path / RECORD_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AdapterFileError(f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
+    return config, record
+
+
+def read_lora_dir(path: Path) -> LoraFiles:
+    """Read and check an adapter folder; a partial, corrupted or pickle-based folder is an AdapterFileError."""
+    path = Path(path)
+    config, record = _read_json(path)
     state = _read_weights(path)
     folders = {entry.get("weights") for entry in record.get("scenarios", {}).values()} - {None, "."}
     scenario_states = {}
@@ -193,9 +226,6 @@ def read_lora_dir(path: Path) -> LoraFiles:
                             targets=targets if isinstance(targets, str) else tuple(targets))
     return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""),
                      scenario_states)
-
-
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def check_name(name: str, what: str = "adapter") -> str:

@@ -6,14 +6,17 @@ Example: `store = AdapterStore("adapters_store"); store.save(adapter, "acme-retu
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 from prompts import ShopLoRAError, TaskSpec
 
 from .adapter import Adapter
-from .base import EMBEDDED, EMBEDDED_ID, Base, load_base
-from .files import SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, read_lora_dir, write_lora_dir
+from .base import EMBEDDED, EMBEDDED_ID, Base, load_base, loaded_base
+from .files import (SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, previous_versions, read_lora_dir,
+                    read_record, write_lora_dir)
 from .inits import check_base
 
 
@@ -48,11 +51,14 @@ class AdapterStore:
                               scenario_states={owner: adapter.scenario(owner).state() for owner in owners.values()})
 
     def read(self, name: str) -> LoraFiles:
+        return read_lora_dir(self._existing(name))
+
+    def _existing(self, name: str) -> Path:
         path = self.path(name)
         if not path.exists():
             known = ", ".join(self.names()) or "none"
             raise AdapterFileError(f"no adapter called {name!r} in {self.root} (stored: {known})")
-        return read_lora_dir(path)
+        return path
 
     def load(self, name: str, base: Base) -> Adapter:
         """The stored adapter on `base`; refused when it was trained on another base model."""
@@ -69,7 +75,7 @@ class AdapterStore:
         rows = []
         for name in self.names():
             try:
-                record = read_lora_dir(self.root / name).record
+                record = read_record(self.root / name)
             except AdapterFileError as error:
                 rows.append({"name": name, "error": str(error)})
                 continue
@@ -80,17 +86,22 @@ class AdapterStore:
         return rows
 
     def show(self, name: str) -> dict:
-        return self.read(name).record
+        """The adapter's record (shoplora.json), checked but without reading its weights."""
+        return read_record(self._existing(name))
 
     def delete(self, name: str) -> None:
-        path = self.path(name)
-        if not path.exists():
-            raise AdapterFileError(f"no adapter called {name!r} in {self.root}")
-        shutil.rmtree(path)
+        """Remove the adapter and its previous versions. The folder is renamed away first, so an interrupted delete
+        leaves either the whole adapter or none of it under its name."""
+        path = self._existing(name)
+        doomed = self.root / f".{path.name}.deleting-{time.time_ns()}"
+        os.replace(path, doomed)
+        for old in [doomed, *self.previous_versions(name)]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def previous_versions(self, name: str) -> list[Path]:
-        """Versions replaced by `save(..., overwrite=True)`, oldest first; copy one back to recover it."""
-        return sorted(self.root.glob(f".{check_name(name)}.previous-*"))
+        """Versions replaced by `save(..., overwrite=True)`, oldest first (the newest few are kept); copy one back
+        to recover it."""
+        return previous_versions(self.path(name))
 
 
 def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
@@ -108,9 +119,6 @@ def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
     return adapter
 
 
-_bases: dict[str, Base] = {}
-
-
 def load_adapter(name_or_path: str | Path, *, store: AdapterStore | None = None, base: Base | None = None) -> Adapter:
     """A stored adapter (by name in `store`, or a folder path), on `base` or on the base model it was trained on
     (the embedded model's adapters load the embedded model offline)."""
@@ -119,9 +127,7 @@ def load_adapter(name_or_path: str | Path, *, store: AdapterStore | None = None,
         files = store.read(str(name_or_path))
     else:
         files = read_lora_dir(path)
-    if base is None:
-        wanted = EMBEDDED if files.base_model_id == EMBEDDED_ID else files.base_model_id
-        if wanted not in _bases:  # one base per process, however many adapters are loaded onto it
-            _bases[wanted] = load_base(wanted)
-        base = _bases[wanted]
+    if base is None:  # the base already loaded for it in this process, else load it (the embedded one offline)
+        base = loaded_base(files.base_model_id) or load_base(
+            EMBEDDED if files.base_model_id == EMBEDDED_ID else files.base_model_id)
     return adapter_from_files(files, base, f"adapter {name_or_path}")

@@ -194,11 +194,12 @@ class Engine:
         if name == META_INIT:
             self._check_meta()
             return AdapterInfo(META_INIT, "generate", CHAT_INSTRUCTION, init=self._meta_files.record.get("name"))
+        if name not in self.store.names():  # folder names in the store: no path can sneak through
+            raise UnknownAdapter(f"no adapter called {name!r}; served: {', '.join(self.names())}")
         try:
-            check_name(name)
             record = self.store.show(name)
-        except ShopLoRAError:
-            raise UnknownAdapter(f"no adapter called {name!r}; served: {', '.join(self.names())}") from None
+        except ShopLoRAError as error:  # there, but broken: say why, not "not found"
+            raise EngineError(str(error)) from None
         if "spec" not in record:
             raise UnknownAdapter(f"{name!r} in the store is not an adapter (it has no task spec)")
         spec = TaskSpec.from_dict(record["spec"])

@@ -12,7 +12,7 @@ import torch
 
 from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
 from adapters.adapt import task_spec
-from adapters.files import write_lora_dir
+from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.lora import LoraSettings
 from adapters.scoring import label_scores, label_tree
 from adapters.training import InnerLoop
@@ -136,7 +136,7 @@ def test_two_adapters_share_one_base_and_switch(base, adapter):
     other.unload()
 
 
-def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir):
+def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir, monkeypatch):
     store = AdapterStore(tmp_path / "store")
     path = store.save(adapter, "pet-shop")
     assert sorted(p.name for p in path.iterdir()) == ["README.md", "adapter_config.json",
@@ -144,6 +144,9 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir)
     again = load_adapter("pet-shop", store=store, base=base)
     assert [p.scores for p in again.predict(TEST_INPUTS)] == [p.scores for p in adapter.predict(TEST_INPUTS)]
     assert again.temperature == adapter.temperature
+    with monkeypatch.context() as patch:  # without base=, the base already loaded in this process is reused
+        patch.setattr("adapters.store.load_base", lambda *args, **kwargs: pytest.fail("loaded a second base"))
+        assert load_adapter("pet-shop", store=store).base.model_id == base.model_id
     # Plain PEFT on a fresh copy of the base gives the same logits.
     from peft import PeftModel
 
@@ -158,17 +161,24 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir)
     assert "base_model:" in (path / "README.md").read_text() and "library_name: peft" in (path / "README.md").read_text()
 
 
-def test_store_overwrite_keeps_previous_and_lists(base, adapter, tmp_path):
+def test_store_overwrite_keeps_previous_and_lists(base, adapter, tmp_path, monkeypatch):
     store = AdapterStore(tmp_path)
     store.save(adapter, "acme")
     with pytest.raises(AdapterFileError, match="already exists; pass overwrite=True"):
         store.save(adapter, "acme")
     store.save(adapter, "acme", overwrite=True)
     assert len(store.previous_versions("acme")) == 1
+    for _ in range(KEEP_PREVIOUS + 1):
+        newest = store.save(adapter, "acme", overwrite=True)
+    kept = store.previous_versions("acme")
+    assert len(kept) == KEEP_PREVIOUS and kept[-1].stat().st_mtime_ns <= newest.stat().st_mtime_ns
     assert [row["name"] for row in store.list()] == ["acme"]
-    assert store.show("acme")["spec"]["labels"] == list(TASK.spec.labels)
+    with monkeypatch.context() as patch:  # listing and show read the record only, never the weights
+        patch.setattr("adapters.files._read_weights", lambda path: pytest.fail("read the weights"))
+        assert store.show("acme")["spec"]["labels"] == list(TASK.spec.labels)
+        assert store.list()[0]["labels"] == len(TASK.spec.labels)
     store.delete("acme")
-    assert store.names() == []
+    assert store.names() == [] and list(tmp_path.iterdir()) == []  # previous versions go with it
     with pytest.raises(AdapterFileError, match="no adapter called 'acme'"):
         store.load("acme", base)
 

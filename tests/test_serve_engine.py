@@ -251,6 +251,16 @@ def test_no_meta_init_is_explained(base, store):
     assert META_INIT not in default.names() and "no shipped meta init" in default._meta_problem
 
 
+def test_a_broken_stored_adapter_is_reported_as_broken_not_missing(base, tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "adapter_config.json").write_text("{}")  # what an old crash might have left
+    engine = Engine(base, AdapterStore(tmp_path), meta_init=None)
+    with pytest.raises(EngineError, match="incomplete") as caught:
+        engine.generate(user("hi"), "half")
+    assert not isinstance(caught.value, UnknownAdapter)
+    engine.close()
+
+
 def test_teach_saves_serves_and_refuses_overwrites(base, tmp_path, meta_init):
     store = AdapterStore(tmp_path / "store")
     engine = Engine(base, store, meta_init=meta_init, max_new_tokens=4)
