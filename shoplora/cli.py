@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from prompts import ShopLoRAError, suite
+from prompts.errors import exit_code
 from prompts.suite import SUITES
 
 
@@ -345,20 +345,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "action", None) in ("show", "delete") and not args.name:
         parser.error(f"adapters {args.action} needs a NAME")
-    try:
-        args.run(args)
-    except ShopLoRAError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `shoplora tasks list | head` closes the pipe early; that is not an error
-        return 0
-    except Exception as error:  # a bug, not bad input: one line, and the traceback only when asked for
-        if os.environ.get("SHOPLORA_DEBUG"):
-            raise
-        print(f"error: unexpected {type(error).__name__}: {error}\n(run again with SHOPLORA_DEBUG=1 for the "
-              "traceback, and please report it)", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: args.run(args))

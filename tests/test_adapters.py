@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import random
 from dataclasses import replace
 
 import pytest
@@ -13,7 +12,6 @@ import torch
 from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
 from adapters.adapt import task_spec
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
-from adapters.lora import LoraSettings
 from adapters.scoring import label_scores, label_tree
 from adapters.training import InnerLoop
 from prompts import Example, ShopLoRAError, TaskSpec, suite

@@ -79,13 +79,28 @@ def test_overrides_are_converted_to_the_field_types():
                                 "tasks=[search-relevance,service-intent]", "base_model=null"])
     assert config.outer_lr == 1e-4 and config.support_k == (6, 6) and config.label_subsets is False
     assert config.lora_targets == "all-linear" and config.tasks == ("search-relevance", "service-intent")
+    commas = load_config(TINY, ["support_k=4,12", "lora_targets=q_proj,v_proj", "suite=ecommerce-v1,real-v1"])
+    assert commas.support_k == (4, 12) and commas.lora_targets == ("q_proj", "v_proj")
+    assert commas.suites() == ("ecommerce-v1", "real-v1")
 
 
-def test_main_reports_errors_in_one_line(capsys, tmp_path):
+@pytest.mark.parametrize("override, problem", [("tasks=[nope]", "not meta-train tasks"),
+                                               ("meta_batch_size=99", "more than the")])
+def test_task_mistakes_fail_before_the_model_loads(tmp_path, monkeypatch, override, problem):
+    monkeypatch.setattr(MetaTrainer, "_load_model", lambda self: pytest.fail("loaded the model first"))
+    with pytest.raises(ConfigError, match=problem):
+        run(tiny(Path("unused"), tmp_path, override))
+
+
+def test_main_reports_errors_in_one_line(capsys, tmp_path, monkeypatch):
     assert main([str(TINY), "meta_batch_size=0"]) == 2
     assert main([str(tmp_path / "missing.yaml")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and "'meta_batch_size'" in lines[0] and "no config file" in lines[1]
+    monkeypatch.delenv("SHOPLORA_DEBUG", raising=False)
+    monkeypatch.setattr("train.meta.run", lambda config: {}["a bug"])  # not bad input: still no traceback
+    assert main([str(TINY)]) == 1
+    assert capsys.readouterr().err.startswith("error: unexpected KeyError: 'a bug'\n(run again with SHOPLORA_DEBUG=1")
 
 
 def test_unknown_task_and_too_large_meta_batch(tiny_model_dir, tmp_path):

@@ -184,7 +184,9 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
             return None
         raise ConfigError(f"config field {name!r} must be set (null is not allowed here)")
     if isinstance(value, str) and str in options:
-        return value  # e.g. lora_targets: all-linear (a list of names is written [q_proj, v_proj])
+        if "," not in value or options == [str]:
+            return value  # e.g. lora_targets: all-linear
+        options = [o for o in options if o is not str]  # 'q_proj,v_proj' for a field that takes a list: the list
     try:
         return _first_fit(options, value)
     except ValueError as error:

@@ -74,9 +74,6 @@ class EpisodeSampler:
 
     def __init__(self, tasks: Sequence[Task], tokenizer: Any, *, meta_batch_size: int, support_k: tuple[int, int],
                  query_k: int, label_subsets: bool, max_length: int, seed: int) -> None:
-        if meta_batch_size > len(tasks):
-            raise ShopLoRAError(f"meta_batch_size {meta_batch_size} is more than the {len(tasks)} meta-train tasks; "
-                                f"lower it to at most {len(tasks)}")
         self.pools = [TaskPool(task, "train", tokenizer, max_length) for task in tasks]
         self.meta_batch_size = meta_batch_size
         self.support_k = support_k

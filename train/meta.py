@@ -32,7 +32,7 @@ from adapters.files import write_lora_dir
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 from adapters.training import answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
 from prompts import suite
-from prompts.errors import ShopLoRAError
+from prompts.errors import ShopLoRAError, exit_code
 from prompts.render import Rendered
 
 from . import checkpoint
@@ -117,8 +117,9 @@ class MetaTrainer:
     def setup(self) -> None:
         self._start_processes()
         self._check_output_dir()
+        self._select_tasks()  # a config mistake fails here, before minutes of loading a large model
         self._load_model()
-        self._load_tasks()
+        self._make_episodes()
         self._make_optimizer()
         self.step, self.seconds, self.resumed_finished = 0, 0.0, False
         self.curves: dict[str, dict[str, list]] = {
@@ -179,7 +180,7 @@ class MetaTrainer:
         self.pad_id = self.base.tokenizer.pad_token_id
         self.inner_loop = config.inner_loop()
 
-    def _load_tasks(self) -> None:
+    def _select_tasks(self) -> None:
         config = self.config
         tasks = [t for name in config.suites() for t in suite.tasks(name, split="meta-train")]
         by_name = {t.name: t for t in tasks}
@@ -188,6 +189,12 @@ class MetaTrainer:
             raise ConfigError(f"config field 'tasks' names {unknown}, which are not meta-train tasks of "
                               f"{' + '.join(config.suites())}; see `shoplora tasks list --split meta-train`")
         self.tasks = [by_name[name] for name in config.tasks] if config.tasks else tasks
+        if config.meta_batch_size > len(self.tasks):
+            raise ConfigError(f"meta_batch_size {config.meta_batch_size} is more than the {len(self.tasks)} "
+                              f"meta-train tasks; lower it to at most {len(self.tasks)}")
+
+    def _make_episodes(self) -> None:
+        config = self.config
         self.sampler = EpisodeSampler(self.tasks, self.base.tokenizer, meta_batch_size=config.meta_batch_size,
                                       support_k=config.support_k, query_k=config.query_k,
                                       label_subsets=config.label_subsets, max_length=config.max_length,
@@ -514,12 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        run(load_config(args.config, args.overrides))
-    except ShopLoRAError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: run(load_config(args.config, args.overrides)))
 
 
 if __name__ == "__main__":
