@@ -12,14 +12,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompts.atomic import staging_dir
 from prompts.errors import ShopLoRAError
 
 log = logging.getLogger(__name__)
@@ -117,10 +116,7 @@ def embedded_model_dir() -> Path:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
     model.generation_config = quantized.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared by users of one machine
-    try:
+    with staging_dir(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         try:
@@ -128,8 +124,6 @@ def embedded_model_dir() -> Path:
         except OSError:  # another process converted it first: theirs is as good as ours
             if not (target / "config.json").is_file():
                 raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

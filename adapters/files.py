@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompts.atomic import staging_dir
 from prompts.errors import ShopLoRAError
 from prompts.spec import NAME_PATTERN  # task and adapter names follow one rule
 
@@ -112,20 +112,15 @@ def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSetting
     record = {**record, "base_model": base_model_id, "base_fingerprint": base_fingerprint,
               "lora": {**settings.to_dict(), "targets": module_names(state)},
               "compatibility": compatibility_problems(settings, state, base_model_id)}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
-    try:
+    with staging_dir(target) as staging:
         _write_peft(staging, state, settings, base_model_id)
         for name, tensors in scenario_states.items():
             _write_peft(staging / SCENARIOS_DIR / name, tensors, settings, base_model_id)
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         (staging / CARD_FILE).write_text(model_card(target.name, base_model_id, record))
-        staging.chmod(0o755)
         if target.exists():
             os.replace(target, _previous_slot(target))
         os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     for old in previous_versions(target)[:-KEEP_PREVIOUS]:
         shutil.rmtree(old, ignore_errors=True)
     return target

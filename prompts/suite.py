@@ -6,10 +6,13 @@ real-data directory when it is there. Example: `suite.get_task("service-intent")
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from .errors import TaskNotFoundError
+from .atomic import replace_dir, staging_dir
+from .errors import ShopLoRAError, TaskNotFoundError
 from .synthetic import GeneratedTask, make_examples
 from .spec import Example, TaskSpec
 
@@ -34,6 +37,20 @@ class Task:
         if part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {part!r}")
         return self.load(part, seed)
+
+    def export(self, folder: Path, *, seed: int = 0, overwrite: bool = False) -> Path:
+        """Write `folder/<name>/` with task.json and the train/test examples as JSONL (atomically: an interrupted
+        export leaves the old folder or nothing)."""
+        target = folder / self.name
+        if target.exists() and not overwrite:
+            raise ShopLoRAError(f"{target} already exists; pass --overwrite to replace it")
+        with staging_dir(target) as staging:
+            (staging / "task.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+            for part in PARTS:
+                lines = (json.dumps(e.to_dict(), ensure_ascii=False) for e in self.examples(part, seed=seed))
+                (staging / f"{part}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            replace_dir(staging, target)
+        return target
 
     def describe(self) -> dict:
         """`summary()` plus the full spec (what `tasks show` prints and `tasks export` writes)."""

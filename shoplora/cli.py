@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from prompts import ShopLoRAError, suite
@@ -38,22 +36,7 @@ def _tasks_show(args: argparse.Namespace) -> None:
 
 def _tasks_export(args: argparse.Namespace) -> None:
     task = suite.get_task(args.name)
-    target = Path(args.dir) / task.name
-    if target.exists() and not args.overwrite:
-        raise ShopLoRAError(f"{target} already exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write everything into a temp dir beside the target and rename it: an interrupted export leaves nothing.
-    staging = Path(tempfile.mkdtemp(prefix=f".{task.name}-", dir=target.parent))
-    try:
-        (staging / "task.json").write_text(json.dumps(task.describe(), indent=2) + "\n")
-        for part in ("train", "test"):
-            lines = (json.dumps(e.to_dict(), ensure_ascii=False) for e in task.examples(part, seed=args.seed))
-            (staging / f"{part}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    target = task.export(Path(args.dir), seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {target}/train.jsonl, test.jsonl and task.json")
 
 

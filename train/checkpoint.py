@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prompts.atomic import staging_dir
 from prompts.errors import ShopLoRAError
 
 NAME = "checkpoint"
@@ -48,9 +48,7 @@ def save(output_dir: Path, checkpoint: Checkpoint) -> Path:
     """Write `checkpoint` as output_dir/checkpoint, atomically."""
     from safetensors.torch import save_file
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".checkpoint.saving-", dir=output_dir))
-    try:
+    with staging_dir(output_dir / NAME) as staging:
         save_file({k: t.detach().cpu().contiguous() for k, t in checkpoint.tensors.items()}, staging / TENSORS)
         moments, rest = _split_optimizer(checkpoint.optimizer)
         save_file(moments, staging / OPTIMIZER)
@@ -67,8 +65,6 @@ def save(output_dir: Path, checkpoint: Checkpoint) -> Path:
             os.replace(target, previous)
         os.replace(staging, target)
         shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return output_dir / NAME
 
 

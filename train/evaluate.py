@@ -39,11 +39,12 @@ from adapters.metrics import METRICS, softmax
 from adapters.scoring import label_scores
 from adapters.training import InnerLoop
 from prompts import Example, TaskSpec, load_examples, suite
+from prompts.atomic import write_atomic
 from prompts.suite import Task
 
 from . import report
 from .config import ConfigError, _help, load_config, require
-from .report import Key, cell_key, write_atomic
+from .report import Key, cell_key
 
 METHODS = ("zero_shot", "icl", "lora_standard", "lora_multitask", "lora_average", "lora_meta")
 BASELINES = ("zero_shot", "icl")  # no training: the base model with the instruction, or with the k examples as shots

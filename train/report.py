@@ -8,12 +8,11 @@ run's report can be remade without a model.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from adapters import learning_curve
+from prompts.atomic import write_atomic
 
 from . import stats
 
@@ -275,16 +274,3 @@ def _save(figure, path: Path) -> Path:
     figure.savefig(png, format="png", dpi=120)
     write_atomic(path, png.getvalue())
     return path
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temp file beside `path` and rename it into place: a reader never sees half a file."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; results are for reading
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
