@@ -57,7 +57,19 @@ class Base:
         return config_fingerprint(self.model.config)
 
 
-def config_fingerprint(config) -> str:
+def device_name(device: Any) -> str:
+    """What a measurement ran on, for records and benchmark output: the GPU's name, or the CPU with its cores and
+    the threads torch uses."""
+    import platform
+
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def config_fingerprint(config: Any) -> str:
     """A short hash of the architecture fields an adapter depends on, to refuse loading onto another base."""
     keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
             "intermediate_size", "vocab_size")

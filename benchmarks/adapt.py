@@ -10,7 +10,6 @@ Run: `python benchmarks/adapt.py [--model DIR_OR_ID] [--init default|none|PATH] 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import time
 from datetime import date
@@ -18,6 +17,7 @@ from datetime import date
 import torch
 
 from adapters import adapt, load_base
+from adapters.base import device_name
 from adapters.lora import LoraSettings, add_lora, lora_parameters, remove_lora
 from adapters.training import make_optimizer
 from prompts import suite
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     base = load_base(args.model)
     task = suite.get_task(args.task)
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    where = device_name(base.device)
     print(f"adapt benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, task {task.name}, init {args.init}")
     for size in (int(s) for s in args.sizes.split(",")):
         examples = task.examples("train")[:size]

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from datetime import date
 
-import torch
-
 from adapters import adapt, load_base
+from adapters.base import device_name
 from adapters.metrics import backward_transfer
 from prompts.suite import get_task
 from train.evaluate import support_set
@@ -59,7 +57,7 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of: {', '.join(MODES)}")
     args = parser.parse_args()
     base = load_base(args.model)
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    where = device_name(base.device)
     print(f"continual benchmark, {date.today()}, {base.model_id}, {where}, init {args.init}, k={args.k}, "
           f"{args.n_test} test examples per scenario")
     results = {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import resource
 import subprocess
@@ -27,6 +26,7 @@ from datetime import date
 import torch
 
 from adapters import load_base
+from adapters.base import device_name
 from adapters.lora import LoraSettings, add_lora, lora_parameters
 from adapters.training import answer_loss, collate, length_batches, make_optimizer
 from prompts import suite
@@ -89,8 +89,7 @@ def run_method(args) -> dict:
         seconds = timed(model, plain_batches, lambda b: plain_step(model, b, pad, device), device)
     else:
         seconds = timed(model, ours_batches, lambda b: answer_loss(model, collate(b, pad, device)), device)
-    where = (torch.cuda.get_device_name() if device.type == "cuda"
-             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+    where = device_name(device)
     return {"seconds": seconds, "tokens": tokens, "memory": peak_memory(device), "device": where,
             "model": base.model_id, "dtype": str(base.model.dtype)}
 

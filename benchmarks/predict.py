@@ -8,13 +8,13 @@ Run: `python benchmarks/predict.py [--model DIR_OR_ID] [--n 32] [--batch-size 8]
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from datetime import date
 
 import torch
 
 from adapters import load_base
+from adapters.base import device_name
 from adapters.generation import left_pad
 from adapters.scoring import label_scores
 from prompts import TaskSpec, suite
@@ -54,7 +54,7 @@ def main() -> None:
     inputs = [e.input for e in suite.get_task("service-intent").examples("test")[: args.n]]
     many = TaskSpec("intents-100", "service", "classify", INTENTS_27.instruction,
                     labels=tuple(f"{label}_{i}" for i in range(4) for label in INTENTS_27.labels)[:100])
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    where = device_name(base.device)
     print(f"predict benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, {args.n} inputs")
     for spec in (INTENTS_27, many):
         plain = timed(lambda: plain_forward(model, tokenizer, spec, inputs, args.batch_size))

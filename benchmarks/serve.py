@@ -1,5 +1,5 @@
 """Serving costs, measured in one run against baselines from the same run: adapter first load, adapter switch, and
-generation tokens/s of the plain base vs one adapter vs a mixed batch over 4 adapters (PEFT `adapter_names`) vs the
+generation tokens/s of the plain base vs one adapter vs a mixed batch over 4 adapters (serve/mixed.py) vs the
 same 4 requests served one at a time.
 
 Goals (issue 8): switch <= 50 ms, first load <= 1 s, mixed batch >= 0.7x the tokens/s of a one-adapter batch.
@@ -11,7 +11,6 @@ Run: `flock /tmp/shoplora-cpu.lock python benchmarks/serve.py [--model DIR_OR_ID
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import torch  # noqa: E402
 
 from adapters import Adapter, AdapterStore, load_base  # noqa: E402
+from adapters.base import device_name  # noqa: E402
 from adapters.lora import LoraSettings, load_lora_state  # noqa: E402
 from prompts import TaskSpec, suite  # noqa: E402
 from serve.engine import BASE, Engine  # noqa: E402
@@ -63,8 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (the best is kept)")
     args = parser.parse_args()
     base = load_base(args.model)
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else \
-        f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    where = device_name(base.device)
     print(f"serve benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, {N_ADAPTERS} adapters "
           f"(r=16, all linear layers), {args.tokens} tokens per answer, best of {args.repeats}")
     with tempfile.TemporaryDirectory() as root:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
 from adapters.adapt import examples_digest, task_spec
-from adapters.base import DTYPES
+from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
 from adapters.inits import resolve_init
@@ -496,7 +496,7 @@ class Evaluation:
             "schema": 1, "status": "complete" if finished else "running",
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(self.previous_seconds + time.perf_counter() - self.started, 1),
-            "config": config.to_dict(), "versions": versions(), "device": device_name(self.base),
+            "config": config.to_dict(), "versions": versions(), "device": device_name(self.base.device),
             "git": self.git, "resumed": self.resumed, "base_model": {"id": self.base.model_id, "fingerprint": self.base.fingerprint},
             "inits": self.init_records, "notes": self.notes, "tasks": self.task_records,
             "saved_adapter": ({**asdict(config.save_adapter), "store": self._store_root()}
@@ -522,15 +522,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
-
-
-def device_name(base: Base) -> str:
-    import torch
-
-    device = base.device
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def git_state() -> dict[str, Any]:

@@ -19,7 +19,6 @@ import hashlib
 import logging
 import math
 import os
-import platform
 import random
 import sys
 import time
@@ -27,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from adapters.base import load_base
+from adapters.base import device_name, load_base
 from adapters.files import write_lora_dir
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 from adapters.training import answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
@@ -489,9 +488,7 @@ class MetaTrainer:
     def _device_name(self) -> str:
         import torch
 
-        device = self.accelerator.device
-        name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+        name = device_name(self.accelerator.device)
         return f"{self.world} x {name}" if self.world > 1 else name
 
     # ---------------------------------------------------------------------------------------------- cleanup
