@@ -5,7 +5,7 @@
 is empty, so a fresh clone still works. Files are read only when a task's examples are asked for, then cached.
 
 Hub tasks (`HUB_TASKS`) download with `datasets.load_dataset`: `load_hub_task("hub-banking77-intent", "test")`.
-They are not part of any suite, so listing tasks never touches the network.
+They form the `hub` suite, which lists them without downloading anything; their examples need internet.
 """
 
 from __future__ import annotations

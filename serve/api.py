@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from prompts import ShopLoRAError
 
-from .engine import Engine, EngineBusy, Reply, UnknownAdapter
+from .engine import Engine, EngineBusy, Reply, Stream, UnknownAdapter
 
 RETRY_AFTER = 2  # seconds a busy client is told to wait
 
@@ -100,23 +100,28 @@ def parse_body(raw: bytes) -> dict:
 
 
 def completion(reply: Reply, request_id: str, created: int) -> dict:
-    out: dict[str, Any] = {
+    return {
         "id": request_id, "object": "chat.completion", "created": created, "model": reply.adapter,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                      "finish_reason": reply.finish_reason}],
         "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                   "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+        **_prediction(reply),
     }
-    if reply.prediction is not None:
-        p = reply.prediction
-        out["shoplora"] = {"label": p.label, "best_label": p.text, "confidence": p.confidence, "scores": p.scores}
-    return out
 
 
-def _chunks(pieces: Iterator[str], model: str, request_id: str, created: int) -> Iterator[str]:
-    def chunk(delta: dict, finish: str | None = None) -> str:
+def _prediction(reply: Reply) -> dict:
+    """A classify adapter's label scores beside the OpenAI fields (nothing for generated answers)."""
+    p = reply.prediction
+    if p is None:
+        return {}
+    return {"shoplora": {"label": p.label, "best_label": p.text, "confidence": p.confidence, "scores": p.scores}}
+
+
+def _chunks(pieces: Stream, model: str, request_id: str, created: int) -> Iterator[str]:
+    def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
         data = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
@@ -128,10 +133,8 @@ def _chunks(pieces: Iterator[str], model: str, request_id: str, created: int) ->
         yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
         return
     finally:
-        close = getattr(pieces, "close", None)
-        if close:
-            close()  # a client that went away stops the generation
-    yield chunk({}, "stop")
+        pieces.close()  # a client that went away stops the generation
+    yield chunk({}, pieces.reply.finish_reason, _prediction(pieces.reply))  # the end, as the whole reply has it
     yield "data: [DONE]\n\n"
 
 

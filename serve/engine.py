@@ -88,11 +88,39 @@ class _Job:
     shots: list[Example]
     max_new_tokens: int
     stream: "queue.Queue[Any] | None" = None  # pieces, then _DONE or an exception; None for a batched request
+    prompt_tokens: int = 0  # set by the worker once the prompt is built
     future: Future = field(default_factory=Future)
     abandoned: threading.Event = field(default_factory=threading.Event)
 
 
 _DONE = object()
+
+
+class Stream:
+    """An answer piece by piece (iterate it; `close()` stops the generation). Once it is exhausted, `reply` is the
+    whole answer as a Reply: finish reason, token counts and, for a classify adapter, the prediction."""
+
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Reply]) -> None:
+        self._pieces, self._finish, self._text = pieces, finish, []
+        self.reply: Reply | None = None
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            piece = next(self._pieces)
+        except StopIteration:
+            if self.reply is None:
+                self.reply = self._finish("".join(self._text))
+            raise
+        self._text.append(piece)
+        return piece
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close:
+            close()
 
 
 def chat_spec(system: str | None = None) -> TaskSpec:
@@ -207,9 +235,10 @@ class Engine:
 
     # -- requests ---------------------------------------------------------------------------------------------
     def generate(self, messages: list[dict], adapter: str | None = None, *, stream: bool = False,
-                 max_new_tokens: int | None = None, abstain_below: float | None = None) -> Reply | Iterator[str]:
+                 max_new_tokens: int | None = None, abstain_below: float | None = None) -> Reply | Stream:
         """Answer the last user message of `messages` with `adapter` (None: the base model). Classify adapters answer
-        with the scored label (`Reply.prediction`); others generate greedily. `stream=True` yields text pieces."""
+        with the scored label (`Reply.prediction`); others generate greedily. `stream=True` returns a Stream of text
+        pieces."""
         info = self.describe(adapter)
         system, shots, text = parse_messages(messages)
         limit = min(max_new_tokens or self.max_new_tokens, self.max_new_tokens)
@@ -219,12 +248,12 @@ class Engine:
             prediction = self.classify([text], info.name, abstain_below=abstain_below)[0]
             reply = Reply(prediction.label, info.name, len(self._prompt(info, None, [], text, 0)), 1,
                           prediction=prediction)
-            return iter([reply.text]) if stream else reply
+            return Stream(iter([reply.text]), lambda text: reply) if stream else reply
         spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
         job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None)
         self._enter()  # left by the worker when the job is done (a stream's reader may still be reading)
         self._submit(job)
-        return self._pieces(job) if stream else job.future.result()
+        return Stream(self._pieces(job), lambda text: self._reply(job, text)) if stream else job.future.result()
 
     def generate_batch(self, requests: Sequence[tuple[list[dict], str | None]], *, max_new_tokens: int | None = None,
                        min_new_tokens: int | None = None) -> list[str]:
@@ -450,6 +479,7 @@ class Engine:
         try:
             with self.base.lock:
                 prompt = self._prompt(job.spec, None, job.shots, job.input, job.max_new_tokens)
+                job.prompt_tokens = len(prompt)
                 model, context = self._weights(job.adapter)
                 with context:
                     for piece in stream_prompt(model, self.base.tokenizer, prompt, max_new_tokens=job.max_new_tokens,
@@ -508,9 +538,14 @@ class Engine:
                 texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit,
                                          **kwargs)
         for job, prompt, text in zip(jobs, prompts, texts):
-            produced = len(self.base.tokenizer(text, add_special_tokens=False)["input_ids"])
-            job.future.set_result(Reply(text, job.adapter, len(prompt), produced,
-                                        "length" if produced >= limit else "stop"))
+            job.prompt_tokens = len(prompt)
+            job.future.set_result(self._reply(job, text))
+
+    def _reply(self, job: _Job, text: str) -> Reply:
+        """The Reply of a finished generation: "length" when the answer used the job's whole token budget."""
+        produced = len(self.base.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return Reply(text, job.adapter, job.prompt_tokens, produced,
+                     "length" if produced >= job.max_new_tokens else "stop")
 
 
 def _parts(jobs: list[_Job], max_adapters: int, max_rows: int) -> Iterator[list[_Job]]:

@@ -134,16 +134,29 @@ def test_openai_models_and_completions(url, engine):
     assert scored["shoplora"]["best_label"] in PETS.spec.labels and len(scored["shoplora"]["scores"]) == 12
 
 
-def test_openai_stream(url, engine):
-    with httpx.stream("POST", url + "v1/chat/completions", json=chat_body("replies-a", "hello", stream=True),
-                      timeout=60) as response:
+def stream_chunks(url: str, body: dict) -> list[dict]:
+    with httpx.stream("POST", url + "v1/chat/completions", json=body, timeout=60) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    return [json.loads(e) for e in events[:-1]]
+
+
+@pytest.mark.parametrize("max_tokens", [None, 2])
+def test_openai_stream(url, engine, max_tokens):
+    chunks = stream_chunks(url, chat_body("replies-a", "hello", stream=True, max_tokens=max_tokens))
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text.strip() == engine.generate([{"role": "user", "content": "hello"}], "replies-a").text
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    whole = engine.generate([{"role": "user", "content": "hello"}], "replies-a", max_new_tokens=max_tokens)
+    assert text.strip() == whole.text
+    assert chunks[-1]["choices"][0]["finish_reason"] == whole.finish_reason  # "length" when the cap was hit
+    if max_tokens == 2:
+        assert whole.finish_reason == "length"
+
+
+def test_openai_stream_of_a_classify_adapter_carries_its_scores(url):
+    chunks = stream_chunks(url, chat_body("pets", "skip my next box", stream=True))
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) in PETS.spec.labels
+    assert chunks[-1]["shoplora"]["label"] in PETS.spec.labels and len(chunks[-1]["shoplora"]["scores"]) == 12
 
 
 @pytest.mark.parametrize("body, status, problem", [
