@@ -123,7 +123,9 @@ class Adapter:
                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
 
     def stream(self, text: str, *, max_new_tokens: int = 96) -> Iterator[str]:
-        """The answer to one input, piece by piece as it is generated (holds the model until done)."""
+        """The answer to one input, piece by piece as it is generated. It holds the model's lock until it is done:
+        read it on one thread, and `close()` it if you stop early (other users of the base wait until then). For
+        many concurrent readers use `serve.engine.Engine`, which streams from its own worker thread."""
         with self.base.lock:
             yield from stream_with(self._active(), self.base.tokenizer, self.spec, text, max_new_tokens=max_new_tokens)
 
