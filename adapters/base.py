@@ -49,7 +49,7 @@ class Base:
     lock: Any = field(default_factory=threading.RLock)  # one user of the model at a time: adapters switch per call
 
     @property
-    def device(self):
+    def device(self) -> Any:  # torch.device (torch is imported lazily)
         return self.model.device
 
     @property

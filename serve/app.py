@@ -21,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline tool: no u
 
 import gradio as gr  # noqa: E402
 
+from adapters import ABSTAIN, Prediction  # noqa: E402
 from prompts import ShopLoRAError, suite  # noqa: E402
 
 from .engine import BASE, META_INIT, Engine  # noqa: E402
@@ -91,9 +92,9 @@ def describe(engine: Engine, name: str | None) -> str:
     return f"**{info.name}** ({info.kind}, from {info.init} init): {info.instruction}{labels}"
 
 
-def verdict(prediction, abstain_below: float | None) -> str:
+def verdict(prediction: Prediction, abstain_below: float | None) -> str:
     """The assistant's line for a classify adapter's prediction."""
-    if prediction.label == "abstain":
+    if prediction.label == ABSTAIN:
         return (f"Handing over to a human: confidence {_percent(prediction.confidence)} is below "
                 f"{_percent(abstain_below)} (best guess: {prediction.text}).")
     return f"Intent: **{prediction.label}** ({_percent(prediction.confidence)} confident)."
