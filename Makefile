@@ -27,8 +27,10 @@ test-slow: install
 # The main job: the reduced benchmark (configs/eval/quick.yaml, ~9-12 min on 2 CPU cores): a held-out scenario learned
 # from 8 and 16 examples by zero-shot, in-context prompting and LoRA from the standard, multi-task and meta inits;
 # prints the table, keeps one adapter in ./adapters_store and says how to use it. A second run reprints the table.
-# `make quickstart RETRAIN=1` first meta-trains both inits again with configs/embedded.yaml (~20 min more).
+# `make quickstart RETRAIN=1` first meta-trains both inits again with configs/embedded.yaml (~20 min more);
+# RETRAIN_ARGS="outer_steps=100" adds config overrides (that one: how the shipped pair was made, ~1.5 h).
 RETRAIN ?= 0
+RETRAIN_ARGS ?=
 ifeq ($(RETRAIN),1)
 QUICK_ARGS := meta_init=runs/quickstart-meta/init multitask_init=runs/quickstart-multitask/init \
 	output_dir=runs/eval-quick-retrained
@@ -36,9 +38,9 @@ endif
 
 quickstart: install
 ifeq ($(RETRAIN),1)
-	$(VENV)/bin/shoplora meta-train configs/embedded.yaml output_dir=runs/quickstart-meta resume=true
+	$(VENV)/bin/shoplora meta-train configs/embedded.yaml output_dir=runs/quickstart-meta resume=true $(RETRAIN_ARGS)
 	$(VENV)/bin/shoplora meta-train configs/embedded.yaml algorithm=multitask output_dir=runs/quickstart-multitask \
-	    resume=true
+	    resume=true $(RETRAIN_ARGS)
 endif
 	$(VENV)/bin/shoplora eval configs/eval/quick.yaml resume=true $(QUICK_ARGS)
 
