@@ -267,7 +267,7 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
 
 
 def _examples_needed(points: Sequence[tuple[int, float]], target: float, n_held_out: int) -> dict[str, Any]:
-    estimate = examples_needed({0: points}, target)
+    estimate = examples_needed({0: points}, target, n_scored=n_held_out)
     note = estimate.note("this task") if estimate else "no estimate: the curve has a single size"
     return {**(estimate.to_dict() if estimate else {}), "target": target,
             "points": [list(point) for point in points],
@@ -294,14 +294,14 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
         hits = _hits(check()[1], [spec.labels.index(e.output) for e in held_out])
         metrics["held_out_accuracy_before"] = sum(hits) / len(hits)
     early_stop = len(held_out) >= MIN_HELD_OUT_FOR_EARLY_STOP
-    losses, held_loss, held_scores = _train(adapter, rendered, check, early_stop, loop, rng, progress, watch)
+    losses, held_loss, held_scores, kept = _train(adapter, rendered, check, early_stop, loop, rng, progress, watch)
     if held_out:
         metrics["held_out_loss"] = round(held_loss, 4)
         if spec.kind == "classify":
             _calibrate(adapter, held_out, held_scores, metrics)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
-    return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses),
+    return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses), "steps_kept": kept,
             "train_loss": [round(x, 4) for x in losses], "metrics": metrics, "temperature": adapter.temperature}
 
 
@@ -335,17 +335,18 @@ def _hits(scores: Sequence[Sequence[float]], gold: Sequence[int]) -> list[bool]:
 
 
 def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, loop: InnerLoop,
-           rng: random.Random, progress: Progress | None, watch: Watch | None) -> tuple[list[float], float, Any]:
+           rng: random.Random, progress: Progress | None,
+           watch: Watch | None) -> tuple[list[float], float, Any, int]:
     """The inner loop, with early stopping on the held-out `check` when it has enough examples (the best weights
-    are kept; otherwise it runs once, after the last step). Returns the training losses and the kept weights'
-    held-out loss (nan without a check) and label scores (or None)."""
+    are kept; otherwise it runs once, after the last step). Returns the training losses, the kept weights'
+    held-out loss (nan without a check) and label scores (or None), and the step whose weights were kept."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
     bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
     every = max(1, loop.steps // 8) if early_stop else loop.steps
     # last: the final weights' loss; scores: the best weights' label scores (classify)
-    best = {"loss": float("inf"), "state": None, "scores": None, "since": 0, "last": float("nan")}
+    best = {"loss": float("inf"), "state": None, "scores": None, "since": 0, "last": float("nan"), "step": 0}
 
     def on_step(step: int, loss: float) -> bool:
         if progress:
@@ -360,7 +361,8 @@ def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, lo
         held_loss, scores = in_eval_mode(check)
         best["last"] = held_loss
         if held_loss < best["loss"]:
-            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), scores=scores, since=0)
+            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), scores=scores, since=0,
+                        step=step + 1)
             return False
         best["since"] += 1
         return best["since"] >= PATIENCE
@@ -383,9 +385,11 @@ def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, lo
         finally:
             if bar is not None:
                 bar.close()
+        kept = len(losses)
         if best["last"] > best["loss"]:  # training ends on its last check: the best one may be earlier
             load_lora_state(base.peft, best["state"], adapter.peft_name)
-    return losses, best["loss"] if check is not None else float("nan"), best["scores"]
+            kept = best["step"]
+    return losses, best["loss"] if check is not None else float("nan"), best["scores"], kept
 
 
 def _calibrate(adapter: Adapter, held_out: Sequence[Example], scores: Sequence[Sequence[float]],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 BOOTSTRAPS = 500  # seed resamples behind the examples-needed interval
 MAX_EXTRAPOLATION = 100  # examples-needed estimates beyond this many times the largest k tried are not given
@@ -19,8 +19,9 @@ MAX_EXTRAPOLATION = 100  # examples-needed estimates beyond this many times the 
 class ExamplesNeeded:
     """Roughly how many examples reach `target`, from a power-law fit of the error against k.
 
-    `k` is None when the fit says more examples do not help (or help too slowly to extrapolate); `low`/`high` is
-    the 10-90% range over bootstrap resamples of the seeds (`high` None: some resamples never reach the target).
+    `k` is None when the fit says more examples do not help (or help too slowly to extrapolate); `observed`: a k
+    tried already reached the target on average (then `k` is the fewest such). `low`/`high` is the 10-90% range
+    over bootstrap resamples (`high` None: some resamples never reach the target).
     """
 
     target: float
@@ -29,6 +30,7 @@ class ExamplesNeeded:
     high: float | None
     exponent: float  # b in error = a * k^-b: how fast the error falls as examples are added
     tried: tuple[int, ...]
+    observed: bool = False
 
     def note(self, method: str) -> str:
         where = f"{method} reaches {self.target:.2f}"
@@ -39,6 +41,9 @@ class ExamplesNeeded:
                    f"evidence ({trend})"
         spread = "" if self.low is None else \
             f" (80% range {whole_examples(self.low)}-{'?' if self.high is None else whole_examples(self.high)})"
+        if self.observed:
+            fewest = " (the fewest tried)" if self.k == min(self.tried) else ""
+            return f"{where} already with {whole_examples(self.k)} examples on average{fewest}{spread}"
         inside = "" if min(self.tried) <= self.k <= max(self.tried) else \
             f", extrapolated from k = {', '.join(map(str, self.tried))}"
         return f"{where} with about {whole_examples(self.k)} examples{spread}{inside}"
@@ -52,49 +57,64 @@ def whole_examples(k: float) -> int:
     return max(1, math.ceil(k - 1e-6))
 
 
-def _power_law(points: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
-    """Least-squares fit of log(error) = log(a) - b log(k); (log a, b), or None without two distinct k."""
-    floor = 1e-3  # a perfect score has error 0, whose log is -inf
-    xs = [math.log(k) for k, _ in points]
-    ys = [math.log(max(1.0 - score, floor)) for _, score in points]
+def _mean_by_k(runs: Iterable[Sequence[tuple[int, float]]]) -> dict[int, float]:
+    """The score at each k, averaged over the runs (seeds) that have it."""
+    scores: dict[int, list[float]] = {}
+    for points in runs:
+        for k, score in points:
+            scores.setdefault(k, []).append(score)
+    return {k: sum(v) / len(v) for k, v in sorted(scores.items())}
+
+
+def _power_law(means: Mapping[int, float], floor: float) -> tuple[float, float]:
+    """Least-squares fit of log(error) = log(a) - b log(k) over two or more k; (log a, b). The mean score per k is
+    fitted, not each seed's: one seed's perfect score would otherwise pull the line by its log alone."""
+    xs = [math.log(k) for k in means]
+    ys = [math.log(max(1.0 - score, floor)) for score in means.values()]
     x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
-    spread = sum((x - x_mean) ** 2 for x in xs)
-    if spread == 0:
-        return None
-    slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / spread
+    slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sum((x - x_mean) ** 2 for x in xs)
     return y_mean - slope * x_mean, -slope
 
 
-def _k_for(fit: tuple[float, float], target: float, largest: int) -> float | None:
-    log_a, b = fit
+def _estimate(means: Mapping[int, float], target: float, floor: float) -> tuple[float | None, float, bool]:
+    """(examples, exponent b, observed): the fewest k tried whose mean already reaches `target` (observed), else
+    where the fitted power law reaches it (None: the error does not fall, or beyond MAX_EXTRAPOLATION)."""
+    log_a, b = _power_law(means, floor)
+    reached = [k for k, score in means.items() if score >= target]
+    if reached:
+        return float(min(reached)), b, True
     if b <= 0:
-        return None
+        return None, b, False
     log_k = (log_a - math.log(1.0 - target)) / b  # in logs: a slow fall of the error means a huge k
-    return math.exp(log_k) if log_k <= math.log(MAX_EXTRAPOLATION * largest) else None
+    return (math.exp(log_k) if log_k <= math.log(MAX_EXTRAPOLATION * max(means)) else None), b, False
 
 
-def examples_needed(by_seed: Mapping[int, Sequence[tuple[int, float]]], target: float, *,
+def examples_needed(by_seed: Mapping[int, Sequence[tuple[int, float]]], target: float, *, n_scored: int,
                     seed: int = 0) -> ExamplesNeeded | None:
-    """How many examples reach `target` (0 < target < 1), from (k, score) points per seed; None without two
-    distinct k. The error is fitted as a * k^-b, the usual shape of a learning curve."""
+    """How many examples reach `target` (0 < target < 1), from (k, score) points per seed, each score an accuracy on
+    `n_scored` examples; None without two distinct k. The mean error over seeds is fitted as a * k^-b, the usual
+    shape of a learning curve. The 80% range resamples the seeds, or with one seed the scores themselves (binomial
+    on n_scored examples)."""
     if not 0 < target < 1:
         raise ValueError(f"target must be a score between 0 and 1, got {target}")
-    points = [point for seed_points in by_seed.values() for point in seed_points]
-    fit = _power_law(points) if points else None
-    if fit is None:
+    if n_scored < 1:
+        raise ValueError(f"n_scored must be at least 1, got {n_scored}")
+    runs = [points for points in by_seed.values() if points]
+    means = _mean_by_k(runs)
+    if len(means) < 2:
         return None
-    tried = tuple(sorted({k for k, _ in points}))
-    k = _k_for(fit, target, tried[-1])
-    low = high = None
-    if len(by_seed) > 1 and k is not None:
-        rng, seeds = random.Random(seed), list(by_seed)
-        estimates = []
-        for _ in range(BOOTSTRAPS):
-            resample = [point for s in rng.choices(seeds, k=len(seeds)) for point in by_seed[s]]
-            refit = _power_law(resample)
-            found = _k_for(refit, target, tried[-1]) if refit else None
-            estimates.append(math.inf if found is None else found)
-        estimates.sort()
-        low, high = (None if math.isinf(x) else x for x in (estimates[len(estimates) // 10],
-                                                           estimates[len(estimates) * 9 // 10]))
-    return ExamplesNeeded(target, k, low, high, fit[1], tried)
+    floor = 0.5 / n_scored  # all n right says the error is below ~1/n, not 0 (whose log is -inf)
+    k, exponent, observed = _estimate(means, target, floor)
+    rng, estimates = random.Random(seed), []
+    for _ in range(BOOTSTRAPS if k is not None else 0):
+        if len(runs) > 1:
+            resample = [runs[i] for i in rng.choices(range(len(runs)), k=len(runs))]
+        else:
+            resample = [[(x, sum(rng.random() < score for _ in range(n_scored)) / n_scored) for x, score in runs[0]]]
+        again = _mean_by_k(resample)
+        found = _estimate(again, target, floor)[0] if len(again) > 1 else None
+        estimates.append(math.inf if found is None else found)
+    estimates.sort()
+    low, high = (None, None) if not estimates else (
+        None if math.isinf(x) else x for x in (estimates[len(estimates) // 10], estimates[len(estimates) * 9 // 10]))
+    return ExamplesNeeded(target, k, low, high, exponent, tuple(means), observed)

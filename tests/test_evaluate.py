@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,35 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
         [(r["method"], r["seed"], r["score"]) for r in whole["runs"]]
 
 
+def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, tiny_multitask_init, tmp_path,
+                                                               monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    init = tmp_path / "multitask"  # a folder whose weights change while its name stays, like a re-shipped init
+    shutil.copytree(tiny_multitask_init, init)
+    out = tmp_path / "run"
+    evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]"))
+    # a while without lora_multitask: its runs stay, and so does the record of the init they were made with
+    dropped = evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true",
+                                "methods=[lora_standard]"))
+    assert "lora_multitask" in dropped["earlier"]["inits"] and len(dropped["runs"]) == 2
+    weights = load_file(init / "adapter_model.safetensors")
+    save_file({key: tensor + 0.01 for key, tensor in weights.items()}, init / "adapter_model.safetensors")
+    with pytest.raises(ConfigError, match="the lora_multitask init"):  # old runs would sit beside new ones
+        evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true"))
+    save_file(weights, init / "adapter_model.safetensors")
+    # the same config on another machine: dtype auto is bf16 on a GPU, and fp32 scores are not bf16 scores
+    saved = json.loads((out / "results.json").read_text())
+    saved["base_model"]["dtype"] = "bfloat16"
+    (out / "results.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="the base model's dtype"):
+        evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true"))
+    # a settings change is refused before the model loads (and before lora_average would be rebuilt)
+    monkeypatch.setattr(evaluate, "load_base", lambda *a, **k: pytest.fail("loaded the model for a refused resume"))
+    with pytest.raises(ConfigError, match="n_test"):
+        evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true", "n_test=5"))
+
+
 def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multitask_init, tmp_path):
     task = suite.get_task(TASK)
     data = tmp_path / "My Returns.jsonl"
@@ -122,6 +152,7 @@ def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multita
     assert spec["name"] == "my-returns" and spec["n_test"] == 16  # 20 examples: 4 for support sets, 16 to test
     zero_shot = [r for r in results["runs"] if r["method"] == "zero_shot"]
     assert len(zero_shot) == 1 and zero_shot[0]["k"] == 0  # one run: it sees no examples
+    assert {(r["n_seeds"], r["std"]) for r in results["summary"] if r["method"] == "zero_shot"} == {(1, None)}
     assert {(r["method"], r["k"]) for r in results["summary"]} == {(m, k) for m in ("zero_shot", "icl", "lora_standard")
                                                                    for k in (2, 4)}
     assert {r["method"] for r in results["examples_needed"]} <= {"icl", "lora_standard"}
@@ -174,7 +205,7 @@ def test_watching_adaptation_does_not_change_it(tiny_base):
 # ------------------------------------------------------------------------------------------------ statistics
 def test_mean_and_sample_std():
     assert stats.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
-    assert stats.mean_std([0.5]) == (0.5, 0.0)
+    assert stats.mean_std([0.5]) == (0.5, None)  # one value: spread unknown, not 0
 
 
 def test_paired_test_on_hand_made_differences():
@@ -201,18 +232,62 @@ def test_steps_to_target_on_a_hand_made_curve():
     assert stats.steps_to_target(curve, 0.9) is None
 
 
+def test_steps_to_target_uses_only_the_seeds_of_the_grid():
+    # 4 seeds were run, then the grid was resumed with seeds=2: the summary and the steps-to-target use seeds 0-1
+    from train import report
+
+    config = load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
+        "methods=[lora_multitask,lora_meta]", "shots=[8]", "seeds=2", "curve_k=8", "curve_steps=[4]", "save_adapter=null"])
+    multitask = [0.3, 0.3, 0.9, 0.9]  # seeds 2 and 3 would lift the target to 0.6
+    runs = [evaluate.Result(method, final, "accuracy", 12, 1.0, task=TASK, k=8, seed=seed,
+                            curve=[(4, early), (12, final)])
+            for seed in range(4) for method, early, final in (("lora_multitask", 0.2, multitask[seed]),
+                                                             ("lora_meta", 0.35, 0.5))]
+    result = report.steps_to_targets(runs, config, [TASK])
+    meta = next(r for r in result["rows"] if r["method"] == "lora_meta" and r["task"] == "all")
+    assert meta["target"] == pytest.approx(0.3) and meta["steps"] == 4
+
+
 def test_examples_needed_recovers_a_power_law():
     # error = 0.5 * k^-0.5: 0.9 (error 0.1) needs k = (0.5 / 0.1)^2 = 25
     points = [(k, 1 - 0.5 * k**-0.5) for k in (4, 8, 16)]
-    estimate = learning_curve.examples_needed({0: points, 1: points}, 0.9)
+    estimate = learning_curve.examples_needed({0: points, 1: points}, 0.9, n_scored=100)
     assert estimate.k == pytest.approx(25) and estimate.low == pytest.approx(25) and estimate.high == pytest.approx(25)
-    assert estimate.exponent == pytest.approx(0.5)
+    assert estimate.exponent == pytest.approx(0.5) and not estimate.observed
     assert "about 25 examples" in estimate.note("lora_meta") and "extrapolated" in estimate.note("lora_meta")
-    noisy = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.8)], 1: [(4, 0.6), (16, 0.7)]}, 0.9)
+    noisy = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.8)], 1: [(4, 0.6), (16, 0.7)]}, 0.9, n_scored=20)
     assert noisy.low <= noisy.k <= (noisy.high or float("inf"))
-    flat = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.5)]}, 0.9)
+    flat = learning_curve.examples_needed({0: [(4, 0.5), (16, 0.5)]}, 0.9, n_scored=20)
     assert flat.k is None and "not within" in flat.note("icl")
-    assert learning_curve.examples_needed({0: [(8, 0.5)], 1: [(8, 0.6)]}, 0.9) is None  # one k: no curve to fit
+    assert learning_curve.examples_needed({0: [(8, 0.5)], 1: [(8, 0.6)]}, 0.9, n_scored=20) is None  # one k: no fit
+
+
+def test_examples_needed_when_the_target_is_already_reached():
+    # 0.90 at k=4 and 0.89 at k=8: the fit's slope is flat, but no more examples are needed
+    estimate = learning_curve.examples_needed({0: [(4, 0.90), (8, 0.89)], 1: [(4, 0.91), (8, 0.90)]}, 0.8,
+                                              n_scored=100)
+    assert estimate.observed and estimate.k == 4
+    assert "already with 4 examples on average (the fewest tried)" in estimate.note("lora_meta")
+    later = learning_curve.examples_needed({0: [(4, 0.5), (8, 0.7), (16, 0.85)]}, 0.8, n_scored=100)
+    assert later.observed and later.k == 16 and "fewest" not in later.note("icl")
+
+
+def test_examples_needed_fits_the_mean_so_one_perfect_seed_does_not_decide():
+    # both seeds score 0.60 at k=8; one seed's 1.0 at k=16 must not put 0.85 below k=16 (a per-seed fit of log
+    # errors said ~8) nor far from the 0.95 case
+    perfect = {0: [(4, 0.5), (8, 0.6), (16, 0.65)], 1: [(4, 0.5), (8, 0.6), (16, 1.0)]}
+    nearly = {0: [(4, 0.5), (8, 0.6), (16, 0.65)], 1: [(4, 0.5), (8, 0.6), (16, 0.95)]}
+    a = learning_curve.examples_needed(perfect, 0.85, n_scored=40)
+    b = learning_curve.examples_needed(nearly, 0.85, n_scored=40)
+    assert 16 < a.k < b.k < 1.5 * a.k and not a.observed  # means at k=16: 0.825 and 0.80
+
+
+def test_examples_needed_from_one_curve_has_a_range_from_the_held_out_noise():
+    # adapt's estimate: one adaptation per size scored on few held-out examples; the range says how rough it is
+    estimate = learning_curve.examples_needed({0: [(6, 3 / 6), (13, 4 / 6), (26, 5 / 6)]}, 0.8, n_scored=6)
+    assert estimate.observed and estimate.k == 26
+    assert estimate.low is not None and estimate.low < 26 and (estimate.high is None or estimate.high > 26)
+    assert "80% range" in estimate.note("this task")
 
 
 # ------------------------------------------------------------------------------------------------ configs

@@ -232,8 +232,9 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         scores = adapter.evaluate(test)
         score_seconds = time.perf_counter() - start
         steps_run = adapter.record["steps_run"]
-        if curve_steps:
-            curve.append((steps_run, scores[metric]))
+        kept = adapter.record["steps_kept"]  # early stopping may keep an earlier step's weights
+        if curve_steps and all(step != kept for step, _ in curve):
+            curve.append((kept, scores[metric]))
         if keep is not None:
             keep(method, adapter)
         adapter.unload()
@@ -379,6 +380,9 @@ class Evaluation:
             check_name(saving.name)
             if saving.task not in names:
                 raise ConfigError(f"save_adapter.task {saving.task!r} is not a task of the grid ({', '.join(names)})")
+        saved = self._saved()
+        if saved is not None:  # settings first: a refused resume must not load the model or rebuild inits
+            self._check_settings(saved)
         self.base = load_base(self.config.base_model, dtype=self.config.dtype)
         self.inits = self._resolve_inits()
         self.init_records = {method: init_record(path) for method, path in self.inits.items()}
@@ -389,8 +393,9 @@ class Evaluation:
         self.started = time.perf_counter()
         self.previous_seconds = 0.0
         self.git, self.resumed = git_state(), []  # the code the grid started with; each resume's code after it
-        if self.config.resume and (self.output_dir / RESULTS).exists():
-            self._resume()
+        self.earlier = {"inits": {}, "tasks": []}  # records of runs kept from a resumed grid outside this one
+        if saved is not None:
+            self._resume(saved)
 
     def _check_output_dir(self) -> None:
         if (self.output_dir / RESULTS).exists() and not self.config.resume:
@@ -412,23 +417,54 @@ class Evaluation:
                                                      average_recipe(config, multitask))
         return {method: inits[method] for method in config.lora_methods()}
 
-    def _resume(self) -> None:
-        saved = json.loads((self.output_dir / RESULTS).read_text())
+    def _saved(self) -> dict | None:
+        """The results.json of the grid to resume, or None when starting afresh."""
+        path = self.output_dir / RESULTS
+        if not (self.config.resume and path.exists()):
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot resume from {path}: {error}; move it aside or use another output_dir") from error
+
+    def _check_settings(self, saved: dict) -> None:
         ours = self.config.to_dict()
-        changed = sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved["config"].get(k) != ours[k])
-        changed += [f"the {method} init" for method, init in self.init_records.items()
-                    if method in saved["inits"] and saved["inits"][method]["sha256"] != init["sha256"]]
-        digests = {t["name"]: t["sha256"] for t in saved["tasks"]}
-        changed += [f"the examples of {t['name']}" for t in self.task_records
-                    if digests.get(t["name"], t["sha256"]) != t["sha256"]]
+        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved["config"].get(k) != ours[k]))
+
+    def _refuse(self, changed: Sequence[str]) -> None:
         if changed:
             raise ConfigError(f"{self.output_dir / RESULTS} was made with other settings ({', '.join(changed)}); "
                               "resume it with its own settings, or use another output_dir")
-        self.results = {key_of(r): r for r in map(Result.from_dict, saved["runs"])}
+
+    def _resume(self, saved: dict) -> None:
+        """Keep the saved runs when everything that decides their scores is unchanged: the base model (weights'
+        config and dtype), the inits and the tasks' examples of every method and task that has runs."""
+        runs = [Result.from_dict(r) for r in saved["runs"]]
+        ours, theirs = self._base_record(), saved["base_model"]
+        changed = [f"the base model's {field}" for field in ("fingerprint", "dtype")
+                   if theirs.get(field, ours[field]) != ours[field]]  # results from before dtype was recorded pass
+        inits = saved["inits"]
+        changed += [f"the {method} init" + ("" if method in inits else " (not recorded)")
+                    for method, init in self.init_records.items() if any(r.method == method for r in runs)
+                    and inits.get(method, {}).get("sha256") != init["sha256"]]
+        digests = {t["name"]: t["sha256"] for t in saved["tasks"] + saved.get("earlier", {}).get("tasks", [])}
+        changed += [f"the examples of {t['name']}" + ("" if t["name"] in digests else " (not recorded)")
+                    for t in self.task_records if any(r.task == t["name"] for r in runs)
+                    and digests.get(t["name"]) != t["sha256"]]
+        self._refuse(changed)
+        here = {t["name"] for t in self.task_records}
+        self.earlier = {"inits": {m: r for m, r in inits.items() if m not in self.init_records},
+                        "tasks": [t for t in saved["tasks"] + saved.get("earlier", {}).get("tasks", [])
+                                  if t["name"] not in here]}
+        self.results = {key_of(r): r for r in runs}
         self.previous_seconds = saved.get("seconds", 0.0)
-        self.resumed = [*saved.get("resumed", []),
-                        {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self.git}]
+        self.resumed = [*saved.get("resumed", []), {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                                    "device": device_name(self.base.device), **self.git}]
         self.git = saved["git"]
+
+    def _base_record(self) -> dict[str, str]:
+        return {"id": self.base.model_id, "fingerprint": self.base.fingerprint,
+                "dtype": str(self.base.model.dtype).removeprefix("torch."), "quantization": self.base.quantization}
 
     # ---------------------------------------------------------------------------------------------- run
     def plan(self) -> list[tuple[Task, int, int, list[str]]]:
@@ -497,8 +533,8 @@ class Evaluation:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(self.previous_seconds + time.perf_counter() - self.started, 1),
             "config": config.to_dict(), "versions": versions(), "device": device_name(self.base.device),
-            "git": self.git, "resumed": self.resumed, "base_model": {"id": self.base.model_id, "fingerprint": self.base.fingerprint},
-            "inits": self.init_records, "notes": self.notes, "tasks": self.task_records,
+            "git": self.git, "resumed": self.resumed, "base_model": self._base_record(),
+            "inits": self.init_records, "notes": self.notes, "tasks": self.task_records, "earlier": self.earlier,
             "saved_adapter": ({**asdict(config.save_adapter), "store": self._store_root()}
                               if config.save_adapter else None),
             "runs": [{**asdict(r), "curve": [list(p) for p in r.curve]} for r in runs],

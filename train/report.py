@@ -45,7 +45,8 @@ def analyse(runs: Sequence[Result], config: EvalConfig, task_names: Sequence[str
     summary, by_task = [], []
     for method in config.methods:
         for k in config.shots:
-            per_seed = {s: [score(t, method, k, s) for t in task_names] for s in range(config.seeds)}
+            seeds = range(1 if method == "zero_shot" else config.seeds)  # zero-shot: one run per task, no seeds
+            per_seed = {s: [score(t, method, k, s) for t in task_names] for s in seeds}
             replicates = [sum(v) / len(v) for v in per_seed.values() if None not in v]
             if replicates:
                 mean, std = stats.mean_std(replicates)
@@ -56,7 +57,7 @@ def analyse(runs: Sequence[Result], config: EvalConfig, task_names: Sequence[str
                                 "steps": sum(r.steps for r in runs_here) / len(runs_here),
                                 "seconds": sum(r.seconds for r in runs_here) / len(runs_here)})
             for task in task_names:
-                values = [v for v in (score(task, method, k, s) for s in range(config.seeds)) if v is not None]
+                values = [v for v in (score(task, method, k, s) for s in seeds) if v is not None]
                 if values:
                     mean, std = stats.mean_std(values)
                     by_task.append({"task": task, "method": method, "k": k, "mean": mean, "std": std,
@@ -94,7 +95,7 @@ def mean_curve(curves: Iterable[Sequence[tuple[int, float]]]) -> dict[int, float
 def steps_to_targets(runs: Sequence[Result], config: EvalConfig, task_names: Sequence[str]) -> dict:
     """At k = curve_k: the steps each LoRA method needs to reach lora_multitask's score after its full budget,
     averaged over tasks and seeds (and per task)."""
-    at_k = [r for r in runs if r.k == config.curve_k and r.curve]
+    at_k = [r for r in runs if r.k == config.curve_k and r.curve and r.seed < config.seeds]  # this grid's seeds
     if "lora_multitask" not in config.methods or not config.curve_steps:
         return {"k": config.curve_k, "rows": [], "note": "needs lora_multitask among methods and curve_steps"}
     rows = []
@@ -123,15 +124,15 @@ def examples_needed(score: Callable[..., float | None], config: EvalConfig, task
                 continue
             by_seed = {s: [(k, v) for k in config.shots if (v := score(task, method, k, s)) is not None]
                        for s in range(config.seeds)}
-            estimate = learning_curve.examples_needed({s: p for s, p in by_seed.items() if p}, config.target)
+            estimate = learning_curve.examples_needed(by_seed, config.target, n_scored=config.n_test)
             if estimate is not None:
                 rows.append({"task": task, "method": method, **estimate.to_dict(), "note": estimate.note(method)})
     return rows
 
 
 # ------------------------------------------------------------------------------------------------------ results.md
-def _cell(mean: float, std: float) -> str:
-    return f"{mean:.3f} ± {std:.3f}"
+def _cell(mean: float, std: float | None) -> str:
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def summary_table(results: dict) -> str:
@@ -179,16 +180,19 @@ def markdown(results: dict) -> str:
     steps = results["steps_to_target"]
     rows = [r for r in steps["rows"] if r["task"] == "all"]
     if rows:
+        logged = sorted({step for r in rows for step, _ in r["curve"]})
         lines += [f"## Steps to reach lora_multitask's final score at k={steps['k']} ({rows[0]['target']:.3f})", "",
-                  "| method | steps to target | steps run |", "|---|---|---|"]
+                  "The first logged step whose score (mean over tasks and seeds) reaches it; logged: "
+                  f"{', '.join(map(str, logged))}, so the true count may be lower, down to the logged step before.",
+                  "", "| method | steps to target | steps run |", "|---|---|---|"]
         lines += [f"| {r['method']} | {'not reached' if r['steps'] is None else r['steps']} | {r['budget']} |"
                   for r in rows] + [""]
     needed = results["examples_needed"]
     if needed:
         methods = [m for m in config["methods"] if any(r["method"] == m for r in needed)]
         lines += [f"## How many examples reach {config['target']:.2f}?", "",
-                  "A power law of the error against k, fitted over seeds; 80% range from resampling the seeds. "
-                  "\"-\": not within reach on this evidence.", "",
+                  "A power law of the mean error over seeds against k (or the fewest k whose mean already reaches it, "
+                  "marked ≤); 80% range from resampling the seeds. \"-\": not within reach on this evidence.", "",
                   "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         by = {(r["task"], r["method"]): r for r in needed}
         for task in tasks:
@@ -202,11 +206,11 @@ def _needed(row: dict | None) -> str:
     """"~45 (30-90)": the examples-needed estimate and its 80% range."""
     if row is None or row["k"] is None:
         return "-"
-    k = learning_curve.whole_examples(row["k"])
+    k = ("≤" if row.get("observed") else "~") + str(learning_curve.whole_examples(row["k"]))
     if row["low"] is None:
-        return f"~{k}"
+        return k
     high = "?" if row["high"] is None else learning_curve.whole_examples(row["high"])
-    return f"~{k} ({learning_curve.whole_examples(row['low'])}-{high})"
+    return f"{k} ({learning_curve.whole_examples(row['low'])}-{high})"
 
 
 # ------------------------------------------------------------------------------------------------------ plots
@@ -231,7 +235,7 @@ def _plot_vs_k(results: dict, path: Path) -> Path:
     for method in results["config"]["methods"]:
         rows = sorted((r for r in results["summary"] if r["method"] == method), key=lambda r: r["k"])
         if rows:
-            axes.errorbar([r["k"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] for r in rows],
+            axes.errorbar([r["k"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] or 0.0 for r in rows],
                           label=method, marker="o", capsize=3, color=_color(results, method),
                           linestyle="--" if method == "zero_shot" else "-")
     axes.set_xscale("log", base=2)

@@ -17,11 +17,11 @@ EXACT_UP_TO = 12  # paired runs: up to this many, all 2^n sign patterns are enum
 SIGN_FLIPS = 10_000  # random sign patterns beyond EXACT_UP_TO
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value: its spread is unknown, not 0)."""
     mean = sum(values) / len(values)
     if len(values) < 2:
-        return mean, 0.0
+        return mean, None
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
@@ -31,7 +31,7 @@ class Paired:
 
     n: int
     mean_difference: float
-    std_difference: float
+    std_difference: float | None  # None for a single pair
     p_value: float  # two-sided, sign-flip permutation test
 
     @property
@@ -41,7 +41,8 @@ class Paired:
 
     def note(self, a: str, b: str, alpha: float = ALPHA) -> str:
         """One honest sentence: is a better than b, worse, or is the difference noise?"""
-        head = (f"{a} - {b}: {self.mean_difference:+.3f} ± {self.std_difference:.3f} over {self.n} paired runs, "
+        spread = "" if self.std_difference is None else f" ± {self.std_difference:.3f}"
+        head = (f"{a} - {b}: {self.mean_difference:+.3f}{spread} over {self.n} paired runs, "
                 f"p = {self.p_value:.3g}")
         if self.smallest_p > alpha:
             return f"{head}: {self.n} pairs cannot show significance at {alpha} (smallest possible p " \
