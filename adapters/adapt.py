@@ -12,6 +12,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -72,6 +73,26 @@ def _spec_labels(spec: TaskSpec | None) -> Sequence[str] | None:
     return spec.labels if spec is not None and spec.kind == "classify" else None
 
 
+class LabelCoverageWarning(UserWarning):
+    """Some labels of a classify task have no example to adapt on (also in the adapter's record["warnings"])."""
+
+
+def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example]) -> list[str]:
+    """Labels of a classify task without a single example: fine-tuning teaches the adapter that only the labels it
+    saw exist. Measured on the held-out pet-shop intents (12 labels, 8 examples, 5 support sets, the multi-task
+    init, 12 steps): accuracy on test messages whose intent was among the examples rose from 0.37 to 0.64, on the
+    others it fell from 0.42 to 0.08."""
+    if spec.kind != "classify":
+        return []
+    missing = [label for label in spec.labels if label not in {e.output for e in examples}]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): after adapting they are rarely "
+            "predicted (on a new shop's intents, 0.08 accuracy on such labels against 0.42 before adapting); add at "
+            "least one example of each label"]
+
+
 def examples_digest(examples: Sequence[Example]) -> str:
     """A hash of the examples, recorded so an adapter says exactly what it learned from."""
     blob = json.dumps([e.to_dict() for e in examples], ensure_ascii=False, sort_keys=True)
@@ -113,7 +134,10 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     torch.manual_seed(seed)  # the standard init's random A matrices
     record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
                               "inner_loop": loop.to_dict(), "n_examples": len(examples),
-                              "examples_sha256": examples_digest(examples), "seed": seed}
+                              "examples_sha256": examples_digest(examples), "seed": seed,
+                              "warnings": label_coverage_warnings(spec, examples)}
+    for message in record["warnings"]:
+        warnings.warn(message, LabelCoverageWarning, stacklevel=2)
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     record.update(_fit(adapter, examples, loop, rng, progress, watch))

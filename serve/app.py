@@ -126,6 +126,7 @@ def teach_summary(result: dict) -> str:
                      f"({result['n_held_out']} examples).")
     else:
         lines.append("No accuracy before/after: with fewer than 16 examples none are held out to measure it.")
+    lines += [f"\n**Warning:** {message}." for message in result.get("warnings", [])]
     return "\n".join(lines)
 
 

@@ -333,7 +333,8 @@ class Engine:
         record = adapter.record
         return {"name": name, "kind": adapter.spec.kind, "labels": list(adapter.spec.labels), "init": record["init"],
                 "steps": record["steps_run"], "seconds": record["seconds"], "n_train": record["n_train"],
-                "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path)}
+                "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path),
+                "warnings": record["warnings"]}
 
     def loaded(self) -> list[str]:
         """Stored adapters in memory now, least recently used first."""

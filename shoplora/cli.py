@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import warnings
 from pathlib import Path
 
 from prompts import ShopLoRAError, suite
@@ -60,6 +62,7 @@ def _store(args: argparse.Namespace):
 
 def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
+    from adapters.adapt import LabelCoverageWarning
     from adapters.files import check_name
 
     store = _store(args)
@@ -75,10 +78,12 @@ def _adapt(args: argparse.Namespace) -> None:
         name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
         if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
-        adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
-                        kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
-                        lr=args.lr, seed=args.seed, columns=columns or None,
-                        examples_needed_for=args.examples_needed_for)
+        with warnings.catch_warnings():  # printed below as one line, not as Python's warning with a source line
+            warnings.simplefilter("ignore", LabelCoverageWarning)
+            adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
+                            kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
+                            lr=args.lr, seed=args.seed, columns=columns or None,
+                            examples_needed_for=args.examples_needed_for)
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
@@ -86,6 +91,8 @@ def _adapt(args: argparse.Namespace) -> None:
     print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
                       "steps": fitted["steps_run"], "seconds": fitted["seconds"], "metrics": fitted["metrics"]},
                      indent=2))
+    for message in fitted.get("warnings", []):
+        print(f"warning: {message}", file=sys.stderr)
     if args.examples_needed_for is not None:
         print(record["examples_needed"]["note"])
     print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")

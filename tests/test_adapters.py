@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
-from adapters.adapt import task_spec
+from adapters.adapt import LabelCoverageWarning, task_spec
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.scoring import label_scores, label_tree
 from adapters.training import InnerLoop
@@ -75,6 +75,21 @@ def test_adapt_records_what_it_did(adapter):
     assert record["steps_run"] <= 6 and len(record["train_loss"]) == record["steps_run"]
     assert {"held_out_accuracy", "held_out_ece", "held_out_accuracy_before"} <= set(record["metrics"])
     assert adapter.temperature > 0
+
+
+def test_adapt_warns_about_labels_without_examples(base):
+    first = TASK.spec.labels[0]
+    few = [e for e in EXAMPLES if e.output != first][:6]  # 6 examples of a 12-label task, none of the first label
+    with pytest.warns(LabelCoverageWarning, match="labels have no example"):
+        partial = adapt(base, few, spec=TASK.spec, init=None, steps=1)
+    [message] = partial.record["warnings"]
+    missing = set(TASK.spec.labels) - {e.output for e in few}
+    assert message.startswith(f"{len(missing)} of 12 labels") and first in message
+    partial.unload()
+    covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
+    whole = adapt(base, covering, spec=TASK.spec, init=None, steps=1)
+    assert whole.record["warnings"] == []
+    whole.unload()
 
 
 def _count_label_scoring(monkeypatch) -> list[int]:

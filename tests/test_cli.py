@@ -69,8 +69,9 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     common = ["--store", store, "--model", str(tiny_model_dir)]
     assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "2",
                  "--labels", ",".join(task.spec.labels), *common]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert '"name": "pets"' in out and "shoplora predict pets" in out
+    assert err.count("labels have no example") == 1 and "\nwarning: " in "\n" + err  # 10 examples, 12 intents
     assert main(["adapt", str(data), "--instruction", "x", "--init", "none", *common]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
     assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0

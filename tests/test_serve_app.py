@@ -61,6 +61,7 @@ def test_teach_then_chat_classify_and_compare(client, engine):
     summary, chat_choice, compare_choice = client.predict(
         "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach")
     assert "Saved **pets-taught** (classify" in summary and chat_choice["value"] == "pets-taught"
+    assert "**Warning:**" in summary and "labels have no example" in summary  # 6 examples of 12 intents
     assert ["pets-taught", "pets-taught"] in chat_choice["choices"]
     assert "pets-taught" in [r["name"] for r in client.predict(api_name="/adapters")]
 
