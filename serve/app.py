@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from adapters import ABSTAIN, Prediction  # noqa: E402
 from prompts import ShopLoRAError, suite  # noqa: E402
+from prompts.suite import Task  # noqa: E402
 
 from .engine import BASE, META_INIT, Engine  # noqa: E402
 
@@ -110,6 +112,17 @@ def teach_rows(table: Any, upload: str | None) -> Any:
     if not examples:
         raise ShopLoRAError("no examples: type some rows in the table (input, output) or upload a JSONL/CSV file")
     return examples
+
+
+def example_rows(task: Task, k: int) -> list[list[str]]:
+    """k (input, output) rows of the task's training examples taking every label in turn, so that each label has an
+    example: adapting teaches the adapter never to predict a label it saw no example of."""
+    rank: Counter[str] = Counter()
+    keyed = []
+    for index, example in enumerate(task.examples("train")):
+        keyed.append((rank[example.output], index, example))
+        rank[example.output] += 1
+    return [[e.input, e.output] for _, _, e in sorted(keyed, key=lambda item: item[:2])[:k]]
 
 
 def teach_summary(result: dict) -> str:
@@ -224,7 +237,7 @@ def build_app(engine: Engine) -> gr.Blocks:
 
         @_shown
         def on_fill():
-            rows = [[e.input, e.output] for e in example.examples("train")[:EXAMPLE_K]]
+            rows = example_rows(example, EXAMPLE_K)
             return "petshop-intents", example.spec.instruction, ", ".join(example.spec.labels), rows
 
         @_shown

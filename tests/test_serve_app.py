@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -12,7 +13,7 @@ from gradio_client.exceptions import AppError
 
 from adapters import load_base
 from prompts import suite
-from serve.app import running, server_app
+from serve.app import example_rows, running, server_app
 from serve.engine import Engine
 from shoplora.cli import main
 from tests.test_serve_engine import make_init, make_store
@@ -55,6 +56,12 @@ def test_lists_adapters(client):
     rows = client.predict(api_name="/adapters")
     assert [r["name"] for r in rows][:5] == ["base", "meta-init", "pets", "replies-a", "replies-b"]
     assert next(r for r in rows if r["name"] == "pets")["labels"] == list(PETS.spec.labels)
+
+
+def test_the_example_fill_gives_every_label_an_example():
+    rows = example_rows(PETS, 24)
+    assert len(rows) == 24 and {output for _, output in rows} == set(PETS.spec.labels)
+    assert all(Counter(output for _, output in rows)[label] == 2 for label in PETS.spec.labels)
 
 
 def test_teach_then_chat_classify_and_compare(client, engine):
