@@ -84,7 +84,8 @@ def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example]) -> list
     others it fell from 0.42 to 0.08."""
     if spec.kind != "classify":
         return []
-    missing = [label for label in spec.labels if label not in {e.output for e in examples}]
+    given = {e.output for e in examples}
+    missing = [label for label in spec.labels if label not in given]
     if not missing:
         return []
     shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
