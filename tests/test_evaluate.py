@@ -189,6 +189,20 @@ def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_
     assert evaluate.average_init(base, tmp_path / "average", recipe) == folder
 
 
+def test_support_sets_can_cover_every_label():
+    import random
+
+    task = suite.get_task("service-intent-petshop")  # 12 intents
+    pool = task.examples("train")
+    covering = evaluate.support_set(task, 16, 0, cover_labels=True)
+    assert len(covering) == 16 and len({id(e) for e in covering}) == 16  # no example twice
+    assert {e.output for e in covering} == set(task.spec.labels)
+    assert len({e.output for e in evaluate.support_set(task, 8, 1, cover_labels=True)}) == 8  # k < 12: 8 labels
+    assert evaluate.support_set(task, 16, 0, cover_labels=True) == covering  # the same for a seed
+    # the default draw is the one every earlier grid used, so their support sets stay comparable
+    assert evaluate.support_set(task, 8, 3) == random.Random(f"support:3:{task.name}").sample(pool, 8)
+
+
 def test_watching_adaptation_does_not_change_it(tiny_base):
     task = suite.get_task(TASK)
     support = task.examples("train")[:6]

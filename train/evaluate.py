@@ -102,6 +102,8 @@ class EvalConfig:
                                      METHODS)
     shots: tuple[int, ...] = _help("k: examples each method learns from", (4, 8, 16, 32))
     seeds: int = _help("support sets per task and k (seeds 0..seeds-1)", 5)
+    cover_labels: bool = _help("classify support sets start with one example of each label (as many as k allows), "
+                               "the rest at random; false = k examples at random, some labels possibly missing", False)
     n_test: int = _help("test examples scored per task", 100)
     steps: int | None = _help("adaptation steps for every LoRA method; null = each init's recorded inner loop "
                               "(the standard init: 30)", None)
@@ -176,10 +178,20 @@ class Result:
         return cls(**{**data, "curve": [tuple(point) for point in data.get("curve", [])]})
 
 
-def support_set(task: Task, k: int, seed: int) -> list[Example]:
-    """k training examples drawn with `seed` (different seeds: different support sets)."""
+def support_set(task: Task, k: int, seed: int, *, cover_labels: bool = False) -> list[Example]:
+    """k training examples drawn with `seed` (different seeds: different support sets). `cover_labels` (classify):
+    one example of each label first, so that adapting does not learn to never predict a label it saw no example
+    of; the labels kept when k is smaller than their number are random too."""
     pool = task.examples("train")
-    return random.Random(f"support:{seed}:{task.name}").sample(pool, min(k, len(pool)))
+    rng = random.Random(f"support:{seed}:{task.name}")
+    if not cover_labels or task.spec.kind != "classify":
+        return rng.sample(pool, min(k, len(pool)))
+    shuffled = rng.sample(pool, len(pool))
+    first: dict[str, Example] = {}
+    for example in shuffled:
+        first.setdefault(example.output, example)
+    leading = list(first.values())
+    return (leading + [e for e in shuffled if first[e.output] is not e])[:k]
 
 
 def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Sequence[Example]) -> float:
@@ -198,13 +210,15 @@ def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Seque
 def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int = 50,
             methods: Sequence[str] = ("zero_shot", "icl", "lora_meta", "lora_standard"),
             inits: Mapping[str, str | Path | None] | None = None, steps: int | None = None,
-            curve_steps: Sequence[int] = (), keep: Callable[[str, Adapter], None] | None = None) -> Iterator[Result]:
-    """Score each method on `n_test` test examples of `task` after seeing the same `k` examples; yields each
+            curve_steps: Sequence[int] = (), keep: Callable[[str, Adapter], None] | None = None,
+            cover_labels: bool = False) -> Iterator[Result]:
+    """Score each method on `n_test` test examples of `task` after seeing the same `k` examples (`cover_labels`:
+    see support_set); yields each
     Result as soon as it is scored. LoRA methods start from `inits[method]` (None: the standard init; by default
     lora_meta is the shipped meta init) and run `steps` steps (None: the init's recorded inner loop), logging the
     score at `curve_steps` on the way; `keep` sees each adapter before it is unloaded (e.g. to save it)."""
     inits = {"lora_meta": "default", "lora_standard": None} if inits is None else inits
-    support = support_set(task, k, seed)
+    support = support_set(task, k, seed, cover_labels=cover_labels)
     test = task.examples("test")[:n_test]
     metric = task.spec.metric
     for method in methods:
@@ -490,7 +504,7 @@ class Evaluation:
             bar.set_postfix_str(f"{task.name} k={k} seed {seed}")
             keep = self._saver() if saving and (saving.task, saving.k, seed) == (task.name, k, 0) else None
             for result in compare(self.base, task, k=k, seed=seed, n_test=config.n_test, methods=methods,
-                                  inits=self.inits, steps=config.steps, keep=keep,
+                                  inits=self.inits, steps=config.steps, keep=keep, cover_labels=config.cover_labels,
                                   curve_steps=config.curve_steps if k == config.curve_k else ()):
                 self.results[key_of(result)] = result
                 self.write(finished=False)
@@ -518,7 +532,7 @@ class Evaluation:
         saving = self.config.save_adapter
         task = next(t for t in self.tasks if t.name == saving.task)
         for _ in compare(self.base, task, k=saving.k, seed=0, n_test=1, methods=[saving.method], inits=self.inits,
-                         steps=self.config.steps, keep=self._saver()):
+                         steps=self.config.steps, keep=self._saver(), cover_labels=self.config.cover_labels):
             pass
 
     # ---------------------------------------------------------------------------------------------- results
