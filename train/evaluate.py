@@ -461,15 +461,15 @@ class Evaluation:
         changed += [f"the {method} init" + ("" if method in inits else " (not recorded)")
                     for method, init in self.init_records.items() if any(r.method == method for r in runs)
                     and inits.get(method, {}).get("sha256") != init["sha256"]]
-        digests = {t["name"]: t["sha256"] for t in saved["tasks"] + saved.get("earlier", {}).get("tasks", [])}
+        saved_tasks = saved["tasks"] + saved.get("earlier", {}).get("tasks", [])
+        digests = {t["name"]: t["sha256"] for t in saved_tasks}
         changed += [f"the examples of {t['name']}" + ("" if t["name"] in digests else " (not recorded)")
                     for t in self.task_records if any(r.task == t["name"] for r in runs)
                     and digests.get(t["name"]) != t["sha256"]]
         self._refuse(changed)
         here = {t["name"] for t in self.task_records}
         self.earlier = {"inits": {m: r for m, r in inits.items() if m not in self.init_records},
-                        "tasks": [t for t in saved["tasks"] + saved.get("earlier", {}).get("tasks", [])
-                                  if t["name"] not in here]}
+                        "tasks": [t for t in saved_tasks if t["name"] not in here]}
         self.results = {key_of(r): r for r in runs}
         self.previous_seconds = saved.get("seconds", 0.0)
         self.resumed = [*saved.get("resumed", []), {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
