@@ -104,8 +104,16 @@ class Adapter:
         return [Prediction(text) for text in texts]
 
     def label_scores(self, inputs: Sequence[str], batch_size: int = 8) -> list[list[float]]:
+        """Each input's score per label (log-likelihoods; contextually calibrated when the adapter was adapted with
+        `contextual_calibration`, as `adapt` does by default: see adapters.scoring)."""
         with self.base.lock:
-            return label_scores(self._active(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size)
+            return label_scores(self._active(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size,
+                                calibrate=self.contextual_calibration)
+
+    @property
+    def contextual_calibration(self) -> bool:
+        # Adapters saved before it existed lack the key: their temperatures were fitted on raw scores.
+        return bool(self.record.get("contextual_calibration", False))
 
     def _classify(self, scores: Sequence[float], abstain_below: float | None) -> Prediction:
         probabilities = softmax(scores, self.temperature)

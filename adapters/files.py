@@ -89,6 +89,9 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
             for name, entry in scenarios.items()))
     if record.get("n_examples"):
         lines.append(f"- examples: {record['n_examples']}")
+    if record.get("contextual_calibration"):
+        lines.append("- label scores use contextual calibration (ShopLoRA divides out each label's probability on "
+                     "content-free inputs; plain PEFT gives the raw scores)")
     if metrics:
         lines.append(f"- metrics: {json.dumps(metrics)}")
     lines += ["", "Load it with ShopLoRA (`adapters.load_adapter`) or plain PEFT:", "", "```python",

@@ -9,6 +9,11 @@ label that is a prefix of another ('return' / 'return_item') is still told apart
 tree; its inner nodes run as one extra sequence per prompt whose attention mask lets each node see the prompt's
 KV cache and its own ancestors only (tree attention). Shared prefixes run once, and the cache is never copied per
 label, so 100 intents cost one short sequence, not 100 forwards.
+
+Contextual calibration (Zhao et al. 2021, "Calibrate before use"): the same prompt with content-free inputs ("N/A",
+"[MASK]", "") shows which labels the model favours whatever the message says; dividing each input's label
+probabilities by that prior evens it out. It matters most after adapting on a few examples: an adapter learns
+that the labels it saw are the likely answers, and without calibration all but stops predicting the others.
 """
 
 from __future__ import annotations
@@ -63,9 +68,15 @@ def _ancestor_mask(tree: LabelTree) -> Any:
     return allowed
 
 
+CONTENT_FREE = ("N/A", "[MASK]", "")  # inputs that say nothing: the prior of contextual calibration
+
+
 def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *, batch_size: int = 8,
-                 shots: Sequence = ()) -> list[list[float]]:
-    """Log-likelihood of each of `spec.labels` as the answer to each input: a list per input, in label order."""
+                 shots: Sequence = (), calibrate: bool = False) -> list[list[float]]:
+    """Log-likelihood of each of `spec.labels` as the answer to each input: a list per input, in label order.
+    `calibrate`: contextual calibration instead, log p(label | input) - log p(label | content-free input), where the
+    probabilities are normalised over the labels and the second is the mean over CONTENT_FREE; its softmax is the
+    calibrated distribution."""
     import torch
 
     device = next(model.parameters()).device
@@ -79,12 +90,19 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
     # Probes that differ from their first character bound the prefix to the prompt's part before the input, so an
     # input gets the same scores alone or in any batch.
     probes = [prompt_ids(spec, text, tokenizer, shots) for text in ("0", "x")]
+    free = [prompt_ids(spec, text, tokenizer, shots) for text in CONTENT_FREE] if calibrate else []
     with torch.inference_mode():
-        prefix = _shared_prefix(model, [*probes, *prompts], device)
+        prefix = _shared_prefix(model, [*probes, *free, *prompts], device)
         for start in range(0, len(prompts), batch_size):
             batch = [p[prefix.length :] for p in prompts[start : start + batch_size]]
             scores += _score_batch(model, batch, prefix, tokenizer.pad_token_id, tree, ancestors, device)
-    return scores
+        if not calibrate:
+            return scores
+        # One batch of their own, so the prior is the same whichever inputs come with it.
+        prior = _score_batch(model, [p[prefix.length :] for p in free], prefix, tokenizer.pad_token_id, tree,
+                             ancestors, device)
+    log_prior = torch.tensor(prior).log_softmax(-1).exp().mean(0).log()
+    return (torch.tensor(scores).log_softmax(-1) - log_prior).tolist()
 
 
 @dataclass

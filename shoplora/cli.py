@@ -62,7 +62,7 @@ def _store(args: argparse.Namespace):
 
 def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
-    from adapters.adapt import LabelCoverageWarning
+    from adapters.adapt import CALIBRATION, LabelCoverageWarning
     from adapters.files import check_name
 
     store = _store(args)
@@ -83,7 +83,8 @@ def _adapt(args: argparse.Namespace) -> None:
             adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
                             kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
                             lr=args.lr, seed=args.seed, columns=columns or None,
-                            examples_needed_for=args.examples_needed_for)
+                            examples_needed_for=args.examples_needed_for,
+                            contextual_calibration=CALIBRATION[args.calibration])
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--examples-needed-for", type=float, metavar="ACCURACY",
                         help="also estimate how many examples reach this held-out accuracy, e.g. 0.8 (classify, "
                              ">= 32 examples; two more short adaptations on subsets)")
+    adapt_.add_argument("--calibration", choices=["auto", "always", "never"], default="auto",
+                        help="contextual calibration of classify labels (divides out the labels' prior on content-free "
+                             "inputs); auto: when some label has no example (default)")
     adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
     adapt_.add_argument("--seed", type=int, default=0)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
-from adapters.adapt import LabelCoverageWarning, task_spec
+from adapters.adapt import LabelCoverageWarning, needs_calibration, task_spec
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
-from adapters.scoring import label_scores, label_tree
+from adapters.scoring import CONTENT_FREE, label_scores, label_tree
 from adapters.training import InnerLoop
 from prompts import Example, ShopLoRAError, TaskSpec, suite
 from prompts.render import render
@@ -54,6 +54,30 @@ def test_label_scores_match_a_full_forward_per_label(base, labels, inputs, shots
             assert scores[i][j] == pytest.approx(full_forward_score(base, spec, text, label, shots), abs=1e-3)
 
 
+@pytest.mark.parametrize("shots", [(), EXAMPLES[:2]], ids=["zero-shot", "in-context"])
+def test_contextual_calibration_divides_out_the_content_free_prior(base, shots):
+    spec = TaskSpec("t", "service", "classify", "Route it.", labels=TASK.spec.labels[:5])
+    raw = torch.tensor(label_scores(base.model, base.tokenizer, spec, TEST_INPUTS, shots=shots)).log_softmax(-1)
+    free = torch.tensor(label_scores(base.model, base.tokenizer, spec, CONTENT_FREE, shots=shots)).log_softmax(-1)
+    calibrated = torch.tensor(label_scores(base.model, base.tokenizer, spec, TEST_INPUTS, shots=shots,
+                                           calibrate=True))
+    assert torch.allclose(calibrated, raw - free.exp().mean(0).log(), atol=1e-4)
+    alone = label_scores(base.model, base.tokenizer, spec, TEST_INPUTS[1:2], shots=shots, calibrate=True)
+    assert torch.allclose(torch.tensor(alone[0]), calibrated[1], atol=1e-4)  # the prior does not depend on the batch
+    # The content-free inputs themselves come out with no preference left: on average uniform over the labels.
+    evened = torch.tensor(label_scores(base.model, base.tokenizer, spec, CONTENT_FREE, shots=shots, calibrate=True))
+    assert torch.allclose(evened.exp().mean(0), torch.ones(5), atol=1e-4)
+
+
+def test_calibration_is_on_by_default_exactly_when_a_label_has_no_example():
+    covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
+    assert not needs_calibration(TASK.spec, covering) and needs_calibration(TASK.spec, covering[1:])
+    assert needs_calibration(TASK.spec, covering, True) and not needs_calibration(TASK.spec, covering[1:], False)
+    assert needs_calibration(TASK.spec, [])  # zero-shot: no label has an example
+    extract = TaskSpec("x", "product", "extract", "Fill the JSON.")
+    assert not needs_calibration(extract, [], True)
+
+
 def test_label_tree_shares_prefixes():
     tree = label_tree([[1, 2, 9], [1, 2, 3, 9], [4, 9]])
     assert tree.tokens == [1, 2, 3, 4] and tree.parents == [-1, 0, 1, -1] and tree.depths == [0, 1, 2, 0]
@@ -85,10 +109,14 @@ def test_adapt_warns_about_labels_without_examples(base):
     [message] = partial.record["warnings"]
     missing = set(TASK.spec.labels) - {e.output for e in few}
     assert message.startswith(f"{len(missing)} of 12 labels") and first in message
+    assert partial.contextual_calibration and partial.record["contextual_calibration"]
+    calibrated = partial.label_scores(TEST_INPUTS)
+    partial.record["contextual_calibration"] = False  # as saved by a version without it: raw scores
+    assert partial.label_scores(TEST_INPUTS) != calibrated
     partial.unload()
     covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
     whole = adapt(base, covering, spec=TASK.spec, init=None, steps=1)
-    assert whole.record["warnings"] == []
+    assert whole.record["warnings"] == [] and not whole.contextual_calibration
     whole.unload()
 
 
@@ -157,6 +185,7 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir,
     again = load_adapter("pet-shop", store=store, base=base)
     assert [p.scores for p in again.predict(TEST_INPUTS)] == [p.scores for p in adapter.predict(TEST_INPUTS)]
     assert again.temperature == adapter.temperature
+    assert again.contextual_calibration == adapter.contextual_calibration == bool(adapter.record["warnings"])
     with monkeypatch.context() as patch:  # without base=, the base already loaded in this process is reused
         patch.setattr("adapters.store.load_base", lambda *args, **kwargs: pytest.fail("loaded a second base"))
         assert load_adapter("pet-shop", store=store).base.model_id == base.model_id

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from adapters import AdapterStore
 from shoplora.cli import main
 
 
@@ -72,8 +73,15 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     out, err = capsys.readouterr()
     assert '"name": "pets"' in out and "shoplora predict pets" in out
     assert err.count("labels have no example") == 1 and "\nwarning: " in "\n" + err  # 10 examples, 12 intents
+    assert "contextual calibration keeps them predictable" in err
     assert main(["adapt", str(data), "--instruction", "x", "--init", "none", *common]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
+    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "1",
+                 "--labels", ",".join(task.spec.labels), "--calibration", "never", "--name", "raw", *common]) == 0
+    assert "rarely predicted" in capsys.readouterr().err
+    assert AdapterStore(store).read("raw").record["contextual_calibration"] is False
+    assert AdapterStore(store).read("pets").record["contextual_calibration"] is True
+    assert "contextual calibration" in (tmp_path / "store" / "pets" / "README.md").read_text()
     assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["input"] for line in lines] == ["my dog food bag arrived torn", "another one"]
@@ -83,7 +91,7 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     assert main(["predict", "pets", "--file", str(inputs), "--abstain-below", "1.01", *common]) == 0
     assert json.loads(capsys.readouterr().out)["prediction"] == "abstain"
     assert main(["adapters", "list", "--store", store, "--json"]) == 0
-    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["pets"]
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["pets", "raw"]
     assert main(["adapters", "delete", "pets", "--store", store]) == 0
     capsys.readouterr()
     assert main(["predict", "pets", "hello", "--store", store]) == 2

@@ -138,6 +138,17 @@ def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, ti
         evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true", "n_test=5"))
 
 
+def test_results_saved_before_a_setting_existed_resume_with_what_they_did(tmp_path):
+    # contextual calibration and cover_labels came later: older results.json lack them, and were made without them
+    evaluation = evaluate.Evaluation(load_eval_config(EVAL_CONFIGS[0], [f"output_dir={tmp_path}"]))
+    saved = {"config": {k: v for k, v in evaluation.config.to_dict().items()
+                        if k not in ("cover_labels", "contextual_calibration")}}
+    with pytest.raises(ConfigError, match="contextual_calibration"):
+        evaluation._check_settings(saved)  # the default is auto
+    evaluate.Evaluation(load_eval_config(EVAL_CONFIGS[0], [f"output_dir={tmp_path}", "contextual_calibration=never"]
+                                         ))._check_settings(saved)
+
+
 def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multitask_init, tmp_path):
     task = suite.get_task(TASK)
     data = tmp_path / "My Returns.jsonl"
@@ -328,6 +339,7 @@ def test_every_eval_config_loads(path):
     ("seedz=3", "seedz"),
     ("meta_init=none", "meta_init"),
     ("dtype=int8", "dtype"),
+    ("contextual_calibration=true", "contextual_calibration"),  # YAML's true is not one of auto/always/never
 ])
 def test_bad_eval_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):

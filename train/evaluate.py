@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
-from adapters.adapt import examples_digest, task_spec
+from adapters.adapt import CALIBRATION, examples_digest, needs_calibration, task_spec
 from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
@@ -53,6 +53,8 @@ AVERAGE_DIR = "inits/average"  # output_dir/inits/average: the lora_average init
 MIN_USER_TEST = 10  # test examples a user's task must keep beside its largest support set
 # Changing these between an interrupted grid and its resume changes no score already in results.json.
 RESUMABLE_CHANGES = {"tasks", "suites", "methods", "shots", "seeds", "target", "save_adapter", "output_dir", "resume"}
+# Settings added after results were first saved, and what those older runs did, so they resume with it.
+SAVED_BEFORE = {"cover_labels": False, "contextual_calibration": "never"}
 
 
 # ------------------------------------------------------------------------------------------------------------ config
@@ -104,6 +106,9 @@ class EvalConfig:
     seeds: int = _help("support sets per task and k (seeds 0..seeds-1)", 5)
     cover_labels: bool = _help("classify support sets start with one example of each label (as many as k allows), "
                                "the rest at random; false = k examples at random, some labels possibly missing", False)
+    contextual_calibration: str = _help("classify labels scored with contextual calibration (adapters.scoring): "
+                                        "auto = when some label has no example among those a method learns from "
+                                        "(as `adapt` does; zero-shot always), always, never", "auto")
     n_test: int = _help("test examples scored per task", 100)
     steps: int | None = _help("adaptation steps for every LoRA method; null = each init's recorded inner loop "
                               "(the standard init: 30)", None)
@@ -138,6 +143,8 @@ class EvalConfig:
         check(all(s >= 0 for s in self.curve_steps), "curve_steps", "must be steps >= 0")
         check(0 < self.target < 1, "target", "must be a score between 0 and 1")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check(self.contextual_calibration in CALIBRATION, "contextual_calibration",
+              f"must be one of {', '.join(CALIBRATION)}")
         for name in ("meta_init", "multitask_init"):  # "none" is the standard init: lora_standard's row already
             check(str(getattr(self, name)).lower() != "none", name, "must name an init (none is lora_standard)")
         saving = self.save_adapter
@@ -194,13 +201,15 @@ def support_set(task: Task, k: int, seed: int, *, cover_labels: bool = False) ->
     return (leading + [e for e in shuffled if first[e.output] is not e])[:k]
 
 
-def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Sequence[Example]) -> float:
-    """The base model's score without any adapter, zero-shot or with `shots` in the prompt."""
+def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Sequence[Example], *,
+               calibrate: bool = False) -> float:
+    """The base model's score without any adapter, zero-shot or with `shots` in the prompt (`calibrate`: classify
+    labels scored with contextual calibration)."""
     gold = [e.output for e in test]
     inputs = [e.input for e in test]
     if spec.kind == "classify":
         with base.lock, base_only(base):
-            scores = label_scores(base.model, base.tokenizer, spec, inputs, shots=shots)
+            scores = label_scores(base.model, base.tokenizer, spec, inputs, shots=shots, calibrate=calibrate)
         predicted = [spec.labels[max(range(len(s)), key=softmax(s).__getitem__)] for s in scores]
     else:
         predicted = generate(base, spec, inputs, shots=shots)
@@ -211,9 +220,9 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
             methods: Sequence[str] = ("zero_shot", "icl", "lora_meta", "lora_standard"),
             inits: Mapping[str, str | Path | None] | None = None, steps: int | None = None,
             curve_steps: Sequence[int] = (), keep: Callable[[str, Adapter], None] | None = None,
-            cover_labels: bool = False) -> Iterator[Result]:
+            cover_labels: bool = False, calibrate: str = "auto") -> Iterator[Result]:
     """Score each method on `n_test` test examples of `task` after seeing the same `k` examples (`cover_labels`:
-    see support_set); yields each
+    see support_set; `calibrate`: contextual calibration of classify labels, one of CALIBRATION); yields each
     Result as soon as it is scored. LoRA methods start from `inits[method]` (None: the standard init; by default
     lora_meta is the shipped meta init) and run `steps` steps (None: the init's recorded inner loop), logging the
     score at `curve_steps` on the way; `keep` sees each adapter before it is unloaded (e.g. to save it)."""
@@ -225,7 +234,9 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         cell = {"task": task.name, "k": k, "seed": seed}
         if method in BASELINES:
             start = time.perf_counter()
-            score = score_base(base, task.spec, test, support if method == "icl" else ())
+            shots = support if method == "icl" else ()
+            score = score_base(base, task.spec, test, shots,
+                               calibrate=needs_calibration(task.spec, shots, CALIBRATION[calibrate]))
             yield Result(method, score, metric, 0, 0.0, score_seconds=time.perf_counter() - start,
                          metrics={metric: score}, **cell)
             continue
@@ -240,7 +251,8 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
 
         start = time.perf_counter()
         adapter = adapt(base, support, spec=task.spec, init=inits[method], seed=seed, steps=steps,
-                        progress=_quiet, watch=watch if curve_steps else None)
+                        progress=_quiet, watch=watch if curve_steps else None,
+                        contextual_calibration=CALIBRATION[calibrate])
         seconds = time.perf_counter() - start - watched[0]
         start = time.perf_counter()
         scores = adapter.evaluate(test)
@@ -443,7 +455,7 @@ class Evaluation:
 
     def _check_settings(self, saved: dict) -> None:
         ours = self.config.to_dict()
-        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved["config"].get(k) != ours[k]))
+        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved["config"].get(k, SAVED_BEFORE.get(k)) != ours[k]))
 
     def _refuse(self, changed: Sequence[str]) -> None:
         if changed:
@@ -505,6 +517,7 @@ class Evaluation:
             keep = self._saver() if saving and (saving.task, saving.k, seed) == (task.name, k, 0) else None
             for result in compare(self.base, task, k=k, seed=seed, n_test=config.n_test, methods=methods,
                                   inits=self.inits, steps=config.steps, keep=keep, cover_labels=config.cover_labels,
+                                  calibrate=config.contextual_calibration,
                                   curve_steps=config.curve_steps if k == config.curve_k else ()):
                 self.results[key_of(result)] = result
                 self.write(finished=False)
@@ -532,7 +545,8 @@ class Evaluation:
         saving = self.config.save_adapter
         task = next(t for t in self.tasks if t.name == saving.task)
         for _ in compare(self.base, task, k=saving.k, seed=0, n_test=1, methods=[saving.method], inits=self.inits,
-                         steps=self.config.steps, keep=self._saver(), cover_labels=self.config.cover_labels):
+                         steps=self.config.steps, keep=self._saver(), cover_labels=self.config.cover_labels,
+                         calibrate=self.config.contextual_calibration):
             pass
 
     # ---------------------------------------------------------------------------------------------- results
