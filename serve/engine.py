@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from adapters import Adapter, AdapterStore, Base, Prediction, adapt
+from adapters.adapt import needs_calibration
 from adapters.files import check_name
 from adapters.generation import base_only, generate_prompts, stream_prompt
 from adapters.inits import DEFAULT, resolve_init
@@ -567,9 +568,11 @@ def _parts(jobs: list[_Job], max_adapters: int, max_rows: int) -> Iterator[list[
 
 
 def _with_spec(adapter: Adapter, spec: TaskSpec) -> Adapter:
-    """The same loaded weights asked another task, uncalibrated (a view: nothing is copied on the model)."""
+    """The same loaded weights asked another task zero-shot (a view: nothing is copied on the model): no fitted
+    temperature, and contextual calibration exactly as `adapt` would use it with no examples."""
     view = copy.copy(adapter)
     view.spec, view.temperature = spec, 1.0
+    view.record = {**adapter.record, "contextual_calibration": needs_calibration(spec, [])}
     return view
 
 

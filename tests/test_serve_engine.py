@@ -13,6 +13,7 @@ from adapters import Adapter, AdapterStore, load_base
 from adapters.files import write_lora_dir
 from adapters.generation import base_only, generate
 from adapters.lora import LoraSettings
+from adapters.metrics import softmax
 from adapters.scoring import label_scores
 from prompts import TaskSpec, suite
 from serve.engine import BASE, META_INIT, Engine, EngineBusy, EngineError, UnknownAdapter, chat_spec, parse_messages
@@ -148,9 +149,9 @@ def test_compare_asks_all_three_the_adapters_task(engine, base):
     out = engine.compare(INPUTS[0], "pets")
     assert set(out) == {BASE, META_INIT, "pets"}
     with base.lock, base_only(base):
-        bare = label_scores(base.model, base.tokenizer, PETS.spec, INPUTS[:1])[0]
-    best = PETS.spec.labels[max(range(len(bare)), key=bare.__getitem__)]
-    assert out[BASE].text == best  # the base column really is the bare model
+        bare = label_scores(base.model, base.tokenizer, PETS.spec, INPUTS[:1], calibrate=True)[0]
+    # the base column really is the bare model, asked zero-shot as adapt would score it (calibrated: no examples)
+    assert out[BASE].scores == pytest.approx(dict(zip(PETS.spec.labels, softmax(bare))))
     assert out["pets"].label == engine.classify(INPUTS[:1], "pets")[0].label
     texts = engine.compare(INPUTS[0], "replies-a")
     assert texts["replies-a"] == engine.generate(user(INPUTS[0]), "replies-a").text
