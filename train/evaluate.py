@@ -23,13 +23,14 @@ import random
 import re
 import subprocess
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
-from adapters.adapt import CALIBRATION, examples_digest, needs_calibration, task_spec
+from adapters.adapt import CALIBRATION, LabelCoverageWarning, examples_digest, needs_calibration, task_spec
 from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
@@ -250,9 +251,11 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
                 watched[0] += time.perf_counter() - tick
 
         start = time.perf_counter()
-        adapter = adapt(base, support, spec=task.spec, init=inits[method], seed=seed, steps=steps,
-                        progress=_quiet, watch=watch if curve_steps else None,
-                        contextual_calibration=CALIBRATION[calibrate])
+        with warnings.catch_warnings():  # random support sets lack labels by design (cover_labels is the switch)
+            warnings.simplefilter("ignore", LabelCoverageWarning)
+            adapter = adapt(base, support, spec=task.spec, init=inits[method], seed=seed, steps=steps,
+                            progress=_quiet, watch=watch if curve_steps else None,
+                            contextual_calibration=CALIBRATION[calibrate])
         seconds = time.perf_counter() - start - watched[0]
         start = time.perf_counter()
         scores = adapter.evaluate(test)
