@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from adapters.adapt import CALIBRATION  # names only: importing it loads no torch
 from prompts import ShopLoRAError, suite
 from prompts.errors import exit_code
 from prompts.suite import SUITES
@@ -62,7 +63,7 @@ def _store(args: argparse.Namespace):
 
 def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
-    from adapters.adapt import CALIBRATION, LabelCoverageWarning
+    from adapters.adapt import LabelCoverageWarning
     from adapters.files import check_name
 
     store = _store(args)
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--examples-needed-for", type=float, metavar="ACCURACY",
                         help="also estimate how many examples reach this held-out accuracy, e.g. 0.8 (classify, "
                              ">= 32 examples; two more short adaptations on subsets)")
-    adapt_.add_argument("--calibration", choices=["auto", "always", "never"], default="auto",
+    adapt_.add_argument("--calibration", choices=list(CALIBRATION), default="auto",
                         help="contextual calibration of classify labels (divides out the labels' prior on content-free "
                              "inputs); auto: when some label has no example (default)")
     adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
