@@ -458,7 +458,8 @@ class Evaluation:
 
     def _check_settings(self, saved: dict) -> None:
         ours = self.config.to_dict()
-        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved["config"].get(k, SAVED_BEFORE.get(k)) != ours[k]))
+        theirs = {k: saved["config"].get(k, SAVED_BEFORE.get(k)) for k in ours}
+        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and theirs[k] != ours[k]))
 
     def _refuse(self, changed: Sequence[str]) -> None:
         if changed:
