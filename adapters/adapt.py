@@ -2,7 +2,7 @@
 
 Baselines differ only in `init`: the shipped meta init ("default"), a multi-task init (a path or name), or
 `None` (PEFT's standard LoRA init). The inner-loop settings recorded in the init are reused, so an init is used the
-way it was meta-learned.
+way it was meta-learned (with more examples than its steps' batches hold, it runs enough steps to see each once).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
         init_name = init_files.record.get("name") or str(init_files.path)
     else:
         settings, state, loop, init_name = LoraSettings(), None, InnerLoop(), "standard"
-    loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
+    loop = _overridden(loop, steps, lr)
 
     torch.manual_seed(seed)  # the standard init's random A matrices
     calibrated = needs_calibration(spec, examples, contextual_calibration)
@@ -227,8 +227,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
     replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
                 for row in sampled]
-    loop = InnerLoop.from_dict(record["inner_loop"])
-    loop = replace(loop, steps=steps or loop.steps, lr=lr or loop.lr)
+    loop = _overridden(InnerLoop.from_dict(record["inner_loop"]), steps, lr)
     try:
         fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
     except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
@@ -244,6 +243,11 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
                   replay=_replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng))
     _remember_scenario(adapter)
     return adapter
+
+
+def _overridden(loop: InnerLoop, steps: int | None, lr: float | None) -> InnerLoop:
+    """The init's inner loop with the caller's steps and lr: steps given run exactly, however many examples."""
+    return replace(loop, lr=lr or loop.lr, **({"steps": steps, "min_epochs": 0} if steps else {}))
 
 
 def _remember_scenario(adapter: Adapter) -> None:
@@ -336,6 +340,7 @@ def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: ra
     base, spec = adapter.base, adapter.spec
     held_out, train = _split(examples, rng)
     pairs = [*((spec, e) for e in train), *replayed]
+    loop = replace(loop, steps=loop.steps_for(len(pairs)))
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
     check_context(base.model, rendered + held_rendered,

@@ -22,13 +22,16 @@ OPTIMIZERS = ("adam", "sgd")
 @dataclass(frozen=True)
 class InnerLoop:
     """How an adapter is trained from an init. Meta-training records these in the init; adaptation reuses them, so
-    an init is used exactly the way it was meta-learned."""
+    an init is used exactly the way it was meta-learned on support sets of up to steps x batch_size examples."""
 
     steps: int = 30  # optimizer steps
     lr: float = 2e-3
     optimizer: str = "adam"  # "adam" (AdamW, no weight decay) or "sgd"
     batch_size: int = 8  # examples per step
     max_length: int = 256  # tokens of prompt + answer; longer examples are refused with a message
+    # Adaptation runs more than `steps` when that many batches would not show it every example min_epochs times
+    # (4 steps of 4 use 16 of 100 examples); 0: exactly `steps`. Meta-training's inner loop ignores it.
+    min_epochs: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -37,8 +40,8 @@ class InnerLoop:
             raise ShopLoRAError(f"inner-loop lr must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ShopLoRAError(f"inner-loop optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.batch_size < 1 or self.max_length < 8:
-            raise ShopLoRAError("inner-loop batch_size must be >= 1 and max_length >= 8")
+        if self.batch_size < 1 or self.max_length < 8 or self.min_epochs < 0:
+            raise ShopLoRAError("inner-loop batch_size must be >= 1, max_length >= 8 and min_epochs >= 0")
 
     @classmethod
     def from_dict(cls, data: dict) -> "InnerLoop":
@@ -50,6 +53,10 @@ class InnerLoop:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def steps_for(self, n_examples: int) -> int:
+        """Optimizer steps for training on `n_examples`: `steps`, or enough for min_epochs passes if that is more."""
+        return max(self.steps, -(-self.min_epochs * n_examples // self.batch_size))
 
 
 @dataclass

@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--calibration", choices=list(CALIBRATION), default="auto",
                         help="contextual calibration of classify labels (divides out the labels' prior on content-free "
                              "inputs); auto: when some label has no example (default)")
-    adapt_.add_argument("--steps", type=int, help="training steps (default: the init's inner-loop setting)")
+    adapt_.add_argument("--steps", type=int, help="training steps, run exactly (default: the init's inner-loop "
+                                                  "setting, or one pass over the examples if that is more)")
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
     adapt_.add_argument("--seed", type=int, default=0)
     adapt_.add_argument("--input-column", help="name of the input column in DATA (default: input)")

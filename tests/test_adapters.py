@@ -284,6 +284,11 @@ def test_adapt_from_an_init_folder_uses_its_inner_loop(base, adapter, tmp_path):
                           record={"kind": "init", "inner_loop": InnerLoop(steps=2, lr=1e-3).to_dict()})
     adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init)
     assert adapted.record["steps_run"] == 2 and adapted.record["inner_loop"]["lr"] == 1e-3
+    # 24 examples, 4 held out: 2 batches of 8 would leave 4 of the 20 unseen, so one pass (3 steps) runs
+    more = adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init)
+    assert (more.record["n_train"], more.record["steps_run"]) == (20, 3) and more.record["inner_loop"]["steps"] == 2
+    assert adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init,
+                 steps=2).record["steps_run"] == 2  # steps given run exactly
     with pytest.raises(ShopLoRAError, match="no init at"):
         adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=tmp_path / "missing")
 

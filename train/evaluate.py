@@ -244,8 +244,8 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         curve: list[tuple[int, float]] = []
         watched = [0.0]  # seconds spent scoring along the way, not part of the adaptation's wall time
 
-        def watch(adapter: Adapter, steps_done: int) -> None:
-            if steps_done in curve_steps and steps_done < adapter.record["inner_loop"]["steps"]:
+        def watch(adapter: Adapter, steps_done: int) -> None:  # the kept weights are scored after adapting
+            if steps_done in curve_steps:
                 tick = time.perf_counter()
                 curve.append((steps_done, adapter.evaluate(test)[metric]))
                 watched[0] += time.perf_counter() - tick
