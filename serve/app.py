@@ -34,6 +34,7 @@ TITLE = "ShopLoRA customer-service lab"
 EXAMPLE_TASK = "service-intent-petshop"  # a held-out scenario: meta-training never saw these intents
 EXAMPLE_K = 24
 DEFAULT_ABSTAIN = 0.3
+FEW_HELD_OUT = 20  # held-out examples below which the Teach tab says its accuracy is a rough check
 MAX_FILE_SIZE = "5mb"  # uploads are example files: a few thousand rows at most
 
 
@@ -81,6 +82,11 @@ def _text(content: Any) -> str:
 
 def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _count(accuracy: float | None, n: int) -> str:
+    """"25% (1 of 4)": with a handful of held-out examples the count says more than the percentage."""
+    return "n/a" if accuracy is None else f"{_percent(accuracy)} ({round(accuracy * n)} of {n})"
 
 
 def describe(engine: Engine, name: str | None) -> str:
@@ -131,9 +137,14 @@ def teach_summary(result: dict) -> str:
              f"steps in {result['seconds']:.1f} s on {result['n_train']} examples. It is in the Chat and Compare "
              "lists now.", ""]
     if "held_out_accuracy" in metrics:
+        n = result["n_held_out"]
         lines += ["| held-out examples | accuracy before | accuracy after |", "|---|---|---|",
-                  f"| {result['n_held_out']} | {_percent(metrics.get('held_out_accuracy_before'))} | "
-                  f"{_percent(metrics['held_out_accuracy'])} |"]
+                  f"| {n} | {_count(metrics.get('held_out_accuracy_before'), n)} | "
+                  f"{_count(metrics['held_out_accuracy'], n)} |"]
+        if n < FEW_HELD_OUT:
+            lines.append(f"\nOn {n} held-out examples one answer moves accuracy by {100 / n:.0f} points: a rough "
+                         f"check, not a measurement. From {5 * FEW_HELD_OUT} examples a fifth ({FEW_HELD_OUT}) "
+                         "is held out.")
     elif "held_out_token_f1" in metrics:
         lines.append(f"Held-out token F1 after adapting: {metrics['held_out_token_f1']:.2f} "
                      f"({result['n_held_out']} examples).")

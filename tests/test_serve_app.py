@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 
 from adapters import load_base
 from prompts import suite
-from serve.app import example_rows, running, server_app
+from serve.app import example_rows, running, server_app, teach_summary
 from serve.engine import Engine
 from shoplora.cli import main
 from tests.test_serve_engine import make_init, make_store
@@ -62,6 +62,15 @@ def test_the_example_fill_gives_every_label_an_example():
     rows = example_rows(PETS, 24)
     assert len(rows) == 24 and {output for _, output in rows} == set(PETS.spec.labels)
     assert all(Counter(output for _, output in rows)[label] == 2 for label in PETS.spec.labels)
+
+
+def test_teach_summary_counts_held_out_answers_and_says_when_they_are_few():
+    result = {"name": "pets", "kind": "classify", "init": "meta", "steps": 5, "seconds": 9.0, "n_train": 20,
+              "n_held_out": 4, "metrics": {"held_out_accuracy_before": 0.25, "held_out_accuracy": 0.5}}
+    few = teach_summary(result)
+    assert "| 4 | 25% (1 of 4) | 50% (2 of 4) |" in few and "one answer moves accuracy by 25 points" in few
+    many = teach_summary({**result, "n_held_out": 40})
+    assert "| 40 | 25% (10 of 40) | 50% (20 of 40) |" in many and "rough check" not in many
 
 
 def test_teach_then_chat_classify_and_compare(client, engine):
