@@ -303,8 +303,8 @@ def _check_estimate(spec: TaskSpec, n: int, target: float) -> None:
 def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
                    train: Sequence[Example], held_out: Sequence[Example], loop: InnerLoop,
                    seed: int) -> list[tuple[int, float]]:
-    """Held-out accuracy after the same inner loop on a quarter and a half of the training split, from the same
-    init: the smaller points of the learning curve."""
+    """Held-out accuracy after the inner loop adapt would run on a quarter and a half of the training split, from
+    the same init: the smaller points of the learning curve."""
     import torch
 
     points = []
@@ -315,8 +315,8 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
             rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
             with base.lock:
                 trial._active()
-                train_steps(base.peft, rendered, loop, pad_id=base.tokenizer.pad_token_id,
-                            rng=random.Random(seed), name=trial.peft_name)
+                train_steps(base.peft, rendered, replace(loop, steps=loop.steps_for(size)),
+                            pad_id=base.tokenizer.pad_token_id, rng=random.Random(seed), name=trial.peft_name)
             points.append((size, trial.evaluate(held_out)["accuracy"]))
         finally:
             trial.unload()
