@@ -111,8 +111,8 @@ class EvalConfig:
                                         "auto = when some label has no example among those a method learns from "
                                         "(as `adapt` does; zero-shot always), always, never", "auto")
     n_test: int = _help("test examples scored per task", 100)
-    steps: int | None = _help("adaptation steps for every LoRA method; null = each init's recorded inner loop "
-                              "(the standard init: 30)", None)
+    steps: int | None = _help("adaptation steps for every LoRA method; null = as adapt runs them: each init's "
+                              "recorded inner loop (the standard init: 30), or one pass over k if more", None)
     curve_k: int = _help("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
     curve_steps: tuple[int, ...] = _help("adaptation steps at which the curve is logged (plus each run's last step)",
                                          (0, 1, 2, 4, 8, 16))
