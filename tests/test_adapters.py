@@ -364,6 +364,7 @@ def test_adapt_estimates_the_examples_a_task_needs(base):
     assert [size for size, _ in estimate["points"]] == [8, 16, 32]  # a quarter, a half and all of the 32 trained on
     assert estimate["points"][-1][1] == adapter.record["metrics"]["held_out_accuracy"]
     assert estimate["target"] == 0.9 and "8 held-out examples" in estimate["note"]
+
     def loaded() -> set[str]:  # "_empty" stands in when the last adapter goes (PEFT cannot delete it)
         return set(base.peft.peft_config) - {"_empty"}
 
