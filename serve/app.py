@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline tool: no u
 import gradio as gr  # noqa: E402
 
 from adapters import ABSTAIN, Prediction  # noqa: E402
+from adapters.adapt import HELD_OUT_SHARE  # noqa: E402
 from prompts import ShopLoRAError, suite  # noqa: E402
 from prompts.suite import Task  # noqa: E402
 
@@ -143,8 +144,8 @@ def teach_summary(result: dict) -> str:
                   f"{_count(metrics['held_out_accuracy'], n)} |"]
         if n < FEW_HELD_OUT:
             lines.append(f"\nOn {n} held-out examples one answer moves accuracy by {100 / n:.0f} points: a rough "
-                         f"check, not a measurement. From {5 * FEW_HELD_OUT} examples a fifth ({FEW_HELD_OUT}) "
-                         "is held out.")
+                         f"check, not a measurement. From {round(FEW_HELD_OUT / HELD_OUT_SHARE)} examples, "
+                         f"{FEW_HELD_OUT} are held out.")
     elif "held_out_token_f1" in metrics:
         lines.append(f"Held-out token F1 after adapting: {metrics['held_out_token_f1']:.2f} "
                      f"({result['n_held_out']} examples).")
