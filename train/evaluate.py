@@ -243,9 +243,13 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
             continue
         curve: list[tuple[int, float]] = []
         watched = [0.0]  # seconds spent scoring along the way, not part of the adaptation's wall time
+        planned = [math.inf]  # the run's steps (adapt may add some for a pass over k): progress reports them
 
-        def watch(adapter: Adapter, steps_done: int) -> None:  # the kept weights are scored after adapting
-            if steps_done in curve_steps:
+        def note_planned(step: int, total: int, loss: float) -> None:  # called before watch at each step
+            planned[0] = total
+
+        def watch(adapter: Adapter, steps_done: int) -> None:  # the last step is scored once, after adapting
+            if steps_done in curve_steps and steps_done < planned[0]:
                 tick = time.perf_counter()
                 curve.append((steps_done, adapter.evaluate(test)[metric]))
                 watched[0] += time.perf_counter() - tick
@@ -254,7 +258,7 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         with warnings.catch_warnings():  # random support sets lack labels by design (cover_labels is the switch)
             warnings.simplefilter("ignore", LabelCoverageWarning)
             adapter = adapt(base, support, spec=task.spec, init=inits[method], seed=seed, steps=steps,
-                            progress=_quiet, watch=watch if curve_steps else None,
+                            progress=note_planned, watch=watch if curve_steps else None,
                             contextual_calibration=CALIBRATION[calibrate])
         seconds = time.perf_counter() - start - watched[0]
         start = time.perf_counter()
