@@ -22,8 +22,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from prompts import TaskSpec
-from prompts.render import answer_ids, prompt_ids
+from prompts import ShopLoRAError, TaskSpec
+from prompts.render import Rendered, answer_ids, prompt_ids
 
 from .generation import check_context, left_pad
 
@@ -95,13 +95,13 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
         prefix = _shared_prefix(model, [*probes, *free, *prompts], device)
         for start in range(0, len(prompts), batch_size):
             batch = [p[prefix.length :] for p in prompts[start : start + batch_size]]
-            scores += _score_batch(model, batch, prefix, tokenizer.pad_token_id, tree, ancestors, device)
+            scores += _score_batch(model, batch, prefix, tokenizer.pad_token_id, tree, ancestors, device).tolist()
         if not calibrate:
             return scores
         # One batch of their own, so the prior is the same whichever inputs come with it.
         prior = _score_batch(model, [p[prefix.length :] for p in free], prefix, tokenizer.pad_token_id, tree,
                              ancestors, device)
-    log_prior = torch.tensor(prior).log_softmax(-1).exp().mean(0).log()
+    log_prior = prior.log_softmax(-1).exp().mean(0).log()
     return (torch.tensor(scores).log_softmax(-1) - log_prior).tolist()
 
 
@@ -136,9 +136,10 @@ def _shared_prefix(model: Any, prompts: list[list[int]], device: Any) -> Prefix:
 
 
 def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: int, tree: LabelTree,
-                 ancestors: Any, device: Any) -> list[list[float]]:
-    """`prompts` are the parts after the shared prefix, padded on the left: the padding sits between the prefix and
-    each prompt's own tokens, masked out, and positions continue from the prefix."""
+                 ancestors: Any, device: Any) -> Any:
+    """The (prompts, labels) tensor of label log-likelihoods. `prompts` are the parts after the shared prefix,
+    padded on the left: the padding sits between the prefix and each prompt's own tokens, masked out, and positions
+    continue from the prefix. Differentiable when called outside inference mode with no prefix cache."""
     import torch
 
     ids, own = left_pad(prompts, pad_id, device)
@@ -170,4 +171,27 @@ def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: i
             from_nodes = nodes[:, parents.clamp(min=0), tokens]  # (P, len)
             from_prompt = torch.where(parents[None] < 0, from_prompt, from_nodes)
         totals.append(from_prompt.sum(-1))
-    return torch.stack(totals, dim=1).tolist()
+    return torch.stack(totals, dim=1)
+
+
+def label_loss(model: Any, rendered: Sequence[Rendered], labels: Sequence[Sequence[int]], pad_id: int) -> Any:
+    """Mean cross-entropy of each example's own answer among `labels` (answer token ids, as `answer_ids` makes
+    them), each label scored as `label_scores` scores it: the loss of the decision the evaluation measures, with
+    gradients. Each example's answer must be one of `labels`."""
+    import torch
+    import torch.nn.functional as F
+
+    device = next(model.parameters()).device
+    index = {tuple(ids): i for i, ids in enumerate(labels)}
+    prompts, gold = [], []
+    for r in rendered:
+        answer = tuple(r.input_ids[r.prompt_length :])
+        if answer not in index:
+            raise ShopLoRAError("an example's answer is not one of the labels it is scored against; the label loss "
+                                "is for classify examples rendered with the same labels")
+        prompts.append(r.input_ids[: r.prompt_length])
+        gold.append(index[answer])
+    tree = label_tree(labels)
+    # No shared prefix: its cache would be copied per batch, which autograd cannot do; the prompts run whole.
+    scores = _score_batch(model, prompts, Prefix(0, None), pad_id, tree, _ancestor_mask(tree).to(device), device)
+    return F.cross_entropy(scores, torch.tensor(gold, device=device))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import socket
@@ -17,8 +18,10 @@ import torch
 from adapters import load_base
 from adapters.files import read_lora_dir
 from adapters.lora import add_lora, load_lora_state, lora_parameters
+from adapters.scoring import label_loss, label_scores
 from adapters.training import answer_loss, collate
 from prompts import ShopLoRAError, suite
+from prompts.render import answer_ids, render
 from prompts.real import DATA_ENV, data_dir
 from train import checkpoint
 from train.config import ConfigError, MetaConfig, load_config
@@ -66,6 +69,8 @@ def test_every_shipped_config_loads(path):
     ("quantization=8bit", "quantization"),
     ("outer_stepz=3", "outer_stepz"),
     ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
+    ("query_loss=labels", "query_loss"),  # likewise: reptile's meta-gradient is no query-loss gradient
+    ("query_loss=tokens", "query_loss"),
     ("suite=[ecommerce-v1, nope]", "suite"),
     ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),
 ])
@@ -173,6 +178,24 @@ def test_training_moves_the_lora_and_never_the_base(tiny_model_dir, tmp_path, al
     assert record["metrics"]["validation_loss_after"] == record["curves"]["validation"]["loss_after"][-1]
 
 
+def test_label_query_loss_runs_over_label_subsets_and_other_kinds(tiny_model_dir, tmp_path):
+    """query_loss=labels scores each classify episode against its own label subset and keeps the answer loss for
+    the extraction task among tiny.yaml's four; the record says which loss trained the init."""
+    config = tiny(tiny_model_dir, tmp_path, "algorithm=fomaml", "query_loss=labels", "outer_steps=3",
+                  "meta_batch_size=4")
+    trainer = MetaTrainer(config)
+    try:
+        trainer.setup()
+        kinds = {e.spec.kind for step in range(3) for e in trainer.sampler.sample(step)}
+        assert kinds == {"classify", "extract"}
+        folder = trainer.train()
+    finally:
+        trainer.cleanup()
+    record = read_lora_dir(folder).record
+    assert record["config"]["query_loss"] == "labels"
+    assert all(math.isfinite(loss) for loss in record["curves"]["train"]["query_loss"])
+
+
 def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -183,12 +206,15 @@ def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):
     assert all(torch.equal(loaded[k], t) for k, t in init_tensors(tmp_path).items())
 
 
-@pytest.mark.parametrize("algorithm, weight_at_init", [("reptile", 0.0), ("fomaml", 0.0), ("fomaml", 0.5)])
-def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm, weight_at_init):
+@pytest.mark.parametrize("algorithm, weight_at_init, query_loss", [
+    ("reptile", 0.0, "answer"), ("fomaml", 0.0, "answer"), ("fomaml", 0.5, "answer"), ("fomaml", 0.5, "labels")])
+def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm, weight_at_init, query_loss):
     """1 task, 1 inner SGD step of lr 0.5 on the whole support set, outer SGD of lr 1, no schedule:
     Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init)),
-    minus init_query_weight * g_query(init) when that is set."""
+    minus init_query_weight * g_query(init) when that is set; g_query is the gradient of the label loss (the right
+    label's cross-entropy among the task's labels) with query_loss=labels, of the answer loss otherwise."""
     config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"init_query_weight={weight_at_init}",
+                  f"query_loss={query_loss}",
                   "tasks=[search-relevance]", "meta_batch_size=1", "support_k=3", "query_k=2", "inner_steps=1",
                   "inner_optimizer=sgd", "inner_lr=0.5", "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1",
                   "warmup_steps=0", "schedule=constant", "outer_steps=1", "validation_tasks=0", "label_subsets=false")
@@ -206,24 +232,43 @@ def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm,
     model = add_lora(base, "by-hand", config.lora_settings())
     params = lora_parameters(model, "by-hand")
     pad = base.tokenizer.pad_token_id
+    labels = [answer_ids(label, base.tokenizer) for label in episode.spec.labels]
 
-    def gradient(at: dict, rendered) -> dict:
+    def gradient(at: dict, rendered, loss: str = "answer") -> dict:
         load_lora_state(model, at, "by-hand")
         for p in params.values():
             p.requires_grad_(True)
-        grads = torch.autograd.grad(answer_loss(model, collate(rendered, pad)), list(params.values()))
-        return dict(zip(params, grads))
+        value = (label_loss(model, rendered, labels, pad) if loss == "labels"
+                 else answer_loss(model, collate(rendered, pad)))
+        return dict(zip(params, torch.autograd.grad(value, list(params.values()))))
 
     g_support = gradient(init, episode.support)
     adapted = {k: init[k] - 0.5 * g_support[k] for k in init}
     if algorithm == "reptile":
         expected = {k: init[k] - 1.0 * (init[k] - adapted[k]) for k in init}
     else:
-        g_query, g_at_init = gradient(adapted, episode.query), gradient(init, episode.query)
+        g_query, g_at_init = gradient(adapted, episode.query, query_loss), gradient(init, episode.query, query_loss)
         expected = {k: init[k] - 1.0 * (g_query[k] + weight_at_init * g_at_init[k]) for k in init}
     assert any((expected[k] - init[k]).abs().max() > 1e-4 for k in init)  # the update is not trivially zero
-    for key in init:
-        torch.testing.assert_close(learned[key], expected[key], rtol=1e-4, atol=1e-6)
+    for key in init:  # the label loss of a random model is ~17 nats: its gradients carry ~1e-6 of float noise
+        torch.testing.assert_close(learned[key], expected[key], rtol=1e-4, atol=1e-6 if query_loss == "answer" else 1e-5)
+
+
+def test_label_loss_is_the_cross_entropy_of_label_scoring(tiny_model_dir):
+    """The differentiable label loss FOMAML trains with scores labels exactly as prediction does (which shares the
+    prompts' prefix and batches differently), so the query loss is the evaluation's decision."""
+    base = load_base(str(tiny_model_dir), device="cpu")
+    task = suite.get_task("service-intent")
+    spec, examples = task.spec, task.examples("train")[:5]
+    rendered = [render(spec, e, base.tokenizer) for e in examples]
+    labels = [answer_ids(label, base.tokenizer) for label in spec.labels]
+    scores = torch.tensor(label_scores(base.model, base.tokenizer, spec, [e.input for e in examples]))
+    gold = torch.tensor([spec.labels.index(e.output) for e in examples])
+    expected = torch.nn.functional.cross_entropy(scores, gold)
+    torch.testing.assert_close(label_loss(base.model, rendered, labels, base.tokenizer.pad_token_id), expected,
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ShopLoRAError, match="not one of the labels"):
+        label_loss(base.model, rendered, labels[:1], base.tokenizer.pad_token_id)
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tiny_model_dir, tmp_path):

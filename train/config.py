@@ -24,6 +24,7 @@ from prompts.suite import SUITES
 
 ALGORITHMS = ("reptile", "fomaml", "multitask")
 SCHEDULES = ("cosine", "linear", "constant")
+QUERY_LOSSES = ("answer", "labels")
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -70,6 +71,10 @@ class MetaConfig:
         "fomaml: also follow the query gradient at the init itself (before the inner loop), with this weight; "
         "keeps the init good before adapting and after fewer or more steps than inner_steps (MAML++'s multi-step "
         "loss, first-order, on its end points)", 0.0)
+    query_loss: str = _help(
+        "fomaml: the loss on the query set whose gradient moves the init: answer (cross-entropy of the answer tokens, "
+        "as the inner loop trains) | labels (classify episodes: the right label's cross-entropy among the episode's "
+        "labels, scored as prediction scores them; other kinds keep answer)", "answer")
     # outer loop
     outer_optimizer: str = _help("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
     outer_lr: float = _help("outer learning rate at the end of warm-up", 1e-3)
@@ -113,6 +118,9 @@ class MetaConfig:
         check(self.init_query_weight >= 0, "init_query_weight", "must be >= 0")
         check(self.init_query_weight == 0 or self.algorithm == "fomaml", "init_query_weight",
               "is for algorithm: fomaml only (reptile has no query gradient; multitask trains the init directly)")
+        check(self.query_loss in QUERY_LOSSES, "query_loss", f"must be one of {', '.join(QUERY_LOSSES)}")
+        check(self.query_loss == "answer" or self.algorithm == "fomaml", "query_loss",
+              "other than answer is for algorithm: fomaml only (only its meta-gradient is a query-loss gradient)")
         check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")

@@ -29,10 +29,11 @@ from typing import Any, Sequence
 from adapters.base import device_name, load_base
 from adapters.files import write_lora_dir
 from adapters.lora import add_lora, load_lora_state, lora_parameters
+from adapters.scoring import label_loss
 from adapters.training import answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
 from prompts import suite
 from prompts.errors import ShopLoRAError, exit_code
-from prompts.render import Rendered
+from prompts.render import Rendered, answer_ids
 
 from . import checkpoint
 from .checkpoint import Checkpoint, CheckpointError
@@ -61,15 +62,25 @@ def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
     return 1.0
 
 
-def query_gradient(model: Any, query: Sequence[Rendered], *, pad_id: int, batch_size: int,
-                   name: str) -> tuple[dict[str, Any], float]:
-    """FOMAML's meta-gradient: the gradient of the mean answer-token loss over `query` at adapter `name`'s current
-    (adapted) weights, taken in chunks of `batch_size`; and that loss."""
+def query_gradient(model: Any, query: Sequence[Rendered], *, pad_id: int, batch_size: int, name: str,
+                   labels: Sequence[Sequence[int]] | None = None) -> tuple[dict[str, Any], float]:
+    """FOMAML's meta-gradient: the gradient of the query loss over `query` at adapter `name`'s current (adapted)
+    weights, taken in chunks of `batch_size`; and that loss. The loss is the mean answer-token cross-entropy, or,
+    given `labels` (a classify episode's labels as answer token ids), the right label's cross-entropy among them
+    (`adapters.scoring.label_loss`), averaged over the examples."""
     import torch
 
     params = lora_parameters(model, name)
-    tokens = sum(len(r) - r.prompt_length for r in query)
     grads = {key: torch.zeros_like(p) for key, p in params.items()}
+    device = next(iter(params.values())).device
+    tokens = sum(len(r) - r.prompt_length for r in query)
+
+    def weighted_loss(chunk: Sequence[Rendered]) -> Any:
+        if labels is None:  # chunks weigh by their answer tokens, so the sum is the mean over all of them
+            share = sum(len(r) - r.prompt_length for r in chunk) / tokens
+            return answer_loss(model, collate(chunk, pad_id, device)) * share
+        return label_loss(model, chunk, labels, pad_id) * len(chunk) / len(query)
+
     total = 0.0
     for param in params.values():
         param.requires_grad_(True)
@@ -77,8 +88,7 @@ def query_gradient(model: Any, query: Sequence[Rendered], *, pad_id: int, batch_
     try:
         for start in range(0, len(query), batch_size):
             chunk = query[start : start + batch_size]
-            share = sum(len(r) - r.prompt_length for r in chunk) / tokens  # chunks weigh by their answer tokens
-            loss = answer_loss(model, collate(chunk, pad_id, next(iter(params.values())).device)) * share
+            loss = weighted_loss(chunk)
             for key, grad in zip(params, torch.autograd.grad(loss, list(params.values()))):
                 grads[key] += grad
             total += loss.item()
@@ -308,10 +318,12 @@ class MetaTrainer:
         weight_at_init = self.config.init_query_weight
         for slot, episode in enumerate(episodes):
             load_lora_state(self.model, self.init, ADAPTER)
+            query = functools.partial(query_gradient, self.model, episode.query, pad_id=self.pad_id,
+                                      batch_size=self.config.inner_batch_size, name=ADAPTER,
+                                      labels=self._query_labels(episode))
             tick = time.perf_counter()
             if weight_at_init:
-                grads, _ = query_gradient(self.model, episode.query, pad_id=self.pad_id,
-                                          batch_size=self.config.inner_batch_size, name=ADAPTER)
+                grads, _ = query()
                 _accumulate(meta_gradient, grads, weight_at_init)
             query_seconds += time.perf_counter() - tick
             tick = time.perf_counter()
@@ -326,8 +338,7 @@ class MetaTrainer:
                 query_losses.append(mean_loss(self.model, episode.query, pad_id=self.pad_id,
                                               batch_size=self.config.inner_batch_size))
             else:
-                grads, loss = query_gradient(self.model, episode.query, pad_id=self.pad_id,
-                                             batch_size=self.config.inner_batch_size, name=ADAPTER)
+                grads, loss = query()
                 _accumulate(meta_gradient, grads)
                 query_losses.append(loss)
             query_seconds += time.perf_counter() - tick
@@ -338,6 +349,12 @@ class MetaTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return self._mean_over_processes(query_losses), inner_seconds, query_seconds
+
+    def _query_labels(self, episode: Episode) -> list[list[int]] | None:
+        """The episode's labels as answer token ids when its query loss is the label loss; None: the answer loss."""
+        if self.config.query_loss != "labels" or episode.spec.kind != "classify":
+            return None
+        return [answer_ids(label, self.base.tokenizer) for label in episode.spec.labels]
 
     def _multitask_step(self, episodes: list[Episode]) -> tuple[float, float, float]:
         """Plain SFT on the pooled support sets, as many examples as the meta step's inner loops see; gradients are
