@@ -251,9 +251,11 @@ class MetaTrainer:
             return
         saved = checkpoint.load(found)
         ours = self.config.to_dict()
-        changed = sorted(k for k in ours if k not in RESUMABLE_CHANGES and saved.state["config"].get(k) != ours[k])
+        # A field added since the checkpoint was written ran as its default there.
+        theirs = {**MetaConfig().to_dict(), **saved.state["config"]}
+        changed = sorted(k for k in ours if k not in RESUMABLE_CHANGES and theirs.get(k) != ours[k])
         if changed:
-            diffs = ", ".join(f"{k}: {saved.state['config'].get(k)!r} there, {ours[k]!r} now" for k in changed)
+            diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} now" for k in changed)
             raise CheckpointError(f"{found} is from a different run ({diffs}); resume it with its own settings, or "
                                   "use another output_dir")
         with torch.no_grad():
