@@ -55,6 +55,10 @@ class MetaConfig:
     algorithm: str = _help("reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)",
                            "reptile")
     output_dir: str | None = _help("where the checkpoint and the init go; null = runs/<config file name>/", None)
+    start_from: str | None = _help(
+        "the LoRA tensors training starts from: null = the standard LoRA init, or an init (a shipped name such as "
+        "smollm2-135m-multitask, or a folder) with the same lora_r, lora_alpha and lora_targets, e.g. meta-training "
+        "on top of the multi-task init", None)
     # episodes
     outer_steps: int = _help("outer (meta) updates", 100)
     meta_batch_size: int = _help("tasks per outer step, over all processes (a multiple of the process count)", 4)

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from adapters.base import device_name, load_base
 from adapters.files import write_lora_dir
+from adapters.inits import resolve_init
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 from adapters.scoring import label_loss
 from adapters.training import answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
@@ -186,8 +187,24 @@ class MetaTrainer:
             self.base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         torch.manual_seed(config.seed)  # the same standard LoRA init on every process
         self.model = add_lora(self.base, ADAPTER, config.lora_settings())
+        if config.start_from is not None:
+            self._load_start()
         self.pad_id = self.base.tokenizer.pad_token_id
         self.inner_loop = config.inner_loop()
+
+    def _load_start(self) -> None:
+        """Put the `start_from` init's tensors into the adapter (a resume then replaces them with the checkpoint's)."""
+        config = self.config
+        files = resolve_init(config.start_from, self.base)
+        if files is None:
+            return  # "none": the standard init, as null
+        ours, theirs = config.lora_settings(), files.settings
+        if (theirs.r, theirs.alpha, theirs.targets) != (ours.r, ours.alpha, ours.targets):
+            raise ConfigError(f"start_from {config.start_from!r} has LoRA r={theirs.r}, alpha={theirs.alpha}, "
+                              f"targets={theirs.to_dict()['targets']}, but this config asks for r={ours.r}, "
+                              f"alpha={ours.alpha}, targets={ours.to_dict()['targets']}; set lora_r, lora_alpha and "
+                              "lora_targets to the init's")
+        load_lora_state(self.model, files.state, ADAPTER)
 
     def _select_tasks(self) -> None:
         config = self.config
