@@ -197,10 +197,13 @@ def test_label_query_loss_runs_over_label_subsets_and_other_kinds(tiny_model_dir
 
 
 def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
-    """start_from puts an init's tensors in place of the standard init (here: FOMAML on top of a multi-task init);
-    an init of another LoRA shape is refused before training, naming both shapes."""
-    start = run(tiny(tiny_model_dir, tmp_path / "multitask", "algorithm=multitask", "outer_steps=1"))
-    config = tiny(tiny_model_dir, tmp_path / "fomaml", "algorithm=fomaml", "outer_steps=1", f"start_from={start}")
+    """start_from puts an init's tensors in place of the standard init (here: FOMAML on top of a multi-task init;
+    all-linear, which the saved init records as the module names it resolved to); an init of another rank, alpha
+    or set of modules is refused before training, saying what differs."""
+    linear = "lora_targets=all-linear"
+    start = run(tiny(tiny_model_dir, tmp_path / "multitask", "algorithm=multitask", "outer_steps=1", linear))
+    config = tiny(tiny_model_dir, tmp_path / "fomaml", "algorithm=fomaml", "outer_steps=1", linear,
+                  f"start_from={start}")
     trainer = MetaTrainer(config)
     try:
         trainer.setup()
@@ -209,12 +212,14 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
     finally:
         trainer.cleanup()
     assert read_lora_dir(folder).record["config"]["start_from"] == str(start)
-    other = MetaTrainer(tiny(tiny_model_dir, tmp_path / "r4", "lora_r=4", "lora_alpha=8", f"start_from={start}"))
-    try:
-        with pytest.raises(ConfigError, match=r"r=2, alpha=4.*r=4, alpha=8.*set lora_r"):
-            other.setup()
-    finally:
-        other.cleanup()
+    for overrides, problem in [(("lora_r=4", "lora_alpha=8", linear), r"r=2, alpha=4.*r=4, alpha=8.*set lora_r"),
+                               ((), "LoRA tensors do not match the model")]:
+        other = MetaTrainer(tiny(tiny_model_dir, tmp_path / "other", *overrides, f"start_from={start}"))
+        try:
+            with pytest.raises(ShopLoRAError, match=problem):
+                other.setup()
+        finally:
+            other.cleanup()
 
 
 def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):

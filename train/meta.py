@@ -199,12 +199,11 @@ class MetaTrainer:
         if files is None:
             return  # "none": the standard init, as null
         ours, theirs = config.lora_settings(), files.settings
-        if (theirs.r, theirs.alpha, theirs.targets) != (ours.r, ours.alpha, ours.targets):
-            raise ConfigError(f"start_from {config.start_from!r} has LoRA r={theirs.r}, alpha={theirs.alpha}, "
-                              f"targets={theirs.to_dict()['targets']}, but this config asks for r={ours.r}, "
-                              f"alpha={ours.alpha}, targets={ours.to_dict()['targets']}; set lora_r, lora_alpha and "
-                              "lora_targets to the init's")
-        load_lora_state(self.model, files.state, ADAPTER)
+        if (theirs.r, theirs.alpha) != (ours.r, ours.alpha):  # the same rank with another alpha loads, wrongly scaled
+            raise ConfigError(f"start_from {config.start_from!r} has LoRA r={theirs.r}, alpha={theirs.alpha}, but "
+                              f"this config asks for r={ours.r}, alpha={ours.alpha}; set lora_r and lora_alpha to "
+                              "the init's")
+        load_lora_state(self.model, files.state, ADAPTER)  # refuses other target modules, naming them
 
     def _select_tasks(self) -> None:
         config = self.config
