@@ -25,19 +25,13 @@ def check_base(files: LoraFiles, base: Base, what: str) -> None:
                             f"loaded base {base.model_id} ({base.fingerprint}); load that base model instead")
 
 
-def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
-    """`None`/"none": standard LoRA init. "default": the shipped meta init for this base. Else a shipped init's name
-    or a folder path."""
-    if init is None or str(init).lower() == "none":
-        return None
+def _standard(init: str | Path | None) -> bool:
+    return init is None or str(init).lower() == "none"
+
+
+def _folder(init: str | Path) -> Path:
+    """A shipped init's name or a folder path -> its folder, or an error naming the choices."""
     shipped = shipped_inits()
-    if str(init) == DEFAULT:
-        for path in shipped.values():
-            files = read_lora_dir(path)
-            if files.record.get("default") and files.record.get("base_fingerprint") == base.fingerprint:
-                return files
-        raise ShopLoRAError(f"no shipped meta init for {base.model_id}; pass init=None (CLI: --init none) for a "
-                            "standard LoRA init, or init=PATH to one trained with `shoplora meta-train`")
     path = Path(init)
     if not path.exists() and str(init) in shipped:
         path = shipped[str(init)]
@@ -45,6 +39,28 @@ def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
         names = ", ".join(shipped) or "none shipped"
         raise ShopLoRAError(f"no init at {init!r}: pass a folder made by meta-training, a shipped init ({names}), "
                             "or none")
-    files = read_lora_dir(path)
+    return path
+
+
+def check_init_exists(init: str | Path | None) -> None:
+    """Fail on an init that names nothing before a base model loads (minutes for a 7B one). "default" is left to
+    resolve_init: which init it means depends on the loaded base."""
+    if not _standard(init) and str(init) != DEFAULT:
+        _folder(init)
+
+
+def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
+    """`None`/"none": standard LoRA init. "default": the shipped meta init for this base. Else a shipped init's name
+    or a folder path."""
+    if _standard(init):
+        return None
+    if str(init) == DEFAULT:
+        for path in shipped_inits().values():
+            files = read_lora_dir(path)
+            if files.record.get("default") and files.record.get("base_fingerprint") == base.fingerprint:
+                return files
+        raise ShopLoRAError(f"no shipped meta init for {base.model_id}; pass init=None (CLI: --init none) for a "
+                            "standard LoRA init, or init=PATH to one trained with `shoplora meta-train`")
+    files = read_lora_dir(_folder(init))
     check_base(files, base, f"init {init}")
     return files

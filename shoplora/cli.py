@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from adapters.adapt import CALIBRATION  # names only: importing it loads no torch
+from adapters.inits import check_init_exists
 from prompts import ShopLoRAError, suite
 from prompts.errors import exit_code
 from prompts.suite import SUITES
@@ -79,6 +80,7 @@ def _adapt(args: argparse.Namespace) -> None:
         name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
         if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
+        check_init_exists(args.init)
         with warnings.catch_warnings():  # printed below as one line, not as Python's warning with a source line
             warnings.simplefilter("ignore", LabelCoverageWarning)
             adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
@@ -154,10 +156,12 @@ def _compare(args: argparse.Namespace) -> None:
     from train.evaluate import compare, table
 
     task = suite.get_task(args.task)
-    base = load_base(args.model)
     names = {"none": "lora_standard", "default": "lora_meta"}
     inits = {names.get(init, f"lora_{init}"): None if init == "none" else init
              for init in (part.strip() for part in args.inits.split(",")) if init}
+    for init in inits.values():
+        check_init_exists(init)
+    base = load_base(args.model)
     methods = [*(() if args.no_baselines else ("zero_shot", "icl")), *inits]
     print(f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
           f"on {base.device}")
@@ -197,6 +201,7 @@ def _serve(args: argparse.Namespace) -> None:
             raise ShopLoRAError("--auth takes USER:PASS, e.g. --auth support:s3cret")
         auth = (user, password)
     store = _store(args)
+    check_init_exists(args.init)
     engine = Engine(load_base(args.model), store, meta_init=args.init, max_loaded=args.max_loaded,
                     max_pending=args.max_pending, max_new_tokens=args.max_new_tokens, time_limit=args.time_limit)
     serve(engine, host=args.host, port=args.port, auth=auth, max_file_size=args.max_file_size)

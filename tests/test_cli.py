@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from adapters import AdapterStore
 from shoplora.cli import main
 
@@ -107,6 +109,19 @@ def test_adapt_bad_input_is_one_line(tmp_path, tiny_model_dir, capsys):
     assert main(["adapt", str(bad), "--instruction", "x", "--name", "../evil", "--store", str(tmp_path / "s")]) == 2
     assert "is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["adapt", "data.jsonl", "--instruction", "x", "--init", "smollm2-135m-mta", "--store", "{store}"],
+    ["compare", "product-match", "--inits", "none,smollm2-135m-mta"],
+    ["serve", "--init", "smollm2-135m-mta", "--store", "{store}"],
+], ids=lambda command: command[0])
+def test_a_mistyped_init_fails_before_the_model_loads(command, tmp_path, monkeypatch, capsys):
+    import adapters
+
+    monkeypatch.setattr(adapters, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
+    assert main([part.format(store=tmp_path / "store") for part in command]) == 2
+    assert "no init at 'smollm2-135m-mta'" in capsys.readouterr().err
 
 
 def test_compare_prints_a_table(tiny_model_dir, capsys):

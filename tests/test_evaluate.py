@@ -14,7 +14,7 @@ import train.evaluate as evaluate
 from adapters import adapt, load_base
 from adapters import learning_curve
 from adapters.files import read_lora_dir
-from prompts import suite
+from prompts import ShopLoRAError, suite
 from train import stats
 from train.config import ConfigError, load_config
 from train.evaluate import EvalConfig, load_eval_config
@@ -136,6 +136,12 @@ def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, ti
     monkeypatch.setattr(evaluate, "load_base", lambda *a, **k: pytest.fail("loaded the model for a refused resume"))
     with pytest.raises(ConfigError, match="n_test"):
         evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true", "n_test=5"))
+
+
+def test_a_mistyped_init_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
+    with pytest.raises(ShopLoRAError, match="no init at.*smollm2-135m-meta"):
+        evaluate.run(grid(tiny_model_dir, tmp_path / "no-such-init", tmp_path / "out"))
 
 
 def test_results_saved_before_a_setting_existed_resume_with_what_they_did(tmp_path):

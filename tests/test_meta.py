@@ -26,6 +26,7 @@ from prompts.real import DATA_ENV, data_dir
 from train import checkpoint
 from train.config import ConfigError, MetaConfig, load_config
 from train.episodes import EpisodeSampler
+import train.meta as meta
 from train.meta import MetaTrainer, lr_factor, main, run
 
 ROOT = Path(__file__).parent.parent
@@ -220,6 +221,16 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
                 other.setup()
         finally:
             other.cleanup()
+
+
+def test_a_mistyped_start_from_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(meta, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
+    trainer = MetaTrainer(tiny(tiny_model_dir, tmp_path / "out", f"start_from={tmp_path / 'no-such-init'}"))
+    try:
+        with pytest.raises(ShopLoRAError, match="no init at"):
+            trainer.setup()
+    finally:
+        trainer.cleanup()
 
 
 def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):

@@ -34,7 +34,7 @@ from adapters.adapt import CALIBRATION, LabelCoverageWarning, examples_digest, n
 from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
-from adapters.inits import resolve_init
+from adapters.inits import check_init_exists, resolve_init
 from adapters.lora import LoraSettings
 from adapters.metrics import METRICS, softmax
 from adapters.scoring import label_scores
@@ -416,6 +416,9 @@ class Evaluation:
         saved = self._saved()
         if saved is not None:  # settings first: a refused resume must not load the model or rebuild inits
             self._check_settings(saved)
+        wanted = set(self.config.lora_methods())  # a mistyped init fails before the base model loads
+        check_init_exists(self.config.meta_init if "lora_meta" in wanted else None)
+        check_init_exists(self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None)
         self.base = load_base(self.config.base_model, dtype=self.config.dtype)
         self.inits = self._resolve_inits()
         self.init_records = {method: init_record(path) for method, path in self.inits.items()}

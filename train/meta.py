@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from adapters.base import device_name, load_base
 from adapters.files import write_lora_dir
-from adapters.inits import resolve_init
+from adapters.inits import check_init_exists, resolve_init
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 from adapters.scoring import label_loss
 from adapters.training import answer_loss, collate, length_batches, make_optimizer, mean_loss, train_steps
@@ -128,6 +128,7 @@ class MetaTrainer:
         self._start_processes()
         self._check_output_dir()
         self._select_tasks()  # a config mistake fails here, before minutes of loading a large model
+        check_init_exists(self.config.start_from)
         self._load_model()
         self._make_episodes()
         self._make_optimizer()
