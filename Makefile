@@ -31,15 +31,20 @@ test-slow: install
 # RETRAIN_ARGS="outer_steps=100" adds config overrides (that one: how the shipped pair was made, ~1.5 h).
 RETRAIN ?= 0
 RETRAIN_ARGS ?=
+# One set of run folders per RETRAIN_ARGS: other settings start new runs instead of being refused as a resume of
+# the last ones (a resume must keep the settings that shape the weights).
+comma := ,
+space := $(subst ,, )
+RETRAIN_TAG := $(subst $(space),_,$(subst =,-,$(subst [,,$(subst ],,$(subst $(comma),-,$(strip $(RETRAIN_ARGS)))))))
+RUNS := runs/quickstart$(if $(RETRAIN_TAG),-$(RETRAIN_TAG))
 ifeq ($(RETRAIN),1)
-QUICK_ARGS := meta_init=runs/quickstart-meta/init multitask_init=runs/quickstart-multitask/init \
-	output_dir=runs/eval-quick-retrained
+QUICK_ARGS := meta_init=$(RUNS)-meta/init multitask_init=$(RUNS)-multitask/init output_dir=$(RUNS)-eval
 endif
 
 quickstart: install
 ifeq ($(RETRAIN),1)
-	$(VENV)/bin/shoplora meta-train configs/embedded.yaml output_dir=runs/quickstart-meta resume=true $(RETRAIN_ARGS)
-	$(VENV)/bin/shoplora meta-train configs/embedded.yaml algorithm=multitask output_dir=runs/quickstart-multitask \
+	$(VENV)/bin/shoplora meta-train configs/embedded.yaml output_dir=$(RUNS)-meta resume=true $(RETRAIN_ARGS)
+	$(VENV)/bin/shoplora meta-train configs/embedded.yaml algorithm=multitask output_dir=$(RUNS)-multitask \
 	    resume=true $(RETRAIN_ARGS)
 endif
 	$(VENV)/bin/shoplora eval configs/eval/quick.yaml resume=true $(QUICK_ARGS)

@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_ = commands.add_parser("eval", help="the evaluation benchmark: methods x k x seeds on held-out and your "
                                 "tasks; results.json, results.md, plots",
-                                epilog="config fields: each of configs/eval/*.yaml lists them with their meaning")
+                                epilog="config fields: configs/eval/quick.yaml lists every one with its meaning")
     eval_.add_argument("config", help="YAML config, e.g. configs/eval/quick.yaml")
     eval_.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override, e.g. seeds=2")
     eval_.set_defaults(run=_eval)
