@@ -89,10 +89,11 @@ def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example], *, cali
     if calibrated:
         return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): contextual calibration keeps "
                 "them predictable, but less reliably (on a new shop's intents, 0.54 accuracy on such labels against "
-                "0.72 on the others); add at least one example of each label"]
+                "0.72 on the others); add at least one example of each label (two from 16 examples up: a fifth is held out)"]
     return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): after adapting without contextual "
             "calibration they are rarely predicted (on a new shop's intents, 0.08 accuracy on such labels against "
-            "0.42 before adapting); add at least one example of each label, or leave contextual calibration on"]
+            "0.42 before adapting); add at least one example of each label (two from 16 examples up: a fifth is held "
+            "out), or leave contextual calibration on"]
 
 
 CALIBRATION = {"auto": None, "always": True, "never": False}  # setting names (CLI, eval config) -> needs_calibration
@@ -159,20 +160,21 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     loop = _overridden(loop, steps, lr)
 
     torch.manual_seed(seed)  # the standard init's random A matrices
-    calibrated = needs_calibration(spec, examples, contextual_calibration)
+    # the split _fit makes (its rng's first use): a label whose only example is held out is never trained on
+    held_out, train = _split(examples, random.Random(seed))
+    calibrated = needs_calibration(spec, train, contextual_calibration)
     record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
                               "inner_loop": loop.to_dict(), "n_examples": len(examples),
                               "examples_sha256": examples_digest(examples), "seed": seed,
                               "contextual_calibration": calibrated,
-                              "warnings": label_coverage_warnings(spec, examples, calibrated=calibrated)}
+                              "warnings": label_coverage_warnings(spec, train, calibrated=calibrated)}
     for message in record["warnings"]:
         warnings.warn(message, LabelCoverageWarning, stacklevel=2)
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     record.update(_fit(adapter, examples, loop, rng, progress, watch))
     if examples_needed_for is not None:
-        held_out, train = _split(examples, random.Random(seed))  # the split _fit made: its rng's first use
-        points = [*_subset_scores(base, spec, state, settings, train, held_out, loop, seed),
+        points = [*_subset_scores(base, spec, state, settings, train, held_out, loop, seed, calibrated),
                   (len(train), record["metrics"]["held_out_accuracy"])]
         record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
     record.update(replay=_replay_buffer([], 0, examples, spec.name, rng),
@@ -229,11 +231,15 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
                 for row in sampled]
     loop = _overridden(InnerLoop.from_dict(record["inner_loop"]), steps, lr)
+    trained_in_place = adapter.peft_name == before[2]
+    weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
     try:
         fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
     except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
-        if adapter.peft_name != before[2]:
-            with adapter.base.lock:
+        with adapter.base.lock:
+            if trained_in_place:
+                load_lora_state(adapter.base.peft, weights, adapter.peft_name)
+            else:
                 remove_lora(adapter.base, adapter.peft_name)
         adapter.spec, adapter.temperature, adapter.peft_name = before
         raise
@@ -302,15 +308,15 @@ def _check_estimate(spec: TaskSpec, n: int, target: float) -> None:
 
 def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
                    train: Sequence[Example], held_out: Sequence[Example], loop: InnerLoop,
-                   seed: int) -> list[tuple[int, float]]:
+                   seed: int, calibrated: bool) -> list[tuple[int, float]]:
     """Held-out accuracy after the inner loop adapt would run on a quarter and a half of the training split, from
-    the same init: the smaller points of the learning curve."""
+    the same init and scored the same way (`calibrated`): the smaller points of the learning curve."""
     import torch
 
     points = []
     for size in (len(train) // 4, len(train) // 2):
         torch.manual_seed(seed)
-        trial = Adapter(base, spec, state, settings, {})
+        trial = Adapter(base, spec, state, settings, {"contextual_calibration": calibrated})
         try:
             rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
             with base.lock:

@@ -120,6 +120,26 @@ def test_adapt_warns_about_labels_without_examples(base):
     whole.unload()
 
 
+def test_a_label_whose_only_example_is_held_out_counts_as_missing(base):
+    # From 16 examples a fifth is held out and never trained on: the adapter has not learned such a label, so it
+    # is calibrated for and warned about as one without an example.
+    import random
+
+    from adapters.adapt import _split
+
+    first = TASK.spec.labels[0]
+    pool = TASK.examples("train")
+    one_of_first = next(e for e in pool if e.output == first)
+    others = [next(e for e in pool if e.output == label) for label in TASK.spec.labels[1:]]
+    examples = [one_of_first, *others, *[e for e in pool if e.output != first][20:28]]  # 20: 4 held out
+    seed = next(s for s in range(100) if (split := _split(examples, random.Random(s)))[0].count(one_of_first)
+                and {e.output for e in split[1]} == set(TASK.spec.labels[1:]))
+    with pytest.warns(LabelCoverageWarning, match=f"1 of 12 labels have no example \\({first}\\)"):
+        adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=1, seed=seed)
+    assert adapter.contextual_calibration
+    adapter.unload()
+
+
 def _count_label_scoring(monkeypatch) -> list[int]:
     from adapters import Adapter
 
@@ -356,10 +376,18 @@ def test_shipped_inits_are_complete_peft_folders():
         assert files.settings.r <= 16
 
 
-def test_adapt_estimates_the_examples_a_task_needs(base):
+def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
     examples = TASK.examples("train")[:40]
     names_before = set(base.peft.peft_config) if base.peft is not None else set()
-    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9)
+    from adapters import Adapter
+
+    scored_calibrated = []  # the curve's smaller points are scored the way the full-size one is
+    original = Adapter.evaluate
+    monkeypatch.setattr(Adapter, "evaluate", lambda self, *a, **k: scored_calibrated.append(
+        self.contextual_calibration) or original(self, *a, **k))
+    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9,
+                    contextual_calibration=True)
+    assert scored_calibrated == [True, True]
     estimate = adapter.record["examples_needed"]
     assert [size for size, _ in estimate["points"]] == [8, 16, 32]  # a quarter, a half and all of the 32 trained on
     assert estimate["points"][-1][1] == adapter.record["metrics"]["held_out_accuracy"]

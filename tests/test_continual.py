@@ -112,6 +112,10 @@ def test_scenario_mistakes_are_clear(base):
         adapter.update(SCENARIOS[1], instruction="Another job.", scenario="interrupted", progress=interrupt)
     assert adapter.scenarios == [adapter.spec.name] and len(base.peft.peft_config) == n_adapters
     assert adapter.spec.instruction == "Route the message."
+    weights = adapter.state()  # more examples of the current scenario train its weights in place: put back too
+    with pytest.raises(KeyboardInterrupt):
+        adapter.update(SCENARIOS[0][:4], progress=interrupt, lr=1e-2)
+    assert all(torch.equal(weights[key], tensor) for key, tensor in adapter.state().items())
     with pytest.raises(ShopLoRAError, match="no scenario 'nope'"):
         adapter.scenario("nope")
     adapter.unload()
