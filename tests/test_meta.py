@@ -90,6 +90,14 @@ def test_overrides_are_converted_to_the_field_types():
     assert commas.suites() == ("ecommerce-v1", "real-v1")
 
 
+def test_label_query_loss_with_gradient_checkpointing_is_refused():
+    # checkpointing turns the model's KV cache off in training, which the label scorer needs for its prompts: this
+    # failed on the first outer step with a shape error inside attention before the check
+    with pytest.raises(ConfigError, match="'query_loss'.*gradient_checkpointing"):
+        load_config(TINY, ["algorithm=fomaml", "query_loss=labels", "gradient_checkpointing=true"])
+    load_config(TINY, ["algorithm=fomaml", "query_loss=labels"])
+
+
 @pytest.mark.parametrize("override, problem", [("tasks=[nope]", "not meta-train tasks"),
                                                ("meta_batch_size=99", "more than the")])
 def test_task_mistakes_fail_before_the_model_loads(tmp_path, monkeypatch, override, problem):

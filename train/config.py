@@ -125,6 +125,9 @@ class MetaConfig:
         check(self.query_loss in QUERY_LOSSES, "query_loss", f"must be one of {', '.join(QUERY_LOSSES)}")
         check(self.query_loss == "answer" or self.algorithm == "fomaml", "query_loss",
               "other than answer is for algorithm: fomaml only (only its meta-gradient is a query-loss gradient)")
+        check(self.query_loss == "answer" or not self.gradient_checkpointing, "query_loss",
+              "labels cannot run with gradient_checkpointing: true (the label scorer reuses the prompt's KV cache, "
+              "which checkpointing turns off in training); set one of them back (query_loss: answer)")
         check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
