@@ -101,8 +101,9 @@ class Stream:
     """An answer piece by piece (iterate it; `close()` stops the generation). Once it is exhausted, `reply` is the
     whole answer as a Reply: finish reason, token counts and, for a classify adapter, the prediction."""
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Reply]) -> None:
-        self._pieces, self._finish, self._text = pieces, finish, []
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Reply],
+                 stop: Callable[[], None] | None = None) -> None:
+        self._pieces, self._finish, self._stop, self._text = pieces, finish, stop, []
         self.reply: Reply | None = None
 
     def __iter__(self) -> "Stream":
@@ -119,6 +120,8 @@ class Stream:
         return piece
 
     def close(self) -> None:
+        if self._stop is not None:  # a generator never started does not run its `finally` on close
+            self._stop()
         close = getattr(self._pieces, "close", None)
         if close:
             close()
@@ -254,7 +257,9 @@ class Engine:
         job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None)
         self._enter()  # left by the worker when the job is done (a stream's reader may still be reading)
         self._submit(job)
-        return Stream(self._pieces(job), lambda text: self._reply(job, text)) if stream else job.future.result()
+        if not stream:
+            return job.future.result()
+        return Stream(self._pieces(job), lambda text: self._reply(job, text), stop=job.abandoned.set)
 
     def generate_batch(self, requests: Sequence[tuple[list[dict], str | None]], *, max_new_tokens: int | None = None,
                        min_new_tokens: int | None = None) -> list[str]:
@@ -339,7 +344,8 @@ class Engine:
 
     def loaded(self) -> list[str]:
         """Stored adapters in memory now, least recently used first."""
-        return list(self._loaded)
+        with self.base.lock:  # loading and eviction change it under this lock
+            return list(self._loaded)
 
     def close(self) -> None:
         """Stop the worker thread (pending requests are answered first)."""

@@ -126,6 +126,19 @@ def test_an_abandoned_stream_frees_the_engine(engine):
     assert engine._pending == 0
 
 
+def test_a_stream_closed_before_its_first_piece_stops_the_generation(engine, monkeypatch):
+    import serve.engine as engine_module
+
+    generated = []
+    original = engine_module.stream_prompt
+    monkeypatch.setattr(engine_module, "stream_prompt", lambda *a, **k: (
+        generated.append(piece) or piece for piece in original(*a, **k)))
+    stream = engine.generate(user(INPUTS[2]), "replies-b", stream=True, max_new_tokens=12)
+    stream.close()  # before reading anything: the generator's own `finally` never runs
+    assert engine.generate(user(INPUTS[2]), "replies-b", max_new_tokens=12).text
+    assert len(generated) <= 1  # the closed stream's pieces (the second request does not stream): one at most
+
+
 def test_history_and_system_message_are_part_of_the_prompt(engine):
     plain = engine.generate(user(INPUTS[0]), META_INIT).text
     system = engine.generate([{"role": "system", "content": "Answer in French."}, *user(INPUTS[0])], META_INIT).text
