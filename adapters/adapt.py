@@ -89,7 +89,8 @@ def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example], *, cali
     if calibrated:
         return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): contextual calibration keeps "
                 "them predictable, but less reliably (on a new shop's intents, 0.54 accuracy on such labels against "
-                "0.72 on the others); add at least one example of each label (two from 16 examples up: a fifth is held out)"]
+                "0.72 on the others); add at least one example of each label (two from 16 examples up: a fifth is "
+                "held out)"]
     return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): after adapting without contextual "
             "calibration they are rarely predicted (on a new shop's intents, 0.08 accuracy on such labels against "
             "0.42 before adapting); add at least one example of each label (two from 16 examples up: a fifth is held "
