@@ -17,6 +17,13 @@ from .spec import Example
 
 MAX_CHARS = 4000  # per field: longer rows do not fit the model's context with the prompt around them
 MIN_EXAMPLES = 2
+QUOTED_CHARS = 40  # of a file's own text in an error message: enough to find the row, never the file's content
+
+
+def _cut(text: Any) -> str:
+    """A file's text for an error message: its first QUOTED_CHARS characters."""
+    text = str(text)
+    return text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS] + "..."
 
 
 def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels: Sequence[str] | None = None,
@@ -137,7 +144,7 @@ def _read_csv(path: Path, text: str) -> Iterator[tuple[str, dict]]:
 
 def _field(row: dict, name: str, place: str, role: str, max_chars: int) -> str:
     if name not in row:
-        found = ", ".join(map(str, row)) or "none"
+        found = ", ".join(_cut(key) for key in list(row)[:5]) + (", ..." if len(row) > 5 else "") if row else "none"
         raise DataError(f"{place}: no '{name}' field (fields: {found}); rename it or pass columns={{'{role}': ...}}")
     value = row[name]
     if isinstance(value, (dict, list)):
@@ -157,6 +164,7 @@ def _example(row: dict, place: str, columns: dict[str, str], allowed: set[str] |
     example = Example(_field(row, columns["input"], place, "input", max_chars),
                       _field(row, columns["output"], place, "output", max_chars))
     if allowed is not None and example.output not in allowed:
-        raise DataError(f"{place}: output {example.output!r} is not one of the labels "
-                        f"{sorted(allowed)}; fix the row or add the label")
+        shown = ", ".join(sorted(allowed)[:20]) + (f" and {len(allowed) - 20} more" if len(allowed) > 20 else "")
+        raise DataError(f"{place}: output {_cut(example.output)!r} is not one of the labels ({shown}); fix the row "
+                        "or add the label")
     return example

@@ -23,11 +23,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline tool: no u
 import gradio as gr  # noqa: E402
 
 from adapters import ABSTAIN, Prediction  # noqa: E402
-from adapters.adapt import HELD_OUT_SHARE  # noqa: E402
+from adapters.recipe import HELD_OUT_SHARE  # noqa: E402
 from prompts import ShopLoRAError, suite  # noqa: E402
 from prompts.suite import Task  # noqa: E402
 
 from .engine import BASE, META_INIT, Engine  # noqa: E402
+from .uploads import MAX_FILE_SIZE, MAX_UPLOAD_BYTES, uploaded  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ EXAMPLE_TASK = "service-intent-petshop"  # a held-out scenario: meta-training ne
 EXAMPLE_K = 24
 DEFAULT_ABSTAIN = 0.3
 FEW_HELD_OUT = 20  # held-out examples below which the Teach tab says its accuracy is a rough check
-MAX_FILE_SIZE = "5mb"  # uploads are example files: a few thousand rows at most
 
 
 def _shown(fn: Callable) -> Callable:
@@ -109,8 +109,8 @@ def verdict(prediction: Prediction, abstain_below: float | None) -> str:
     return f"Intent: **{prediction.label}** ({_percent(prediction.confidence)} confident)."
 
 
-def teach_rows(table: Any, upload: str | None) -> Any:
-    """The examples to adapt on: an uploaded file's path, or the table's non-empty rows as dicts."""
+def teach_rows(table: Any, upload: Path | None) -> Any:
+    """The examples to adapt on: a checked upload's path (see serve.uploads), or the table's non-empty rows."""
     if upload:
         return upload
     rows = table.values.tolist() if hasattr(table, "values") else (table or [])
@@ -155,8 +155,9 @@ def teach_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def build_app(engine: Engine) -> gr.Blocks:
-    """The lab's page: Chat, Teach a scenario, Compare. Launching is separate (`server_app`, `serve`)."""
+def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.Blocks:
+    """The lab's page: Chat, Teach a scenario, Compare. Launching is separate (`server_app`, `serve`). Teach reads
+    only files uploaded through the page, of at most `max_upload_bytes`, and removes them afterwards."""
     example = suite.get_task(EXAMPLE_TASK)
 
     def choices(with_base: bool = True) -> list[str]:
@@ -255,20 +256,21 @@ def build_app(engine: Engine) -> gr.Blocks:
         @_shown
         def on_teach(name_: str, instruction_: str, labels_: str, table_: Any, upload_: str | None,
                      overwrite_: bool, progress=gr.Progress()):
-            examples = teach_rows(table_, upload_)
-            label_set = [label.strip() for label in (labels_ or "").split(",") if label.strip()]
-            progress(0.0, desc="starting")
+            with uploaded(upload_, max_upload_bytes) as file:
+                examples = teach_rows(table_, file)
+                label_set = [label.strip() for label in (labels_ or "").split(",") if label.strip()]
+                progress(0.0, desc="starting")
 
-            def report(step: int, total: int, loss: float) -> None:
-                progress((step, total), desc=f"adapting: loss {loss:.3f}", unit="steps")
+                def report(step: int, total: int, loss: float) -> None:
+                    progress((step, total), desc=f"adapting: loss {loss:.3f}", unit="steps")
 
-            try:
-                result = engine.teach((name_ or "").strip(), examples, instruction=instruction_, labels=label_set,
-                                      overwrite=overwrite_, progress=report)
-            except ShopLoRAError as error:
-                if upload_:  # name the file the user chose, not the server's temp copy
-                    raise ShopLoRAError(str(error).replace(upload_, Path(upload_).name)) from None
-                raise
+                try:
+                    result = engine.teach((name_ or "").strip(), examples, instruction=instruction_,
+                                          labels=label_set, overwrite=overwrite_, progress=report)
+                except ShopLoRAError as error:
+                    if file:  # name the file the user chose, not the server's temp copy
+                        raise ShopLoRAError(str(error).replace(str(file), file.name)) from None
+                    raise
             names = engine.names()
             return (teach_summary(result), gr.Dropdown(choices=names, value=result["name"]),
                     gr.Dropdown(choices=[n for n in names if n not in (BASE, META_INIT)], value=result["name"]))
@@ -319,12 +321,18 @@ def server_app(engine: Engine, *, auth: tuple[str, str] | None = None, max_file_
 
     from .api import openai_router
 
+    from gradio.utils import _parse_file_size
+
     server = FastAPI(title="ShopLoRA", docs_url=None, redoc_url=None)
     server.include_router(openai_router(engine, auth=auth))  # before the mount: "/" would otherwise take /v1 too
-    blocks = build_app(engine).queue(default_concurrency_limit=concurrency, max_size=engine.max_pending)
-    return gr.mount_gradio_app(server, blocks, path="/", auth=auth, max_file_size=max_file_size, show_error=True,
-                               footer_links=["api"], run_history=False, ssr_mode=False,
-                               theme=gr.themes.Soft())
+    blocks = build_app(engine, max_upload_bytes=_parse_file_size(max_file_size)).queue(default_concurrency_limit=concurrency, max_size=engine.max_pending)
+    server = gr.mount_gradio_app(server, blocks, path="/", auth=auth, max_file_size=max_file_size, show_error=True,
+                                 footer_links=["api"], run_history=False, ssr_mode=False, theme=gr.themes.Soft())
+    # Gradio checks that a file argument was uploaded (and copies nothing else into its cache) only for Blocks that
+    # it launched itself; a mounted app skips the check, so a request naming /etc/... would have the file copied
+    # and read. Marking the Blocks launched turns the check on; `serve.uploads` checks again before reading.
+    blocks.has_launched = True
+    return server
 
 
 def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,

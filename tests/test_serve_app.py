@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,9 +13,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from adapters import load_base
-from prompts import suite
+from prompts import ShopLoRAError, suite
 from serve.app import example_rows, running, server_app, teach_summary
 from serve.engine import Engine
+from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
 from tests.test_serve_engine import make_init, make_store
 
@@ -116,6 +118,70 @@ def test_bad_uploads_give_a_message(client, tmp_path, content, problem):
         client.predict("bad-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False,
                        api_name="/teach")
     assert problem in str(error.value) and "Traceback" not in str(error.value) and "/tmp/" not in str(error.value)
+
+
+def raw_teach(url: str, file_argument: dict) -> str:
+    """Call the teach endpoint over plain HTTP as a hostile client would, with a crafted file argument; returns the
+    event stream's text."""
+    data = ["stolen", "Route it.", "", EMPTY, file_argument, False]
+    event = httpx.post(f"{url}gradio_api/call/teach", json={"data": data}, timeout=30).json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/teach/{event}", timeout=60).text
+
+
+def test_teach_never_reads_a_server_file_it_is_handed(url, engine, tmp_path):
+    secret = tmp_path / "secret.csv"  # outside Gradio's upload folder, as /usr/share/... would be
+    secret.write_text("top_secret_column,password_hash\nalice,5f4dcc3b5aa765d61d8327deb882cf99\n")
+    for path in (str(secret), f"{upload_folder()}/../{secret.relative_to('/')}"):  # also a ../ way out
+        stream = raw_teach(url, {"path": path, "meta": {"_type": "gradio.FileData"}})
+        assert "event: error" in stream and "not uploaded by a user" in stream  # Gradio's check, turned on
+        assert "top_secret" not in stream and "5f4dcc" not in stream and "stolen" not in engine.names()
+    assert secret.exists()  # refused, not consumed
+
+
+def test_teach_refuses_a_link_out_of_the_upload_folder(url, tmp_path):
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"input": "alice", "output": "top_secret_value"}\n' * 3)
+    link_dir = upload_folder() / f"shoplora-test-{tmp_path.name}"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (link_dir / "examples.jsonl").symlink_to(secret)
+        stream = raw_teach(url, {"path": str(link_dir / "examples.jsonl"), "meta": {"_type": "gradio.FileData"}})
+        assert "not uploaded by a user" in stream and "top_secret" not in stream
+    finally:
+        shutil.rmtree(link_dir)
+
+
+def test_an_upload_is_removed_after_teaching_and_quoted_only_briefly(client, tmp_path):
+    bad = tmp_path / "long.jsonl"
+    bad.write_text(json.dumps({"input": "a", "output": "x" * 500 + "SECRET_TAIL"}) + "\n"
+                   + json.dumps({"input": "b", "output": "damaged_bag"}) + "\n")
+    before = set(upload_folder().rglob("long.jsonl"))
+    with pytest.raises(AppError) as error:
+        client.predict("long-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False,
+                       api_name="/teach")
+    assert "not one of the labels" in str(error.value) and "SECRET_TAIL" not in str(error.value)
+    assert set(upload_folder().rglob("long.jsonl")) <= before  # the new upload is gone from the temp folder
+
+
+def test_checked_upload_refuses_paths_outside_the_folder_and_files_over_the_cap(tmp_path, monkeypatch):
+    """The lab's own check behind Gradio's: only regular files in the upload folder, within the cap."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    (tmp_path / "uploads" / "abc").mkdir(parents=True)
+    upload = tmp_path / "uploads" / "abc" / "big.jsonl"
+    upload.write_bytes(b"x" * 2000)
+    assert checked_upload(upload, max_bytes=2000) == upload.resolve()
+    with pytest.raises(ShopLoRAError, match="over the lab's limit"):
+        checked_upload(upload, max_bytes=1999)
+    with pytest.raises(ShopLoRAError, match="only files uploaded through the lab"):
+        checked_upload(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(ShopLoRAError, match="upload it again"):
+        checked_upload(tmp_path / "uploads" / "abc" / "removed.jsonl")
+    (tmp_path / "uploads" / "abc" / "link.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    (tmp_path / "elsewhere.jsonl").write_text("secret")
+    with pytest.raises(ShopLoRAError, match="only files uploaded through the lab"):
+        checked_upload(tmp_path / "uploads" / "abc" / "link.jsonl")
+    with pytest.raises(ShopLoRAError, match="only files uploaded through the lab"):
+        checked_upload(tmp_path / "uploads" / "abc" / ".." / ".." / "elsewhere.jsonl")
 
 
 @pytest.mark.parametrize("name, instruction, table, problem", [
