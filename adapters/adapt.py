@@ -13,7 +13,7 @@ import math
 import random
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,16 +27,26 @@ from .inits import DEFAULT, resolve_init
 from .learning_curve import examples_needed
 from .lora import LoraSettings, load_lora_state, lora_state, remove_lora
 from .metrics import expected_calibration_error, fit_temperature, softmax
+from .recipe import DEFAULT_RECIPE, Recipe, held_out_split
 from .training import InnerLoop, mean_loss, train_steps
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 Watch = Callable[[Adapter, int], None]  # (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
-MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out for calibration and metrics
-HELD_OUT_SHARE = 0.2
-# Early stopping needs this many held-out examples: on 3 (k=16) the held-out loss is noise, and stopping on it
-# decided the evaluation's k=16 column (runs stopped after 4 of 12 steps and lost 20 points).
-MIN_HELD_OUT_FOR_EARLY_STOP = 8
-PATIENCE = 3  # validations without improvement before stopping early
+# Choosing among several checkpoints needs this many held-out examples: on 3 (k=16) one answer decides, and picking
+# a step by such noise decided the evaluation's k=16 column (runs stopped after 4 of 12 steps and lost 20 points).
+# With fewer, the only candidates are the starting weights and the last step.
+MIN_HELD_OUT_FOR_SELECTION = 8
+CHECKS = 8  # held-out checks over a run (with enough held out)
+PATIENCE = 3  # checks without a better held-out loss or accuracy before stopping early
+KEEP = ("best", "last")
+# A label "takes" the held-out answers when it is predicted for at least this share of them and at least twice as
+# often as it is the right answer: the adapter has learned one answer, not the task.
+COLLAPSE_SHARE = 0.6
+
+
+class AdaptationWarning(UserWarning):
+    """Adapting did not help on the held-out examples: accuracy fell, or one label took most answers (also in the
+    adapter's record["warnings"])."""
 
 
 def task_spec(examples: Sequence[Example], instruction: str | None, labels: Sequence[str] | None,
@@ -129,16 +139,19 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
           init: str | Path | None = DEFAULT, steps: int | None = None, lr: float | None = None, seed: int = 0,
           columns: dict[str, str] | None = None, progress: Progress | None = None,
           watch: Watch | None = None, examples_needed_for: float | None = None,
-          contextual_calibration: bool | None = None) -> Adapter:
+          contextual_calibration: bool | None = None, keep: str = "best", recipe: Recipe | None = None) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
-    With 16 or more examples a fifth is held out: classify confidences are calibrated on them (temperature
-    scaling), and from 40 examples (8 held out) training also stops early when their loss stops improving.
-    `scenario` names the task inside the adapter (`update` can add more scenarios later). `watch(adapter,
-    steps_done)` sees the adapter before the first step and after each one (the evaluation benchmark scores it
-    there). `examples_needed_for=0.8` (a classify task with
-    at least 32 examples) also estimates how many training examples reach that held-out accuracy: two more short
+    Training runs `recipe`'s budget (default: 8 epochs over the examples, 24 to 96 steps of 16, lr 5e-4; see
+    adapters.recipe), or exactly `steps`. With 16 or more examples a stratified fifth is held out: the weights kept
+    are the checked step (the start among them) with the best held-out accuracy, so adapting never keeps weights
+    worse there than it started from (`keep="last"`: the last step's, whatever they score); classify confidences
+    are calibrated on them. A drop in held-out accuracy or a collapse onto one label is recorded in
+    record["warnings"] and warned about (AdaptationWarning). `scenario` names the task inside the adapter (`update`
+    can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step and after
+    each one (the evaluation benchmark scores it there). `examples_needed_for=0.8` (a classify task with at least
+    32 examples) also estimates how many training examples reach that held-out accuracy: two more short
     adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
     `contextual_calibration` (classify): label scores divide out the labels' prior on content-free inputs (see
     adapters.scoring), so labels without an example are still predicted. None (the default) turns it on exactly when
@@ -147,6 +160,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     import torch
 
     started = time.perf_counter()
+    _check_arguments(labels=labels, steps=steps, lr=lr, seed=seed, keep=keep)
     examples = load_examples(examples, columns=columns, labels=labels or _spec_labels(spec))  # files and lists alike
     spec = spec or task_spec(examples, instruction, labels, kind, name=scenario)
     if examples_needed_for is not None:
@@ -154,18 +168,17 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     init_files = resolve_init(init, base)
     if init_files is not None:
         settings, state = init_files.settings, init_files.state
-        loop = InnerLoop.from_dict(init_files.record.get("inner_loop", {}))
         init_name = init_files.record.get("name") or str(init_files.path)
     else:
-        settings, state, loop, init_name = LoraSettings(), None, InnerLoop(), "standard"
-    loop = _overridden(loop, steps, lr)
+        settings, state, init_name = LoraSettings(), None, "standard"
+    recipe = recipe or DEFAULT_RECIPE
 
     torch.manual_seed(seed)  # the standard init's random A matrices
     # the split _fit makes (its rng's first use): a label whose only example is held out is never trained on
-    held_out, train = _split(examples, random.Random(seed))
+    held_out, train = held_out_split(examples, random.Random(seed), classify=spec.kind == "classify")
     calibrated = needs_calibration(spec, train, contextual_calibration)
     record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
-                              "inner_loop": loop.to_dict(), "n_examples": len(examples),
+                              "recipe": recipe.to_dict(), "n_examples": len(examples),
                               "examples_sha256": examples_digest(examples), "seed": seed,
                               "contextual_calibration": calibrated,
                               "warnings": label_coverage_warnings(spec, train, calibrated=calibrated)}
@@ -173,15 +186,53 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
         warnings.warn(message, LabelCoverageWarning, stacklevel=2)
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
-    record.update(_fit(adapter, examples, loop, rng, progress, watch))
+    try:
+        budget = _budget(recipe, steps, lr)
+        fitted = _fit(adapter, examples, budget, rng, progress, watch, keep=keep)
+    except BaseException:  # a refused input, a diverged run, Ctrl-C: nothing of it stays on the base model
+        adapter.unload()
+        raise
+    record.update(fitted, warnings=record["warnings"] + fitted["warnings"])
+    for message in fitted["warnings"]:
+        warnings.warn(message, AdaptationWarning, stacklevel=2)
     if examples_needed_for is not None:
-        points = [*_subset_scores(base, spec, state, settings, train, held_out, loop, seed, calibrated),
+        points = [*_subset_scores(base, spec, state, settings, train, held_out, budget, seed,
+                                  calibrated),
                   (len(train), record["metrics"]["held_out_accuracy"])]
         record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
     record.update(replay=_replay_buffer([], 0, examples, spec.name, rng),
                   seconds=round(time.perf_counter() - started, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     _remember_scenario(adapter)
     return adapter
+
+
+Budget = Callable[[int], InnerLoop]  # training examples -> the inner loop to run
+
+
+def _budget(recipe: Recipe, steps: int | None, lr: float | None) -> Budget:
+    """The recipe's inner loop for a number of training examples, with the caller's steps (run exactly) and lr."""
+    def loop(n_train: int) -> InnerLoop:
+        chosen = recipe.loop(n_train)
+        return replace(chosen, steps=steps if steps is not None else chosen.steps,
+                       lr=lr if lr is not None else chosen.lr)
+
+    return loop
+
+
+def _check_arguments(*, labels: Any, steps: Any, lr: Any, seed: Any, keep: str = "best") -> None:
+    """Refuse arguments that would otherwise be misread (a string of labels split into characters, steps=0 replaced
+    by a default), naming the argument."""
+    if isinstance(labels, str):
+        raise ShopLoRAError(f"labels must be a list of label names, not a string ({labels[:40]!r}); e.g. "
+                            "labels=[\"return_item\", \"cancel_order\"]")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ShopLoRAError(f"steps must be a whole number >= 1 (or None for the recipe's budget), got {steps!r}")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf):
+        raise ShopLoRAError(f"lr must be a number > 0 (or None for the recipe's), got {lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ShopLoRAError(f"seed must be a whole number, got {seed!r}")
+    if keep not in KEEP:
+        raise ShopLoRAError(f"keep must be one of {', '.join(KEEP)}, got {keep!r}")
 
 
 def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = None, instruction: str | None = None,
@@ -198,6 +249,7 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     learned; `own_weights=False` trains the shared weights with replay instead (one LoRA in all, some forgetting).
     """
     started = time.perf_counter()
+    _check_arguments(labels=labels, steps=steps, lr=lr, seed=seed)
     _remember_scenario(adapter)
     before = (adapter.spec, adapter.temperature, adapter.peft_name)  # put back if the update is refused
     new_scenario = spec is not None or instruction is not None
@@ -231,11 +283,11 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
     sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
     replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
                 for row in sampled]
-    loop = _overridden(InnerLoop.from_dict(record["inner_loop"]), steps, lr)
+    recipe = Recipe.from_dict(record["recipe"]) if "recipe" in record else DEFAULT_RECIPE
     trained_in_place = adapter.peft_name == before[2]
     weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
     try:
-        fitted = _fit(adapter, examples, loop, rng, progress, replayed=replayed)
+        fitted = _fit(adapter, examples, _budget(recipe, steps, lr), rng, progress, replayed=replayed)
     except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
         with adapter.base.lock:
             if trained_in_place:
@@ -251,11 +303,6 @@ def update(adapter: Adapter, examples: Any, *, labels: Sequence[str] | None = No
                   replay=_replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng))
     _remember_scenario(adapter)
     return adapter
-
-
-def _overridden(loop: InnerLoop, steps: int | None, lr: float | None) -> InnerLoop:
-    """The init's inner loop with the caller's steps and lr: steps given run exactly, however many examples."""
-    return replace(loop, lr=lr or loop.lr, **({"steps": steps, "min_epochs": 0} if steps else {}))
 
 
 def _remember_scenario(adapter: Adapter) -> None:
@@ -285,14 +332,6 @@ def _replay_buffer(earlier: Sequence[dict], n_seen: int, new: Sequence[Example],
     return buffer
 
 
-def _split(examples: Sequence[Example], rng: random.Random) -> tuple[list[Example], list[Example]]:
-    """(held out, train): a fifth of 16 or more examples is held out, in a shuffled order."""
-    shuffled = list(examples)
-    rng.shuffle(shuffled)
-    n_held = int(len(shuffled) * HELD_OUT_SHARE) if len(shuffled) >= MIN_HELD_OUT_POOL else 0
-    return shuffled[:n_held], shuffled[n_held:]
-
-
 MIN_FOR_ESTIMATE = 32  # examples: a curve needs three training sizes and a held-out share worth scoring
 
 
@@ -308,10 +347,10 @@ def _check_estimate(spec: TaskSpec, n: int, target: float) -> None:
 
 
 def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
-                   train: Sequence[Example], held_out: Sequence[Example], loop: InnerLoop,
+                   train: Sequence[Example], held_out: Sequence[Example], budget: Budget,
                    seed: int, calibrated: bool) -> list[tuple[int, float]]:
-    """Held-out accuracy after the inner loop adapt would run on a quarter and a half of the training split, from
-    the same init and scored the same way (`calibrated`): the smaller points of the learning curve."""
+    """Held-out accuracy after the budget adapt gives a quarter and a half of the training split, from the same init
+    and scored the same way (`calibrated`): the smaller points of the learning curve."""
     import torch
 
     points = []
@@ -322,7 +361,7 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
             rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
             with base.lock:
                 trial._active()
-                train_steps(base.peft, rendered, replace(loop, steps=loop.steps_for(size)),
+                train_steps(base.peft, rendered, budget(size),
                             pad_id=base.tokenizer.pad_token_id, rng=random.Random(seed), name=trial.peft_name)
             points.append((size, trial.evaluate(held_out)["accuracy"]))
         finally:
@@ -339,43 +378,107 @@ def _examples_needed(points: Sequence[tuple[int, float]], target: float, n_held_
                     "examples: a rough guide)"}
 
 
-def _fit(adapter: Adapter, examples: Sequence[Example], loop: InnerLoop, rng: random.Random,
+@dataclass
+class Checkpoint:
+    """The weights at one checked step and what they score on the held-out examples."""
+
+    step: int
+    loss: float  # classify: cross-entropy over the label set; otherwise the answer-token loss
+    accuracy: float | None  # classify only
+    scores: Any  # classify: the held-out label scores (they calibrate the kept weights without another pass)
+    state: dict[str, Any] | None = None  # the LoRA tensors, kept while this is the best candidate
+
+    def beats(self, other: "Checkpoint | None") -> bool:
+        """Whether these weights are at least as good as `other`'s, the later step winning ties: held-out accuracy
+        for classify tasks (the loss only breaks no ties: on a few examples it rewards timid weights), else loss."""
+        if other is None:
+            return True
+        if self.accuracy is not None and other.accuracy is not None:
+            return self.accuracy >= other.accuracy
+        return self.loss <= other.loss
+
+
+def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: random.Random,
          progress: Progress | None, watch: Watch | None = None,
-         replayed: Sequence[tuple[TaskSpec, Example]] = ()) -> dict[str, Any]:
-    """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones;
-    hold out a fifth of 16+ new examples for calibration (and early stopping from 8 held out). Returns what to
+         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best") -> dict[str, Any]:
+    """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones,
+    holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. Returns what to
     record."""
     base, spec = adapter.base, adapter.spec
-    held_out, train = _split(examples, rng)
+    held_out, train = held_out_split(examples, rng, classify=spec.kind == "classify")
     pairs = [*((spec, e) for e in train), *replayed]
-    loop = replace(loop, steps=loop.steps_for(len(pairs)))
+    loop = budget(len(pairs))
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
     check_context(base.model, rendered + held_rendered,
                   texts=[e.input for _, e in pairs] + [e.input for e in held_out])
-    metrics: dict[str, Any] = {}
     check = _held_out_check(adapter, held_out, held_rendered) if held_out else None
-    if check is not None and spec.kind == "classify":
-        hits = _hits(check()[1], [spec.labels.index(e.output) for e in held_out])
-        metrics["held_out_accuracy_before"] = sum(hits) / len(hits)
-    early_stop = len(held_out) >= MIN_HELD_OUT_FOR_EARLY_STOP
-    losses, held_loss, held_scores, kept = _train(adapter, rendered, check, early_stop, loop, rng, progress, watch)
-    if held_out:
-        metrics["held_out_loss"] = round(held_loss, 4)
+    gold = [spec.labels.index(e.output) for e in held_out] if spec.kind == "classify" else []
+    run = _train(adapter, rendered, check, loop, rng, progress, watch,
+                 choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold)
+    metrics: dict[str, Any] = {}
+    found: list[str] = []
+    if run.kept is not None:
+        metrics["held_out_loss"] = round(run.kept.loss, 4)
         if spec.kind == "classify":
-            _calibrate(adapter, held_out, held_scores, metrics)
+            metrics.update(held_out_accuracy_before=run.start.accuracy, held_out_accuracy_last=run.last.accuracy)
+            metrics["held_out_per_label"] = _per_label(spec.labels, gold, run.start.scores, run.kept.scores)
+            _calibrate(adapter, held_out, run.kept.scores, metrics)
+            found = _fit_warnings(spec.labels, gold, run, keep)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
-    return {"n_train": len(train), "n_held_out": len(held_out), "steps_run": len(losses), "steps_kept": kept,
-            "train_loss": [round(x, 4) for x in losses], "metrics": metrics, "temperature": adapter.temperature}
+    return {"n_train": len(train), "n_held_out": len(held_out), "inner_loop": loop.to_dict(),
+            "steps_run": len(run.losses), "steps_kept": run.kept.step if run.kept else len(run.losses),
+            "train_loss": [round(x, 4) for x in run.losses], "metrics": metrics, "temperature": adapter.temperature,
+            "warnings": found}
+
+
+def _per_label(labels: Sequence[str], gold: Sequence[int], before: Any, after: Any) -> dict[str, dict[str, int]]:
+    """Per label: held-out examples, right before and after adapting, and how often it was the answer after."""
+    table = {label: {"n": 0, "right_before": 0, "right_after": 0, "answered": 0} for label in labels}
+    for g, b, a in zip(gold, _argmax(before), _argmax(after)):
+        row = table[labels[g]]
+        row["n"] += 1
+        row["right_before"] += b == g
+        row["right_after"] += a == g
+        table[labels[a]]["answered"] += 1
+    return {label: row for label, row in table.items() if row["n"] or row["answered"]}
+
+
+def _fit_warnings(labels: Sequence[str], gold: Sequence[int], run: "Run", keep: str) -> list[str]:
+    """What a user must hear about an adaptation before trusting it: held-out accuracy fell, or one label takes
+    most held-out answers."""
+    found = []
+    start, last, kept = run.start, run.last, run.kept
+    if last.accuracy < start.accuracy:
+        where = ("the last step's weights were kept, as asked (keep=\"last\")" if keep == "last" else
+                 "the starting weights were kept" if kept.step == 0 else
+                 f"the weights of step {kept.step} were kept (accuracy {kept.accuracy:.2f})")
+        found.append(f"held-out accuracy fell while adapting, from {start.accuracy:.2f} before to {last.accuracy:.2f} "
+                     f"after the last step: {where}; check the examples' labels, or add examples of the labels "
+                     "it gets wrong (record[\"metrics\"][\"held_out_per_label\"])")
+    answered = _argmax(kept.scores)
+    top = max(set(answered), key=answered.count)
+    share, right_share = answered.count(top) / len(answered), gold.count(top) / len(gold)
+    if len(answered) >= 4 and share >= COLLAPSE_SHARE and share >= 2 * right_share:
+        found.append(f"one label takes most held-out answers: {labels[top]!r} for {answered.count(top)} of "
+                     f"{len(answered)}, though it is right for {gold.count(top)}; the adapter has learned to answer "
+                     "one label, not the task: add examples of the other labels, or check that the instruction and "
+                     "labels say what tells them apart")
+    return found
+
+
+def _argmax(scores: Sequence[Sequence[float]]) -> list[int]:
+    return [max(range(len(s)), key=s.__getitem__) for s in scores]
 
 
 Check = Callable[[], tuple[float, Any]]  # () -> (held-out loss, label scores of classify tasks or None)
 
 
 def _held_out_check(adapter: Adapter, held_out: Sequence[Example], held_rendered: Sequence[Any]) -> Check:
-    """What early stopping follows. Classify: the cross-entropy over the label set from the label scorer, whose
-    scores of the kept weights then calibrate the confidences without another pass. Otherwise: the answer loss."""
+    """What the kept weights are chosen by. Classify: the cross-entropy over the label set from the label scorer,
+    whose scores of the kept weights then calibrate the confidences without another pass. Otherwise: the answer
+    loss."""
     base, spec = adapter.base, adapter.spec
     if spec.kind != "classify":
         return lambda: (mean_loss(base.peft, held_rendered, pad_id=base.tokenizer.pad_token_id), None)
@@ -396,24 +499,56 @@ def _log_sum_exp(scores: Sequence[float]) -> float:
 
 def _hits(scores: Sequence[Sequence[float]], gold: Sequence[int]) -> list[bool]:
     """Whether each input's best-scored label is its gold label (by index)."""
-    return [max(range(len(s)), key=s.__getitem__) == g for s, g in zip(scores, gold)]
+    return [a == g for a, g in zip(_argmax(scores), gold)]
 
 
-def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, loop: InnerLoop,
-           rng: random.Random, progress: Progress | None,
-           watch: Watch | None) -> tuple[list[float], float, Any, int]:
-    """The inner loop, with early stopping on the held-out `check` when it has enough examples (the best weights
-    are kept; otherwise it runs once, after the last step). Returns the training losses, the kept weights'
-    held-out loss (nan without a check) and label scores (or None), and the step whose weights were kept."""
+@dataclass
+class Run:
+    """One training run: its losses and the checked weights that matter (None without held-out examples)."""
+
+    losses: list[float]
+    start: Checkpoint | None = None  # step 0: the weights training started from
+    last: Checkpoint | None = None  # the last step
+    kept: Checkpoint | None = None  # the weights the adapter holds now
+
+
+class TrainingDiverged(ShopLoRAError):
+    """The training loss became NaN or infinite: the learning rate is too high for these examples."""
+
+
+def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
+           progress: Progress | None, watch: Watch | None, *, choose: bool, keep: str, gold: Sequence[int]) -> Run:
+    """The inner loop. With a held-out `check`, the starting weights and the last step are candidates, and with
+    `choose` (enough held-out examples) also every loop.steps / CHECKS steps, with early stopping when PATIENCE
+    checks in a row beat neither the best loss nor the best accuracy. The best candidate's weights are kept
+    (`keep="last"`: every step runs and the last step's are kept). A NaN or infinite training loss stops the run with TrainingDiverged."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id
     bar = None if progress else tqdm(total=loop.steps, desc="adapting", unit="step", leave=False, disable=None)
-    every = max(1, loop.steps // 8) if early_stop else loop.steps
-    # last: the final weights' loss; scores: the best weights' label scores (classify)
-    best = {"loss": float("inf"), "state": None, "scores": None, "since": 0, "last": float("nan"), "step": 0}
+    every = max(1, loop.steps // CHECKS) if choose else loop.steps
+    run = Run([])
+    best: dict[str, Any] = {"kept": None, "loss": math.inf, "accuracy": -math.inf, "since": 0}
+
+    def checkpoint(step: int) -> Checkpoint:
+        loss, scores = in_eval_mode(check)
+        accuracy = None if scores is None else sum(_hits(scores, gold)) / len(gold)
+        point = Checkpoint(step, loss, accuracy, scores)
+        if keep == "best" and point.beats(best["kept"]):
+            point.state = lora_state(base.peft, adapter.peft_name)
+            if best["kept"] is not None:
+                best["kept"].state = None  # one copy of the weights at a time
+            best["kept"] = point
+        improved = loss < best["loss"] or (accuracy is not None and accuracy > best["accuracy"])
+        best.update(loss=min(best["loss"], loss), accuracy=max(best["accuracy"], accuracy or -math.inf),
+                    since=0 if improved else best["since"] + 1)
+        return point
 
     def on_step(step: int, loss: float) -> bool:
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: the loss is {loss} at step {step + 1} of {loop.steps} (lr "
+                                   f"{loop.lr:g}); lower the learning rate (e.g. lr={loop.lr / 10:g}) or leave it "
+                                   "to the recipe")
         if progress:
             progress(step + 1, loop.steps, loss)
         elif bar is not None:
@@ -423,38 +558,37 @@ def _train(adapter: Adapter, rendered, check: Check | None, early_stop: bool, lo
             in_eval_mode(lambda: watch(adapter, step + 1))
         if check is None or ((step + 1) % every and step + 1 < loop.steps):  # the last step is always checked
             return False
-        held_loss, scores = in_eval_mode(check)
-        best["last"] = held_loss
-        if held_loss < best["loss"]:
-            best.update(loss=held_loss, state=lora_state(base.peft, adapter.peft_name), scores=scores, since=0,
-                        step=step + 1)
-            return False
-        best["since"] += 1
-        return best["since"] >= PATIENCE
+        run.last = checkpoint(step + 1)
+        return choose and keep == "best" and best["since"] >= PATIENCE
 
-    def in_eval_mode(run: Callable[[], Any]) -> Any:  # inside train_steps: predict in eval mode, then train again
+    def in_eval_mode(fn: Callable[[], Any]) -> Any:  # inside train_steps: predict in eval mode, then train again
+        training = base.peft.training
         base.peft.eval()
         try:
-            return run()
+            return fn()
         finally:
             adapter._active()
-            base.peft.train()
+            if training:
+                base.peft.train()
 
     with base.lock:
+        adapter._active()
         if watch is not None:
             watch(adapter, 0)
-        adapter._active()
+        if check is not None:
+            run.start = checkpoint(0)
         try:
-            losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
-                                 on_step=on_step)
+            run.losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
+                                     on_step=on_step)
         finally:
             if bar is not None:
                 bar.close()
-        kept = len(losses)
-        if best["last"] > best["loss"]:  # training ends on its last check: the best one may be earlier
-            load_lora_state(base.peft, best["state"], adapter.peft_name)
-            kept = best["step"]
-    return losses, best["loss"] if check is not None else float("nan"), best["scores"], kept
+        if check is not None:
+            run.kept = run.last if keep == "last" else best["kept"]
+            if run.kept is not run.last:  # training ends on its last check: the best one may be earlier
+                load_lora_state(base.peft, run.kept.state, adapter.peft_name)
+            run.kept.state = None
+    return run
 
 
 def _calibrate(adapter: Adapter, held_out: Sequence[Example], scores: Sequence[Sequence[float]],

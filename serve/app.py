@@ -134,9 +134,12 @@ def example_rows(task: Task, k: int) -> list[list[str]]:
 
 def teach_summary(result: dict) -> str:
     metrics = result["metrics"]
+    kept = result.get("steps_kept", result["steps"])
+    weights = ("" if kept == result["steps"] else " the starting weights kept, as they did best on the held-out "
+               "examples;" if kept == 0 else f" the weights of step {kept} kept, the best on the held-out examples;")
     lines = [f"Saved **{result['name']}** ({result['kind']}, from the {result['init']} init): {result['steps']} "
-             f"steps in {result['seconds']:.1f} s on {result['n_train']} examples. It is in the Chat and Compare "
-             "lists now.", ""]
+             f"steps in {result['seconds']:.1f} s on {result['n_train']} examples;{weights} it is in the Chat and "
+             "Compare lists now.", ""]
     if "held_out_accuracy" in metrics:
         n = result["n_held_out"]
         lines += ["| held-out examples | accuracy before | accuracy after |", "|---|---|---|",
@@ -151,7 +154,14 @@ def teach_summary(result: dict) -> str:
                      f"({result['n_held_out']} examples).")
     else:
         lines.append("No accuracy before/after: with fewer than 16 examples none are held out to measure it.")
-    lines += [f"\n**Warning:** {message}." for message in result.get("warnings", [])]
+    warned = result.get("warnings", [])
+    lines += [f'\n<span style="color: #b91c1c">**Warning:** {message}.</span>' for message in warned]
+    per_label = metrics.get("held_out_per_label")
+    if per_label and any("held-out" in message for message in warned):
+        lines += ["", "| label | held-out examples | right before | right after | answered after |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| `{label}` | {row['n']} | {row['right_before']} | {row['right_after']} | {row['answered']} |"
+                  for label, row in per_label.items()]
     return "\n".join(lines)
 
 

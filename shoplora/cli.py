@@ -64,7 +64,7 @@ def _store(args: argparse.Namespace):
 
 def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
-    from adapters.adapt import LabelCoverageWarning
+    from adapters.adapt import AdaptationWarning, LabelCoverageWarning
     from adapters.files import check_name
 
     store = _store(args)
@@ -83,17 +83,19 @@ def _adapt(args: argparse.Namespace) -> None:
         check_init_exists(args.init)
         with warnings.catch_warnings():  # printed below as one line, not as Python's warning with a source line
             warnings.simplefilter("ignore", LabelCoverageWarning)
+            warnings.simplefilter("ignore", AdaptationWarning)
             adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
                             kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
                             lr=args.lr, seed=args.seed, columns=columns or None,
                             examples_needed_for=args.examples_needed_for,
-                            contextual_calibration=CALIBRATION[args.calibration])
+                            contextual_calibration=CALIBRATION[args.calibration], keep=args.keep)
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     record = adapter.record
     fitted = record["updates"][-1] if args.continue_ else record
     print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
-                      "steps": fitted["steps_run"], "seconds": fitted["seconds"], "metrics": fitted["metrics"]},
+                      "steps": fitted["steps_run"], "steps_kept": fitted["steps_kept"], "seconds": fitted["seconds"],
+                      "metrics": fitted["metrics"]},
                      indent=2))
     for message in fitted.get("warnings", []):
         print(f"warning: {message}", file=sys.stderr)
@@ -270,9 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--calibration", choices=list(CALIBRATION), default="auto",
                         help="contextual calibration of classify labels (divides out the labels' prior on content-free "
                              "inputs); auto: when some label has no example (default)")
-    adapt_.add_argument("--steps", type=int, help="training steps, run exactly (default: the init's inner-loop "
-                                                  "setting, or one pass over the examples if that is more)")
-    adapt_.add_argument("--lr", type=float, help="learning rate (default: the init's inner-loop setting)")
+    adapt_.add_argument("--steps", type=int, help="training steps, run exactly (default: the recipe's budget, 8 "
+                                                  "epochs over the examples, 24 to 96 steps)")
+    adapt_.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-4)")
+    adapt_.add_argument("--keep", choices=["best", "last"], default="best",
+                        help="weights kept: best = the checked step (the start among them) with the best held-out "
+                             "accuracy, never worse than the start (default); last = the last step's")
     adapt_.add_argument("--seed", type=int, default=0)
     adapt_.add_argument("--input-column", help="name of the input column in DATA (default: input)")
     adapt_.add_argument("--output-column", help="name of the output column in DATA (default: output)")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 import torch
 
 from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
-from adapters.adapt import LabelCoverageWarning, needs_calibration, task_spec
+from adapters.adapt import AdaptationWarning, LabelCoverageWarning, TrainingDiverged, needs_calibration, task_spec
+from adapters.recipe import Recipe, held_out_split
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.scoring import CONTENT_FREE, label_scores, label_tree
 from adapters.training import InnerLoop
@@ -95,9 +98,13 @@ def test_predict_gives_labels_probabilities_and_abstains(adapter):
 
 def test_adapt_records_what_it_did(adapter):
     record = adapter.record
-    assert record["init"] == "standard" and record["n_examples"] == 24 and record["n_held_out"] == 4
+    repeated = [label for label in TASK.spec.labels if [e.output for e in EXAMPLES].count(label) >= 2]
+    assert record["init"] == "standard" and record["n_examples"] == 24 and record["n_held_out"] == len(repeated)
     assert record["steps_run"] <= 6 and len(record["train_loss"]) == record["steps_run"]
-    assert {"held_out_accuracy", "held_out_ece", "held_out_accuracy_before"} <= set(record["metrics"])
+    assert {"held_out_accuracy", "held_out_ece", "held_out_accuracy_before", "held_out_accuracy_last",
+            "held_out_per_label"} <= set(record["metrics"])
+    assert sum(row["n"] for row in record["metrics"]["held_out_per_label"].values()) == len(repeated)
+    assert record["recipe"] == Recipe().to_dict() and record["inner_loop"]["steps"] == 6
     assert adapter.temperature > 0
 
 
@@ -120,24 +127,26 @@ def test_adapt_warns_about_labels_without_examples(base):
     whole.unload()
 
 
-def test_a_label_whose_only_example_is_held_out_counts_as_missing(base):
-    # From 16 examples a fifth is held out and never trained on: the adapter has not learned such a label, so it
-    # is calibrated for and warned about as one without an example.
+def test_the_held_out_part_is_stratified():
     import random
 
-    from adapters.adapt import _split
-
-    first = TASK.spec.labels[0]
     pool = TASK.examples("train")
-    one_of_first = next(e for e in pool if e.output == first)
-    others = [next(e for e in pool if e.output == label) for label in TASK.spec.labels[1:]]
-    examples = [one_of_first, *others, *[e for e in pool if e.output != first][20:28]]  # 20: 4 held out
-    seed = next(s for s in range(100) if (split := _split(examples, random.Random(s)))[0].count(one_of_first)
-                and {e.output for e in split[1]} == set(TASK.spec.labels[1:]))
-    with pytest.warns(LabelCoverageWarning, match=f"1 of 12 labels have no example \\({first}\\)"):
-        adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=1, seed=seed)
-    assert adapter.contextual_calibration
-    adapter.unload()
+    first, second = TASK.spec.labels[:2]
+    # one example of `first`, two of `second`, many of the rest: 40 examples, a fifth is 8
+    examples = [next(e for e in pool if e.output == first), *[e for e in pool if e.output == second][:2],
+                *[e for e in pool if e.output not in (first, second)][:37]]
+    for seed in range(5):
+        held, train = held_out_split(examples, random.Random(seed), classify=True)
+        counts = Counter(e.output for e in examples)
+        assert {e.output for e in held} == {label for label, n in counts.items() if n >= 2}  # every repeated label
+        assert first in {e.output for e in train} and second in {e.output for e in train}  # none loses its last
+        assert len(held) >= len(examples) // 5 and sorted(held + train, key=id) == sorted(examples, key=id)
+    assert held_out_split(examples, random.Random(3), classify=True) == held_out_split(
+        examples, random.Random(3), classify=True)
+    assert held_out_split(examples[:15], random.Random(0), classify=True)[0] == []  # under 16: none held out
+    many_labels = [e for label in TASK.spec.labels for e in [x for x in pool if x.output == label][:2]]  # 12 x 2
+    held, train = held_out_split(many_labels, random.Random(0), classify=True)
+    assert len(held) == 12 and Counter(e.output for e in train) == Counter(TASK.spec.labels)  # more than a fifth
 
 
 def _count_label_scoring(monkeypatch) -> list[int]:
@@ -156,18 +165,20 @@ def test_held_out_examples_are_scored_once_per_check(base, monkeypatch):
     calls = _count_label_scoring(monkeypatch)
     examples = TASK.examples("train")[:40]
     adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=4, lr=1e-2)
-    assert calls == [8] * (1 + adapter.record["steps_run"])  # 8 held-out examples: before, then after each step
+    n_held = adapter.record["n_held_out"]
+    assert n_held >= 8 and calls == [n_held] * (1 + adapter.record["steps_run"])  # before, then after each step
     assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
     adapter.unload()
 
 
 def test_a_small_held_out_set_calibrates_but_does_not_stop_training(base, monkeypatch):
-    """4 held-out examples are too few to choose a step by: every step runs, and they are scored only before
-    training and after the last step (for the metrics and the calibration)."""
+    """3 held-out examples are too few to choose a step by: every step runs, and they are scored only before
+    training and after the last step (the two candidates, the metrics and the calibration)."""
     calls = _count_label_scoring(monkeypatch)
-    adapter = adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=5, lr=1e-2)
-    assert adapter.record["n_held_out"] == 4 and adapter.record["steps_run"] == 5
-    assert calls == [4, 4]
+    two_labels = [e for e in TASK.examples("train") if e.output in TASK.spec.labels[:2]][:16]
+    adapter = adapt(base, two_labels, spec=TASK.spec, init=None, steps=5, lr=1e-2)
+    assert adapter.record["n_held_out"] == 3 and adapter.record["steps_run"] == 5
+    assert calls == [3, 3]
     assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
     adapter.unload()
 
@@ -298,17 +309,22 @@ def test_other_base_model_is_refused(adapter, tmp_path):
         load_adapter("acme", store=store, base=adapter.base)
 
 
-def test_adapt_from_an_init_folder_uses_its_inner_loop(base, adapter, tmp_path):
+def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
     init = write_lora_dir(tmp_path / "init", state=adapter.state(), settings=adapter.settings,
                           base_model_id=base.model_id, base_fingerprint=base.fingerprint,
                           record={"kind": "init", "inner_loop": InnerLoop(steps=2, lr=1e-3).to_dict()})
-    adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init)
-    assert adapted.record["steps_run"] == 2 and adapted.record["inner_loop"]["lr"] == 1e-3
-    # 24 examples, 4 held out: 2 batches of 8 would leave 4 of the 20 unseen, so one pass (3 steps) runs
-    more = adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init)
-    assert (more.record["n_train"], more.record["steps_run"]) == (20, 3) and more.record["inner_loop"]["steps"] == 2
-    assert adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init,
+    recipe = Recipe(epochs=2, batch_size=8, lr=1e-3, min_steps=3, max_steps=40)
+    adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
+    assert adapted.record["steps_run"] == 3 and adapted.record["inner_loop"]["lr"] == 1e-3  # min_steps: 2 epochs of 1
+    more = adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
+    n_train = more.record["n_train"]
+    assert more.record["steps_run"] == 2 * -(-n_train // 8) and more.record["inner_loop"]["batch_size"] == 8
+    assert adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe,
                  steps=2).record["steps_run"] == 2  # steps given run exactly
+    assert Recipe().loop(5).batch_size == 5 and Recipe().loop(5).steps == Recipe().min_steps
+    assert Recipe().loop(10_000).steps == Recipe().max_steps
+    with pytest.raises(ShopLoRAError, match="unknown recipe settings"):
+        Recipe.from_dict({"epochs": 2, "warmup": 3})
     with pytest.raises(ShopLoRAError, match="no init at"):
         adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=tmp_path / "missing")
 
@@ -389,9 +405,10 @@ def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
                     contextual_calibration=True)
     assert scored_calibrated == [True, True]
     estimate = adapter.record["examples_needed"]
-    assert [size for size, _ in estimate["points"]] == [8, 16, 32]  # a quarter, a half and all of the 32 trained on
+    n_train, n_held = adapter.record["n_train"], adapter.record["n_held_out"]
+    assert [size for size, _ in estimate["points"]] == [n_train // 4, n_train // 2, n_train]  # a quarter, a half, all
     assert estimate["points"][-1][1] == adapter.record["metrics"]["held_out_accuracy"]
-    assert estimate["target"] == 0.9 and "8 held-out examples" in estimate["note"]
+    assert estimate["target"] == 0.9 and f"{n_held} held-out examples" in estimate["note"]
 
     def loaded() -> set[str]:  # "_empty" stands in when the last adapter goes (PEFT cannot delete it)
         return set(base.peft.peft_config) - {"_empty"}
@@ -417,3 +434,85 @@ def test_adapt_on_a_four_bit_base(tiny_model_dir, tmp_path):
     store.save(adapter, "nf4")
     again = store.load("nf4", quantized)
     assert [p.label for p in again.predict(TEST_INPUTS)] == [p.label for p in adapter.predict(TEST_INPUTS)]
+
+
+def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: g):
+    """Make the held-out checks see `answer_at_start(gold index)` (default: right) from the starting weights and
+    `answer_after_start` once training has begun, whatever the tiny model says: the selection is then known."""
+    from adapters import Adapter
+
+    gold = {e.input: TASK.spec.labels.index(e.output) for e in TASK.examples("train")}
+    steps = []
+    adapt_module = importlib.import_module("adapters.adapt")  # the attribute `adapters.adapt` is the function
+    original_train = adapt_module.train_steps
+
+    def counting_train(*args, on_step, **kwargs):
+        def step(i, loss):
+            steps.append(i)
+            return on_step(i, loss)
+        return original_train(*args, on_step=step, **kwargs)
+
+    def scores(self, inputs, *args, **kwargs):
+        pick = answer_at_start if not steps else answer_after_start
+        return [[5.0 if j == pick(gold[text]) else 0.0 for j in range(len(TASK.spec.labels))] for text in inputs]
+
+    monkeypatch.setattr(adapt_module, "train_steps", counting_train)
+    monkeypatch.setattr(Adapter, "label_scores", scores)
+    return steps  # clear it to script another run
+
+
+def test_adapting_never_keeps_weights_worse_than_the_start(base, adapter, monkeypatch, tmp_path):
+    init = write_lora_dir(tmp_path / "init", state=adapter.state(), settings=adapter.settings,
+                          base_model_id=base.model_id, base_fingerprint=base.fingerprint, record={"kind": "init"})
+    steps = _scripted_scores(monkeypatch, lambda g: 0)  # after the first step every answer is the first label
+    examples = TASK.examples("train")[:40]
+    with pytest.warns(AdaptationWarning) as caught:
+        worse = adapt(base, examples, spec=TASK.spec, init=init, steps=4, lr=1e-2)
+    record = worse.record
+    assert record["steps_kept"] == 0 and record["metrics"]["held_out_accuracy"] == 1.0
+    assert record["metrics"]["held_out_accuracy_before"] == 1.0 and record["metrics"]["held_out_accuracy_last"] < 0.3
+    start = adapter.state()
+    assert all(torch.equal(start[k], worse.state()[k]) for k in start)  # exactly the starting weights
+    assert any("fell while adapting" in m and "starting weights were kept" in m for m in record["warnings"])
+    fit_warnings = [m for m in record["warnings"] if "fell" in m or "takes most" in m]
+    assert [str(w.message) for w in caught if w.category is AdaptationWarning] == fit_warnings
+    worse.unload()
+    steps.clear()
+    last = adapt(base, examples, spec=TASK.spec, init=init, steps=4, lr=1e-2, keep="last")
+    assert last.record["steps_kept"] == 4 and last.record["metrics"]["held_out_accuracy"] < 0.3
+    assert any("as asked" in m for m in last.record["warnings"])
+    assert any(not torch.equal(start[k], last.state()[k]) for k in start)
+    last.unload()
+
+
+def test_a_collapse_onto_one_label_is_reported_with_a_per_label_table(base, monkeypatch):
+    _scripted_scores(monkeypatch, lambda g: 3, lambda g: 3)  # every step, the start too, answers the fourth label
+    examples = TASK.examples("train")[:40]
+    with pytest.warns(AdaptationWarning, match="one label takes most held-out answers"):
+        collapsed = adapt(base, examples, spec=TASK.spec, init=None, steps=2, lr=1e-2)
+    per_label = collapsed.record["metrics"]["held_out_per_label"]
+    fourth = TASK.spec.labels[3]
+    assert per_label[fourth]["answered"] == collapsed.record["n_held_out"]
+    assert sum(row["right_after"] for row in per_label.values()) == per_label[fourth]["n"]
+    collapsed.unload()
+
+
+def test_a_run_that_diverges_is_refused_and_leaves_nothing_behind(base):
+    names = set(base.peft.peft_config)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=3, lr=1e9)
+    assert set(base.peft.peft_config) - {"_empty"} == names - {"_empty"}
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    ({"labels": "a,b,c"}, "labels must be a list"),
+    ({"steps": 0}, "steps must be a whole number >= 1"),
+    ({"steps": 2.5}, "steps must be a whole number"),
+    ({"lr": 0}, "lr must be a number > 0"),
+    ({"lr": -1e-3}, "lr must be a number > 0"),
+    ({"seed": "x"}, "seed must be a whole number"),
+    ({"keep": "first"}, "keep must be one of best, last"),
+])
+def test_adapt_refuses_misread_arguments(base, kwargs, problem):
+    with pytest.raises(ShopLoRAError, match=problem):
+        adapt(base, EXAMPLES, **{"instruction": "x", "init": None, **kwargs})

@@ -174,3 +174,21 @@ def test_adapt_prints_how_many_examples_a_task_needs(tmp_path, tiny_model_dir, c
     assert "held-out examples: a rough guide" in out
     assert main(["adapt", str(data), "--continue", "routes", "--examples-needed-for", "0.8", *common]) == 2
     assert "goes with a new adapter" in capsys.readouterr().err
+
+
+def test_adapt_warns_when_one_label_takes_the_held_out_answers(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from adapters import Adapter
+    from prompts import suite
+
+    task = suite.get_task("service-intent-petshop")
+    data = tmp_path / "pets.jsonl"
+    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:40]))
+    # every held-out check answers the first intent, whatever the tiny model learns
+    monkeypatch.setattr(Adapter, "label_scores", lambda self, inputs, *a, **k: [
+        [1.0] + [0.0] * (len(self.spec.labels) - 1) for _ in inputs])
+    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "2",
+                 "--labels", ",".join(task.spec.labels), "--store", str(tmp_path / "s"),
+                 "--model", str(tiny_model_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: one label takes most held-out answers: {task.spec.labels[0]!r}" in err
+    assert json.loads(out[: out.index("\nsaved ")])["metrics"]["held_out_per_label"][task.spec.labels[0]]["answered"] > 0

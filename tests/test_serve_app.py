@@ -75,6 +75,24 @@ def test_teach_summary_counts_held_out_answers_and_says_when_they_are_few():
     assert "| 40 | 25% (10 of 40) | 50% (20 of 40) |" in many and "rough check" not in many
 
 
+def test_teach_summary_shows_a_drop_in_red_with_a_per_label_table():
+    result = {"name": "returns", "kind": "classify", "init": "meta", "steps": 24, "steps_kept": 0, "seconds": 9.0,
+              "n_train": 20, "n_held_out": 4,
+              "metrics": {"held_out_accuracy_before": 0.75, "held_out_accuracy": 0.75,
+                          "held_out_per_label": {"refund_status": {"n": 1, "right_before": 1, "right_after": 1,
+                                                                   "answered": 4},
+                                                 "return_item": {"n": 3, "right_before": 2, "right_after": 0,
+                                                                 "answered": 0}}},
+              "warnings": ["held-out accuracy fell while adapting, from 0.75 before to 0.25 after the last step: "
+                           "the starting weights were kept"]}
+    summary = teach_summary(result)
+    assert "starting weights kept" in summary
+    assert '<span style="color: #b91c1c">**Warning:** held-out accuracy fell' in summary
+    assert "| `return_item` | 3 | 2 | 0 | 0 |" in summary and "| `refund_status` | 1 | 1 | 1 | 4 |" in summary
+    quiet = teach_summary({**result, "warnings": [], "steps_kept": 24})
+    assert "color" not in quiet and "| `return_item`" not in quiet and "kept" not in quiet
+
+
 def test_teach_then_chat_classify_and_compare(client, engine):
     summary, chat_choice, compare_choice = client.predict(
         "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach")
