@@ -6,17 +6,14 @@ Example: `store = AdapterStore("adapters_store"); store.save(adapter, "acme-retu
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from pathlib import Path
 
 from prompts import ShopLoRAError, TaskSpec
 
 from .adapter import Adapter
 from .base import EMBEDDED, EMBEDDED_ID, Base, load_base, loaded_base
-from .files import (SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, previous_versions, read_lora_dir,
-                    read_record, write_lora_dir)
+from .files import (SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, check_weights, delete_lora_dir,
+                    previous_versions, read_lora_dir, read_record, write_lora_dir)
 from .inits import check_base
 
 
@@ -32,8 +29,8 @@ class AdapterStore:
         return self.root / check_name(name)
 
     def save(self, adapter: Adapter, name: str, *, overwrite: bool = False) -> Path:
-        """Save atomically; over an existing name only with `overwrite=True` (the old version is kept as
-        `.NAME.previous-<time>`)."""
+        """Save atomically; over an existing name only with `overwrite=True` (the old version is kept, see
+        `previous_versions`)."""
         owners: dict[str, str] = {}  # PEFT adapter -> the first scenario using it, whose folder holds it
         for scenario, peft_name in adapter.weights.items():
             if peft_name != adapter.peft_name:
@@ -55,7 +52,7 @@ class AdapterStore:
 
     def _existing(self, name: str) -> Path:
         path = self.path(name)
-        if not path.exists():
+        if not (path.exists() or path.is_symlink()):  # a link to a missing version is reported by the read
             known = ", ".join(self.names()) or "none"
             raise AdapterFileError(f"no adapter called {name!r} in {self.root} (stored: {known})")
         return path
@@ -68,14 +65,17 @@ class AdapterStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in self.root.iterdir()  # links to versions, and real folders saved before them
+                      if (p.is_dir() or p.is_symlink()) and not p.name.startswith("."))
 
     def list(self) -> list[dict]:
-        """One summary per stored adapter; a broken folder is listed with its problem instead of hidden."""
+        """One summary per stored adapter; a broken folder is listed with its problem instead of hidden (weights that
+        changed since they were saved included: their checksums are compared, not their tensors read)."""
         rows = []
         for name in self.names():
             try:
                 record = read_record(self.root / name)
+                check_weights(self.root / name, record)
             except AdapterFileError as error:
                 rows.append({"name": name, "error": str(error)})
                 continue
@@ -90,17 +90,13 @@ class AdapterStore:
         return read_record(self._existing(name))
 
     def delete(self, name: str) -> None:
-        """Remove the adapter and its previous versions. The folder is renamed away first, so an interrupted delete
+        """Remove the adapter and its previous versions. The name is renamed away first, so an interrupted delete
         leaves either the whole adapter or none of it under its name."""
-        path = self._existing(name)
-        doomed = self.root / f".{path.name}.deleting-{time.time_ns()}"
-        os.replace(path, doomed)
-        for old in [doomed, *self.previous_versions(name)]:
-            shutil.rmtree(old, ignore_errors=True)
+        delete_lora_dir(self._existing(name))
 
     def previous_versions(self, name: str) -> list[Path]:
-        """Versions replaced by `save(..., overwrite=True)`, oldest first (the newest few are kept); copy one back
-        to recover it."""
+        """Versions replaced by `save(..., overwrite=True)`, oldest first (the newest few are kept); copy one over
+        the name (or link the name to it) to recover it."""
         return previous_versions(self.path(name))
 
 

@@ -13,7 +13,7 @@ import torch
 import train.evaluate as evaluate
 from adapters import adapt, load_base
 from adapters import learning_curve
-from adapters.files import read_lora_dir
+from adapters.files import read_lora_dir, write_lora_dir
 from prompts import ShopLoRAError, suite
 from train import stats
 from train.config import ConfigError, load_config
@@ -111,8 +111,6 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
 
 def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, tiny_multitask_init, tmp_path,
                                                                monkeypatch):
-    from safetensors.torch import load_file, save_file
-
     init = tmp_path / "multitask"  # a folder whose weights change while its name stays, like a re-shipped init
     shutil.copytree(tiny_multitask_init, init)
     out = tmp_path / "run"
@@ -121,11 +119,16 @@ def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, ti
     dropped = evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true",
                                 "methods=[lora_standard]"))
     assert "lora_multitask" in dropped["earlier"]["inits"] and len(dropped["runs"]) == 2
-    weights = load_file(init / "adapter_model.safetensors")
-    save_file({key: tensor + 0.01 for key, tensor in weights.items()}, init / "adapter_model.safetensors")
+    shipped = read_lora_dir(init)
+
+    def reship(state: dict) -> None:  # new weights under the same name, saved with their checksum as inits are
+        write_lora_dir(init, state=state, settings=shipped.settings, base_model_id=shipped.base_model_id,
+                       base_fingerprint=shipped.record["base_fingerprint"], record=shipped.record, overwrite=True)
+
+    reship({key: tensor + 0.01 for key, tensor in shipped.state.items()})
     with pytest.raises(ConfigError, match="the lora_multitask init"):  # old runs would sit beside new ones
         evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true"))
-    save_file(weights, init / "adapter_model.safetensors")
+    reship(shipped.state)
     # the same config on another machine: dtype auto is bf16 on a GPU, and fp32 scores are not bf16 scores
     saved = json.loads((out / "results.json").read_text())
     saved["base_model"]["dtype"] = "bfloat16"
