@@ -73,11 +73,14 @@ def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[s
 def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, max_new_tokens: int = 64,
                      **generate_kwargs: Any) -> list[str]:
     """Greedy answers to rendered prompts as one left-padded batch. `generate_kwargs` go to `model.generate`
-    (serving passes `max_time`; its benchmark `min_new_tokens`, so every variant generates as many tokens)."""
+    (serving passes `max_time` and `stop_strings`; its benchmark `min_new_tokens`, so every variant generates as many
+    tokens)."""
     import torch
 
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
+    if generate_kwargs.get("stop_strings"):  # transformers matches stop strings through the tokenizer's vocabulary
+        generate_kwargs["tokenizer"] = tokenizer
     with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
@@ -93,8 +96,9 @@ def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_ne
 
 
 def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_tokens: int = 64,
-                  **generate_kwargs: Any) -> Iterator[str]:
-    """The greedy answer to one rendered prompt, piece by piece; `generate_kwargs` go to `model.generate`."""
+                  stop: threading.Event | None = None, **generate_kwargs: Any) -> Iterator[str]:
+    """The greedy answer to one rendered prompt, piece by piece; `generate_kwargs` go to `model.generate`. Setting
+    `stop` (from any thread) ends the generation after the token being computed, even while no piece is read."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -105,7 +109,8 @@ def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_toke
 
     class StopWhenAbandoned(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.size(0),), abandoned.is_set(), dtype=torch.bool, device=input_ids.device)
+            ended = abandoned.is_set() or (stop is not None and stop.is_set())
+            return torch.full((input_ids.size(0),), ended, dtype=torch.bool, device=input_ids.device)
 
     failed: list[BaseException] = []
 

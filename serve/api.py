@@ -1,34 +1,49 @@
 """OpenAI-style `POST /v1/chat/completions` and `GET /v1/models` over the engine, so existing clients reach any adapter.
 
 `model` names a stored adapter (as LoRAX and vLLM do), or "base" / "meta-init". Answers are greedy: `temperature`
-and `top_p` are accepted and ignored. Classify adapters answer with the scored label and add a `shoplora` field with
-the confidence and per-label scores. Errors are OpenAI-shaped JSON: {"error": {"message", "type", "param", "code"}}.
+and `top_p` are accepted and ignored; `stop` and `stream_options.include_usage` work as OpenAI documents them, and a
+"developer" message is a system message. Classify adapters answer with the scored label and add a `shoplora` field
+with the confidence and per-label scores. Every answer of /v1, errors included (unknown routes, bad bodies, failed
+logins, unexpected failures), is OpenAI-shaped JSON: {"error": {"message", "type", "param", "code"}}.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
 import secrets
+import threading
 import time
 import uuid
-from typing import Any, Iterator
+from collections import deque
+from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from prompts import ShopLoRAError
 
-from .engine import Engine, EngineBusy, Reply, Stream, UnknownAdapter
+from .engine import Engine, EngineBusy, EngineError, Reply, Stream, UnknownAdapter, stop_sequences
+
+log = logging.getLogger(__name__)
 
 RETRY_AFTER = 2  # seconds a busy client is told to wait
+MAX_BODY_BYTES = 1_000_000  # a chat request: 16 messages of the 8000-character limit are ~130 kB of JSON
+LOGIN_ATTEMPTS = 5  # failed logins from one address within LOGIN_WINDOW before it is refused (429)...
+LOGIN_WINDOW = 60.0  # seconds; ...until its oldest failure is this old: about 5 guesses a minute, not thousands
+SERVED = "GET /v1/models, GET /v1/models/{model} and POST /v1/chat/completions"
 
 
 class BadRequest(ShopLoRAError):
-    def __init__(self, message: str, param: str | None = None):
+    def __init__(self, message: str, param: str | None = None, status: int = 400):
         super().__init__(message)
-        self.param = param
+        self.param, self.status = param, status
 
 
 def error_response(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
@@ -43,7 +58,42 @@ def _as_response(error: ShopLoRAError) -> JSONResponse:
     if isinstance(error, EngineBusy):
         return error_response(429, str(error), kind="server_busy", code="busy",
                               headers={"Retry-After": str(RETRY_AFTER)})
-    return error_response(400, str(error), param=getattr(error, "param", None))
+    return error_response(getattr(error, "status", 400), str(error), param=getattr(error, "param", None))
+
+
+class LoginThrottle:
+    """Failed logins per client address: after `attempts` failures within `window` seconds the address is refused
+    until the oldest of them is `window` seconds old, which slows guessing to a few tries a minute. Behind a proxy
+    every client shares the proxy's address. Thread-safe; `clock` is for tests."""
+
+    def __init__(self, attempts: int = LOGIN_ATTEMPTS, window: float = LOGIN_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self.window, self.clock = attempts, window, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        with self._lock:
+            failures = self._recent(client)
+            return failures[0] + self.window - self.clock() if len(failures) >= self.attempts else 0.0
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._recent(client).append(self.clock())
+            if len(self._failures) > 10_000:  # many addresses (a scan): forget the ones with nothing recent
+                for idle in [other for other in self._failures if not self._recent(other)]:
+                    del self._failures[idle]
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+    def _recent(self, client: str) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= self.clock() - self.window:
+            failures.popleft()
+        return failures
 
 
 def authorized(request: Request, auth: tuple[str, str] | None) -> bool:
@@ -75,12 +125,40 @@ def _int_field(body: dict, *names: str) -> int | None:
     return None
 
 
-def parse_body(raw: bytes) -> dict:
-    """The request's fields, checked: a clear message (and the field) for each problem."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused (413) as soon as it passes `limit` bytes: a huge body must not fill the memory."""
+    too_large = BadRequest(f"the request body is over the limit of {limit} bytes; send shorter messages (at most "
+                           "8000 characters each) or fewer earlier turns", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _load_json(raw: bytes) -> Any:
+    """The body as JSON, refusing what Python's parser lets through but nothing after it can use: nesting deeper
+    than the recursion limit, and lone UTF-16 surrogates ("\\ud800"), which no tokenizer or UTF-8 reply can hold."""
     try:
         body = json.loads(raw or b"")
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("the request body is not valid JSON; send {\"model\": ..., \"messages\": [...]}") from None
+    except RecursionError:
+        raise BadRequest("the request body nests JSON too deeply; send {\"model\": ..., \"messages\": [...]}") from None
+    except UnicodeEncodeError as error:
+        raise BadRequest(f"the request body has a lone surrogate {error.object[error.start:error.end]!r} in a string: "
+                         "send valid Unicode (an emoji is a pair of escapes, e.g. \"\\ud83d\\ude00\")") from None
+    return body
+
+
+def parse_body(raw: bytes) -> dict:
+    """The request's fields, checked: a clear message (and the field) for each problem."""
+    body = _load_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object with 'model' and 'messages'")
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -93,10 +171,31 @@ def parse_body(raw: bytes) -> dict:
     if not isinstance(body.get("stream", False), bool):
         raise BadRequest("'stream' must be true or false", param="stream")
     abstain = body.get("abstain_below")
-    if abstain is not None and (isinstance(abstain, bool) or not isinstance(abstain, (int, float))):
-        raise BadRequest("'abstain_below' must be a number between 0 and 1", param="abstain_below")
+    if abstain is not None and (isinstance(abstain, bool) or not isinstance(abstain, (int, float))
+                                or not 0.0 <= abstain <= 1.0):
+        raise BadRequest(f"'abstain_below' must be a number between 0 and 1 (1 always hands over), got {abstain!r}",
+                         param="abstain_below")
+    try:
+        stop = stop_sequences(body.get("stop"))
+    except EngineError as error:
+        raise BadRequest(str(error), param="stop") from None
     return {"model": body["model"], "messages": body["messages"], "stream": body.get("stream", False),
-            "max_new_tokens": _int_field(body, "max_completion_tokens", "max_tokens"), "abstain_below": abstain}
+            "max_new_tokens": _int_field(body, "max_completion_tokens", "max_tokens"), "abstain_below": abstain,
+            "stop": stop, "include_usage": _include_usage(body)}
+
+
+def _include_usage(body: dict) -> bool:
+    """`stream_options: {"include_usage": true}`: a last chunk with the usage (refused without streaming, as OpenAI
+    does)."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not body.get("stream"):
+        raise BadRequest("'stream_options' is only allowed with \"stream\": true", param="stream_options")
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise BadRequest("'stream_options' must be an object such as {\"include_usage\": true}",
+                         param="stream_options")
+    return options.get("include_usage", False)
 
 
 def completion(reply: Reply, request_id: str, created: int) -> dict:
@@ -104,10 +203,13 @@ def completion(reply: Reply, request_id: str, created: int) -> dict:
         "id": request_id, "object": "chat.completion", "created": created, "model": reply.adapter,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                      "finish_reason": reply.finish_reason}],
-        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-        **_prediction(reply),
+        "usage": _usage(reply), **_prediction(reply),
     }
+
+
+def _usage(reply: Reply) -> dict:
+    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens}
 
 
 def _prediction(reply: Reply) -> dict:
@@ -118,61 +220,152 @@ def _prediction(reply: Reply) -> dict:
     return {"shoplora": {"label": p.label, "best_label": p.text, "confidence": p.confidence, "scores": p.scores}}
 
 
-def _chunks(pieces: Stream, model: str, request_id: str, created: int) -> Iterator[str]:
+def _event(data: dict) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _chunks(pieces: Stream, model: str, request_id: str, created: int, include_usage: bool = False) -> Iterator[str]:
+    head = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
+
     def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
-        data = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+        usage = {"usage": None} if include_usage else {}  # OpenAI: null on every chunk but the last
+        return _event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **usage,
+                       **(extra or {})})
 
     yield chunk({"role": "assistant", "content": ""})
     try:
         for piece in pieces:
             if piece:
                 yield chunk({"content": piece})
-    except ShopLoRAError as error:  # headers are sent already: the error travels as an event
-        yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
+    except Exception as error:  # headers are sent already: the error travels as an event
+        if not isinstance(error, ShopLoRAError):
+            log.exception("unexpected error while streaming an answer")
+        yield _event({"error": {"message": str(error), "type": "server_error", "param": None, "code": None}})
         return
     finally:
         pieces.close()  # a client that went away stops the generation
     yield chunk({}, pieces.reply.finish_reason, _prediction(pieces.reply))  # the end, as the whole reply has it
+    if include_usage:
+        yield _event({**head, "choices": [], "usage": _usage(pieces.reply)})
     yield "data: [DONE]\n\n"
 
 
-def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None) -> APIRouter:
+class GenerationResponse(StreamingResponse):
+    """The event stream of one answer. Its generation ends however the response ends: finished, failed, or the
+    client gone, which is noticed while a thread waits for the next piece, and even before the first one was sent
+    (Starlette then never starts the body, so nothing in it could stop the model)."""
+
+    def __init__(self, stream: Stream, events: Iterator[str]) -> None:
+        super().__init__(events, media_type="text/event-stream")
+        self.stream = stream
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await super().listen_for_disconnect(receive)
+        self.stream.stop()  # now: the thread reading the stream may wait for a piece of a request still queued
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.stop()
+
+
+class OpenAIRoute(APIRoute):
+    """A /v1 route whose unexpected errors are OpenAI-shaped JSON 500s (the traceback goes to the log), never
+    Starlette's text/plain page, which OpenAI clients cannot read."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (HTTPException, RequestValidationError):
+                raise
+            except Exception as error:
+                log.exception("unexpected error in %s %s", request.method, request.url.path)
+                return error_response(500, f"the server failed: {type(error).__name__} (its log has the details); "
+                                      "try again, and report it if it persists", kind="server_error")
+
+        return guarded
+
+
+def model_entry(engine: Engine, name: str) -> dict:
+    """One served name as OpenAI lists a model, with what it is under `shoplora`."""
+    try:
+        info = engine.describe(name).to_dict()
+    except ShopLoRAError as error:  # a broken folder is listed with its problem, not hidden
+        info = {"error": str(error)}
+    return {"id": name, "object": "model", "created": 0, "owned_by": "shoplora", "shoplora": info}
+
+
+def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
+                  throttle: LoginThrottle | None = None) -> APIRouter:
     """The /v1 routes. The engine blocks, so its calls run on the thread pool (FastAPI does that for plain `def`
-    routes; the chat route reads the raw body itself, so it hands the call over explicitly)."""
-    router = APIRouter(prefix="/v1")
+    routes; the chat route reads the raw body itself, so it hands the call over explicitly). With `auth`, failed
+    logins are counted by `throttle` (default: 5 a minute per client address)."""
+    router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
+    throttle = throttle or LoginThrottle()
     unauthorized = ("missing or wrong credentials: send 'Authorization: Bearer USER:PASS' (the --auth pair, e.g. as "
                     "an OpenAI client's api_key)")
 
+    def refused(request: Request) -> JSONResponse | None:
+        """The answer to a request without the right login (None when it may go on)."""
+        if auth is None:
+            return None
+        client = request.client.host if request.client else "unknown"
+        wait = throttle.retry_after(client)
+        if wait > 0:  # checked before the password: a locked-out guesser learns nothing, even when right
+            seconds = math.ceil(wait)
+            return error_response(429, f"too many failed logins from {client}: try again in {seconds} s with the "
+                                  "right 'Authorization: Bearer USER:PASS'", kind="rate_limit_error",
+                                  code="too_many_failed_logins", headers={"Retry-After": str(seconds)})
+        if authorized(request, auth):
+            throttle.succeeded(client)
+            return None
+        throttle.failed(client)
+        return error_response(401, unauthorized, code="invalid_api_key")
+
     @router.get("/models")
     def models(request: Request):
-        if not authorized(request, auth):
-            return error_response(401, unauthorized, code="invalid_api_key")
-        data = []
-        for name in engine.names():
-            try:
-                info = engine.describe(name).to_dict()
-            except ShopLoRAError as error:  # a broken folder is listed with its problem, not hidden
-                info = {"error": str(error)}
-            data.append({"id": name, "object": "model", "created": 0, "owned_by": "shoplora", "shoplora": info})
-        return {"object": "list", "data": data}
+        if (answer := refused(request)) is not None:
+            return answer
+        return {"object": "list", "data": [model_entry(engine, name) for name in engine.names()]}
+
+    @router.get("/models/{model}")
+    def model(request: Request, model: str):
+        if (answer := refused(request)) is not None:
+            return answer
+        served = engine.names()
+        if model not in served:
+            return _as_response(UnknownAdapter(f"no model called {model!r}; served: {', '.join(served)}"))
+        return model_entry(engine, model)
 
     @router.post("/chat/completions")
     async def chat_completions(request: Request):
-        if not authorized(request, auth):
-            return error_response(401, unauthorized, code="invalid_api_key")
+        if (answer := refused(request)) is not None:
+            return answer
         request_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
-            body = parse_body(await request.body())
+            body = parse_body(await read_body(request))
             result = await run_in_threadpool(engine.generate, body["messages"], body["model"], stream=body["stream"],
                                              max_new_tokens=body["max_new_tokens"],
-                                             abstain_below=body["abstain_below"])
+                                             abstain_below=body["abstain_below"], stop=body["stop"])
         except ShopLoRAError as error:
             return _as_response(error)
         if body["stream"]:
-            return StreamingResponse(_chunks(result, body["model"], request_id, created),
-                                     media_type="text/event-stream")
+            return GenerationResponse(result, _chunks(result, body["model"], request_id, created,
+                                                      body["include_usage"]))
         return completion(result, request_id, created)
+
+    # Last: anything else under /v1 gets OpenAI's 404 instead of the lab's page answering it.
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                      include_in_schema=False)
+    def unknown(request: Request, path: str):
+        if (answer := refused(request)) is not None:
+            return answer
+        legacy = " (legacy text completions are not served)" if path.strip("/") == "completions" else ""
+        return error_response(404, f"Invalid URL ({request.method} /v1/{path}){legacy}; this server answers "
+                              f"{SERVED}", code="unknown_url")
 
     return router

@@ -4,7 +4,8 @@ The base model is loaded once. Stored adapters load on first use and at most `ma
 recently used out first); "base" is the model without LoRA and "meta-init" the shipped meta init. All model work
 runs on one worker thread that takes the base's lock per job, so concurrent users never see each other's adapter:
 generation requests waiting together run as one batch whose rows may use different adapters (`serve.mixed`: per-row
-LoRA as batched matmuls), and a stream runs on that thread too, so its lock never crosses threads. Classification and
+LoRA as batched matmuls), and a stream runs on that thread too, so its lock never crosses threads; a stream whose reader
+leaves (closes, stops or drops it) ends at the next token, and one still waiting never starts. Classification and
 adaptation run in the caller's thread under the same lock. At most `max_pending` requests wait; the next one gets
 `EngineBusy` at once instead of waiting forever. Example:
 
@@ -17,9 +18,10 @@ from __future__ import annotations
 import copy
 import queue
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -39,7 +41,9 @@ META_INIT = "meta-init"
 CHAT_INSTRUCTION = ("You are a helpful customer-service assistant for an online shop. Answer the customer briefly "
                     "and politely.")
 MAX_MESSAGE_CHARS = 8000  # per message: far past any support message, and well inside the embedded model's context
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "developer", "user", "assistant")
+SYSTEM_ROLES = ("system", "developer")  # OpenAI's newer name for the system turn: the same thing here
+MAX_STOP_SEQUENCES = 4  # as OpenAI allows
 
 
 class EngineError(ShopLoRAError):
@@ -89,21 +93,35 @@ class _Job:
     shots: list[Example]
     max_new_tokens: int
     stream: "queue.Queue[Any] | None" = None  # pieces, then _DONE or an exception; None for a batched request
+    stop: tuple[str, ...] = ()  # stop sequences: the answer ends before the first one
     prompt_tokens: int = 0  # set by the worker once the prompt is built
+    cut: bool = False  # set by the worker when the answer was cut at a stop sequence
     future: Future = field(default_factory=Future)
     abandoned: threading.Event = field(default_factory=threading.Event)
+
+    def abandon(self) -> None:
+        """The reader is gone: generation ends after its current token (a job still waiting never starts), and a
+        reader thread blocked waiting for the next piece wakes up. Safe from any thread."""
+        if not self.abandoned.is_set():
+            self.abandoned.set()
+            if self.stream is not None:
+                self.stream.put(_DONE)
 
 
 _DONE = object()
 
 
 class Stream:
-    """An answer piece by piece (iterate it; `close()` stops the generation). Once it is exhausted, `reply` is the
-    whole answer as a Reply: finish reason, token counts and, for a classify adapter, the prediction."""
+    """An answer piece by piece (iterate it; `close()` or `stop()` ends the generation, and so does dropping the
+    Stream). Once it is exhausted, `reply` is the whole answer as a Reply: finish reason, token counts and, for a
+    classify adapter, the prediction."""
 
     def __init__(self, pieces: Iterator[str], finish: Callable[[str], Reply],
                  stop: Callable[[], None] | None = None) -> None:
-        self._pieces, self._finish, self._stop, self._text = pieces, finish, stop, []
+        self._pieces, self._finish, self._text = pieces, finish, []
+        # A reader that drops the Stream unread (a closed browser tab, an HTTP response never started) must not
+        # leave the model generating to max_new_tokens with every other request waiting behind it.
+        self._stop = weakref.finalize(self, stop) if stop is not None else None
         self.reply: Reply | None = None
 
     def __iter__(self) -> "Stream":
@@ -119,9 +137,15 @@ class Stream:
         self._text.append(piece)
         return piece
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """End the generation after its current token. Safe from any thread, also while another one is reading: the
+        reader then sees the end of the stream."""
         if self._stop is not None:  # a generator never started does not run its `finally` on close
-            self._stop()
+            self._stop()  # a finalizer runs once: stopping twice is harmless
+
+    def close(self) -> None:
+        """Stop and release the stream (from the reader's thread)."""
+        self.stop()
         close = getattr(self._pieces, "close", None)
         if close:
             close()
@@ -151,7 +175,7 @@ def parse_messages(messages: Any) -> tuple[str | None, list[Example], str]:
         if len(text) > MAX_MESSAGE_CHARS:
             raise EngineError(f"message {number} has {len(text)} characters, over the limit of {MAX_MESSAGE_CHARS}; "
                               "shorten it")
-        if role == "system":
+        if role in SYSTEM_ROLES:
             if turns:
                 raise EngineError(f"message {number}: a system message must come before the conversation")
             system.append(text)
@@ -239,12 +263,14 @@ class Engine:
 
     # -- requests ---------------------------------------------------------------------------------------------
     def generate(self, messages: list[dict], adapter: str | None = None, *, stream: bool = False,
-                 max_new_tokens: int | None = None, abstain_below: float | None = None) -> Reply | Stream:
+                 max_new_tokens: int | None = None, abstain_below: float | None = None,
+                 stop: str | Sequence[str] = ()) -> Reply | Stream:
         """Answer the last user message of `messages` with `adapter` (None: the base model). Classify adapters answer
-        with the scored label (`Reply.prediction`); others generate greedily. `stream=True` returns a Stream of text
-        pieces."""
+        with the scored label (`Reply.prediction`); others generate greedily and end before the first of the `stop`
+        sequences (finish reason "stop"). `stream=True` returns a Stream of text pieces."""
         info = self.describe(adapter)
         system, shots, text = parse_messages(messages)
+        stops = stop_sequences(stop)
         limit = min(max_new_tokens or self.max_new_tokens, self.max_new_tokens)
         if limit < 1:
             raise EngineError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -254,12 +280,12 @@ class Engine:
                           prediction=prediction)
             return Stream(iter([reply.text]), lambda text: reply) if stream else reply
         spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
-        job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None)
+        job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None, stop=stops)
         self._enter()  # left by the worker when the job is done (a stream's reader may still be reading)
         self._submit(job)
         if not stream:
             return job.future.result()
-        return Stream(self._pieces(job), lambda text: self._reply(job, text), stop=job.abandoned.set)
+        return Stream(self._pieces(job), lambda text: self._reply(job, text), stop=job.abandon)
 
     def generate_batch(self, requests: Sequence[tuple[list[dict], str | None]], *, max_new_tokens: int | None = None,
                        min_new_tokens: int | None = None) -> list[str]:
@@ -448,7 +474,7 @@ class Engine:
         try:
             while True:
                 piece = job.stream.get()
-                if piece is _DONE:
+                if piece is _DONE or job.abandoned.is_set():
                     return
                 if isinstance(piece, BaseException):
                     raise piece
@@ -487,18 +513,30 @@ class Engine:
     def _run_stream(self, job: _Job) -> None:
         try:
             with self.base.lock:
-                prompt = self._prompt(job.spec, None, job.shots, job.input, job.max_new_tokens)
-                job.prompt_tokens = len(prompt)
-                model, context = self._weights(job.adapter)
-                with context:
-                    for piece in stream_prompt(model, self.base.tokenizer, prompt, max_new_tokens=job.max_new_tokens,
-                                               max_time=self.time_limit):
-                        if job.abandoned.is_set():
-                            break
-                        job.stream.put(piece)
+                if not job.abandoned.is_set():  # a client gone while its request waited costs no tokens
+                    self._stream_answer(job)
             job.stream.put(_DONE)
         except BaseException as error:  # the reader raises it; the worker lives on
             job.stream.put(_as_engine_error(error))
+
+    def _stream_answer(self, job: _Job) -> None:
+        """Generate `job`'s answer into its queue (lock held) until it ends, reaches a stop sequence or is abandoned:
+        the abandoned event is checked at every token, so a reader that left stops the model at once."""
+        prompt = self._prompt(job.spec, None, job.shots, job.input, job.max_new_tokens)
+        job.prompt_tokens = len(prompt)
+        model, context = self._weights(job.adapter)
+        stops = StopCutter(job.stop)
+        with context, closing(stream_prompt(model, self.base.tokenizer, prompt, max_new_tokens=job.max_new_tokens,
+                                            max_time=self.time_limit, stop=job.abandoned)) as pieces:
+            for piece in pieces:
+                text = stops.feed(piece)
+                if text:
+                    job.stream.put(text)
+                if stops.hit:
+                    job.cut = True
+                    return  # closing the pieces ends the generation at its next token
+        if stops.held:
+            job.stream.put(stops.held)  # the start of a stop sequence that never came
 
     def _weights(self, name: str) -> tuple[Any, Any]:
         """(model to call, context to call it in) for one adapter's rows; call with the lock held."""
@@ -510,20 +548,20 @@ class Engine:
 
     def _run_batch(self, jobs: list[_Job], *, min_new_tokens: int | None = None) -> None:
         """Answer `jobs` (lock held): groups of equal max_new_tokens, each one batch, mixed over adapters when
-        needed. Each job's future gets its Reply or its error."""
-        groups: dict[int, list[_Job]] = {}
+        needed; jobs with other stop sequences are other batches. Each job's future gets its Reply or its error."""
+        groups: dict[tuple[int, tuple[str, ...]], list[_Job]] = {}
         for job in jobs:
-            groups.setdefault(job.max_new_tokens, []).append(job)
-        for limit, group in groups.items():
+            groups.setdefault((job.max_new_tokens, job.stop), []).append(job)
+        for (limit, stop), group in groups.items():
             for part in _parts(group, self.max_loaded, self.max_batch):
                 try:
-                    self._generate(part, limit, min_new_tokens)
+                    self._generate(part, limit, min_new_tokens, stop)
                 except BaseException as error:
                     for job in part:
                         if not job.future.done():
                             job.future.set_exception(_as_engine_error(error))
 
-    def _generate(self, jobs: list[_Job], limit: int, min_new_tokens: int | None) -> None:
+    def _generate(self, jobs: list[_Job], limit: int, min_new_tokens: int | None, stop: tuple[str, ...] = ()) -> None:
         prompts = []
         for job in jobs:
             try:
@@ -536,6 +574,8 @@ class Engine:
         kwargs: dict[str, Any] = {"max_time": self.time_limit}
         if min_new_tokens:
             kwargs["min_new_tokens"] = min(min_new_tokens, limit)
+        if stop:  # each row stops generating at its first stop sequence; the text is cut below
+            kwargs["stop_strings"] = list(stop)
         names = list(dict.fromkeys(job.adapter for job in jobs))
         if len(names) == 1:  # one adapter: no per-row routing needed
             model, context = self._weights(names[0])
@@ -548,13 +588,49 @@ class Engine:
                                          **kwargs)
         for job, prompt, text in zip(jobs, prompts, texts):
             job.prompt_tokens = len(prompt)
-            job.future.set_result(self._reply(job, text))
+            text, job.cut = cut_at_stop(text, job.stop)
+            job.future.set_result(self._reply(job, text.strip() if job.cut else text))
 
     def _reply(self, job: _Job, text: str) -> Reply:
-        """The Reply of a finished generation: "length" when the answer used the job's whole token budget."""
-        produced = len(self.base.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """The Reply of a finished generation: "length" when the answer used the job's whole token budget (and was
+        not cut at a stop sequence)."""
+        # stripped, as whole answers are: a streamed answer counts as many tokens as the same answer unstreamed
+        produced = len(self.base.tokenizer(text.strip(), add_special_tokens=False)["input_ids"])
         return Reply(text, job.adapter, job.prompt_tokens, produced,
-                     "length" if produced >= job.max_new_tokens else "stop")
+                     "length" if produced >= job.max_new_tokens and not job.cut else "stop")
+
+
+def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
+    """OpenAI's `stop`: one string or a list of up to 4 non-empty ones, as a tuple."""
+    if stop is None:
+        return ()
+    stops = tuple(stop) if isinstance(stop, (list, tuple)) else (stop,)
+    if len(stops) > MAX_STOP_SEQUENCES or not all(isinstance(s, str) and s for s in stops):
+        raise EngineError(f"'stop' must be a non-empty string or a list of at most {MAX_STOP_SEQUENCES} of them, got "
+                          f"{stop!r}")
+    return stops
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """(`text` before the first of the stop sequences, whether there was one)."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[:min(found)], True) if found else (text, False)
+
+
+class StopCutter:
+    """A stream's pieces up to its first stop sequence. Text that may be the start of one is `held` until the next
+    piece says, so no part of a stop sequence is ever sent."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops, self.held, self.hit = tuple(stops), "", False
+
+    def feed(self, piece: str) -> str:
+        """The text that can be sent now; `hit` turns true when a stop sequence was reached (send nothing more)."""
+        text, self.hit = cut_at_stop(self.held + piece, self.stops)
+        keep = 0 if self.hit else max((k for stop in self.stops for k in range(1, min(len(stop), len(text) + 1))
+                                       if text.endswith(stop[:k])), default=0)
+        self.held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
 
 
 def _parts(jobs: list[_Job], max_adapters: int, max_rows: int) -> Iterator[list[_Job]]:

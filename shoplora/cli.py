@@ -191,17 +191,40 @@ def _eval(args: argparse.Namespace) -> None:
               f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)")
 
 
+AUTH_VARIABLE = "SHOPLORA_AUTH"
+
+
+def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The login `serve` asks for: --auth-file, else --auth, else $SHOPLORA_AUTH, else none. A file or the variable
+    keeps the password out of `ps`, where any user of the machine can read a command line."""
+    if args.auth and args.auth_file:
+        raise ShopLoRAError("give the login once: --auth-file PATH or --auth USER:PASS, not both")
+    if args.auth_file:
+        source = f"--auth-file {args.auth_file}"
+        try:
+            pair = Path(args.auth_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as error:
+            raise ShopLoRAError(f"cannot read {source} ({error}); write USER:PASS in it, on one line") from None
+    elif args.auth:
+        source, pair = "--auth", args.auth
+        print(f"note: --auth is visible to other users in `ps`; prefer {AUTH_VARIABLE}=USER:PASS or --auth-file PATH",
+              file=sys.stderr)
+    else:
+        source, pair = AUTH_VARIABLE, os.environ.get(AUTH_VARIABLE, "")
+        if not pair:
+            return None
+    user, sep, password = pair.partition(":")
+    if not sep or not user or not password:
+        raise ShopLoRAError(f"{source} takes USER:PASS, e.g. support:s3cret")
+    return user, password
+
+
 def _serve(args: argparse.Namespace) -> None:
     from adapters import load_base
     from serve.app import serve
     from serve.engine import Engine
 
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            raise ShopLoRAError("--auth takes USER:PASS, e.g. --auth support:s3cret")
-        auth = (user, password)
+    auth = _serve_auth(args)
     store = _store(args)
     check_init_exists(args.init)
     engine = Engine(load_base(args.model), store, meta_init=args.init, max_loaded=args.max_loaded,
@@ -327,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve_.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve_.add_argument("--auth", metavar="USER:PASS", help="require this login for the page; API clients send "
-                        "'Authorization: Bearer USER:PASS'")
+                        "'Authorization: Bearer USER:PASS'. Visible to other users in `ps`: prefer --auth-file or "
+                        f"the {AUTH_VARIABLE} environment variable")
+    serve_.add_argument("--auth-file", metavar="PATH", help="read the USER:PASS login from this file (one line)")
     serve_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
     serve_.add_argument("--init", default="default", help="meta init served as 'meta-init' and adapted from "
                         "(default: the shipped one; none for a standard LoRA init)")

@@ -229,7 +229,7 @@ def test_openai_models_and_completions(url, engine):
     assert reply["object"] == "chat.completion" and reply["model"] == "replies-b"
     assert reply["choices"][0]["message"] == {"role": "assistant", "content": expected}
     assert reply["usage"]["prompt_tokens"] > 0
-    scored = httpx.post(url + "v1/chat/completions", json=chat_body("pets", "skip my next box", abstain_below=1.5),
+    scored = httpx.post(url + "v1/chat/completions", json=chat_body("pets", "skip my next box", abstain_below=1.0),
                         timeout=60).json()
     assert scored["choices"][0]["message"]["content"] == "abstain"
     assert scored["shoplora"]["best_label"] in PETS.spec.labels and len(scored["shoplora"]["scores"]) == 12
@@ -306,3 +306,49 @@ def test_serve_command_checks_its_arguments(capsys):
     with pytest.raises(SystemExit) as done:
         main(["serve", "--help"])
     assert done.value.code == 0 and "127.0.0.1" in capsys.readouterr().out
+
+
+def ask(url: str, body: dict) -> httpx.Response:
+    return httpx.post(url + "v1/chat/completions", json=body, timeout=60)
+
+
+def test_openai_retrieve_a_model(url):
+    model = httpx.get(url + "v1/models/pets", timeout=60).json()  # the openai client's models.retrieve("pets")
+    assert (model["id"], model["object"], model["shoplora"]["kind"]) == ("pets", "model", "classify")
+    missing = httpx.get(url + "v1/models/nope", timeout=60)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_openai_developer_message_is_the_system_message(url):
+    def answer(role: str) -> str:
+        messages = [{"role": role, "content": "Answer in French."}, {"role": "user", "content": "hello"}]
+        return ask(url, {"model": "meta-init", "messages": messages}).json()["choices"][0]["message"]["content"]
+
+    assert answer("developer") == answer("system")
+
+
+def test_openai_stop_sequences(url):
+    from tests.test_serve_engine import a_stop_in_the_middle
+
+    body = chat_body("replies-a", "hello")
+    text = ask(url, body).json()["choices"][0]["message"]["content"]
+    stop = a_stop_in_the_middle(text)
+    expected = text[:text.find(stop)].strip()
+    cut = ask(url, {**body, "stop": [stop, "never-there"]}).json()["choices"][0]
+    assert (cut["message"]["content"], cut["finish_reason"]) == (expected, "stop")
+    chunks = stream_chunks(url, {**body, "stream": True, "stop": stop})
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip() == expected
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    error = ask(url, {**body, "stop": ["a", "b", "c", "d", "e"]}).json()["error"]
+    assert error["param"] == "stop" and "at most 4" in error["message"]
+
+
+def test_openai_stream_usage_comes_last_when_asked(url):
+    body = chat_body("replies-a", "hello", max_tokens=5)
+    usage = ask(url, body).json()["usage"]
+    chunks = stream_chunks(url, {**body, "stream": True, "stream_options": {"include_usage": True}})
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage  # as counted without streaming
+    assert chunks[-2]["choices"][0]["finish_reason"] and all(c["usage"] is None for c in chunks[:-1])
+    assert all("usage" not in c for c in stream_chunks(url, {**body, "stream": True}))
+    refused = ask(url, {**body, "stream_options": {"include_usage": True}})  # without "stream": true
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "stream_options"

@@ -16,7 +16,8 @@ from adapters.lora import LoraSettings
 from adapters.metrics import softmax
 from adapters.scoring import label_scores
 from prompts import TaskSpec, suite
-from serve.engine import BASE, META_INIT, Engine, EngineBusy, EngineError, UnknownAdapter, chat_spec, parse_messages
+from serve.engine import (BASE, META_INIT, Engine, EngineBusy, EngineError, StopCutter, UnknownAdapter, chat_spec,
+                          parse_messages, stop_sequences)
 
 PETS = suite.get_task("service-intent-petshop")
 INPUTS = [e.input for e in PETS.examples("test")[:8]]
@@ -323,3 +324,43 @@ def test_mixed_lora_matches_each_adapter_alone(engine, base):
                     alone.append(base.peft(input_ids=ids[row:row + 1]).logits[0])
     assert torch.allclose(mixed, torch.stack(alone), atol=1e-4)
     assert not torch.allclose(alone[0], alone[1], atol=1e-2)  # the rows really differ
+
+
+def test_developer_messages_are_system_messages():
+    developer = parse_messages([{"role": "developer", "content": "Be brief."}, *user("hi")])
+    assert developer == parse_messages([{"role": "system", "content": "Be brief."}, *user("hi")])
+    assert developer[0] == "Be brief."
+
+
+def a_stop_in_the_middle(text: str) -> str:
+    """Three characters from the second half of `text`, starting with a visible one (so it cannot match inside the
+    whitespace a whole answer is stripped of)."""
+    middle = next(i for i in range(len(text) // 2, len(text)) if not text[i].isspace())
+    return text[middle:middle + 3]
+
+
+def test_stop_sequences_cut_answers_streamed_or_not(engine):
+    whole = engine.generate(user(INPUTS[1]), "replies-a")
+    stop = a_stop_in_the_middle(whole.text)
+    expected = whole.text[:whole.text.find(stop)].strip()
+    reply = engine.generate(user(INPUTS[1]), "replies-a", stop=[stop, "never-there"])
+    assert (reply.text, reply.finish_reason) == (expected, "stop")
+    stream = engine.generate(user(INPUTS[1]), "replies-a", stream=True, stop=stop)
+    assert "".join(stream).strip() == expected and stream.reply.finish_reason == "stop"
+    # the start of a stop sequence that never comes is held back, then sent at the end
+    stream = engine.generate(user(INPUTS[1]), "replies-a", stream=True, stop=whole.text[-2:] + "\x07")
+    assert "".join(stream).strip() == whole.text and stream.reply.finish_reason == whole.finish_reason
+
+
+def test_stop_cutter_holds_back_only_what_may_start_a_stop_sequence():
+    cutter = StopCutter(["</end>", "##"])
+    assert [cutter.feed(piece) for piece in ["ab", "c<", "/e", "nd>x"]] == ["ab", "c", "", ""] and cutter.hit
+    cutter = StopCutter(["</end>"])
+    assert [cutter.feed(piece) for piece in ["a<", "b"]] == ["a", "<b"] and not cutter.hit and not cutter.held
+
+
+@pytest.mark.parametrize("stop", [["a", "b", "c", "d", "e"], "", [""], [1], 5])
+def test_bad_stop_sequences_are_clear_errors(stop):
+    with pytest.raises(EngineError, match="'stop' must be a non-empty string or a list of at most 4"):
+        stop_sequences(stop)
+    assert stop_sequences(None) == () and stop_sequences("x") == ("x",)
