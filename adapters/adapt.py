@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from prompts import Example, ShopLoRAError, TaskSpec, infer_labels, load_examples
-from prompts.render import render
+from prompts.render import answer_ids, render
 
 from .adapter import Adapter
 from .base import Base
@@ -361,8 +361,11 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
             rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
             with base.lock:
                 trial._active()
-                train_steps(base.peft, rendered, budget(size),
-                            pad_id=base.tokenizer.pad_token_id, rng=random.Random(seed), name=trial.peft_name)
+                loop = budget(size)
+                label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" \
+                    else None
+                train_steps(base.peft, rendered, loop, pad_id=base.tokenizer.pad_token_id, rng=random.Random(seed),
+                            name=trial.peft_name, labels=label_ids)
             points.append((size, trial.evaluate(held_out)["accuracy"]))
         finally:
             trial.unload()
@@ -408,14 +411,17 @@ def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: ran
     held_out, train = held_out_split(examples, rng, classify=spec.kind == "classify")
     pairs = [*((spec, e) for e in train), *replayed]
     loop = budget(len(pairs))
+    if loop.loss == "labels" and (spec.kind != "classify" or replayed):  # one label set to score against
+        loop = replace(loop, loss="answer")
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
     check_context(base.model, rendered + held_rendered,
                   texts=[e.input for _, e in pairs] + [e.input for e in held_out])
     check = _held_out_check(adapter, held_out, held_rendered) if held_out else None
     gold = [spec.labels.index(e.output) for e in held_out] if spec.kind == "classify" else []
+    label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" else None
     run = _train(adapter, rendered, check, loop, rng, progress, watch,
-                 choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold)
+                 choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold, label_ids=label_ids)
     metrics: dict[str, Any] = {}
     found: list[str] = []
     if run.kept is not None:
@@ -517,7 +523,8 @@ class TrainingDiverged(ShopLoRAError):
 
 
 def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
-           progress: Progress | None, watch: Watch | None, *, choose: bool, keep: str, gold: Sequence[int]) -> Run:
+           progress: Progress | None, watch: Watch | None, *, choose: bool, keep: str, gold: Sequence[int],
+           label_ids: Sequence[Sequence[int]] | None = None) -> Run:
     """The inner loop. With a held-out `check`, the starting weights and the last step are candidates, and with
     `choose` (enough held-out examples) also every loop.steps / CHECKS steps, with early stopping when PATIENCE
     checks in a row beat neither the best loss nor the best accuracy. The best candidate's weights are kept
@@ -579,7 +586,7 @@ def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng
             run.start = checkpoint(0)
         try:
             run.losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
-                                     on_step=on_step)
+                                     on_step=on_step, labels=label_ids)
         finally:
             if bar is not None:
                 bar.close()

@@ -33,6 +33,8 @@ class Recipe:
     min_steps: int = 24  # a handful of examples still gets enough steps to move the weights
     max_steps: int = 96  # bounds the time: about 4 min on 2 CPU cores for the embedded model at batch 16
     optimizer: str = "adam"
+    loss: str = "answer"  # or "labels" (classify): see InnerLoop.loss
+    share_prefix: bool = True  # the shared system turn runs once a step, without gradient: see InnerLoop
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.min_steps < 1 or self.max_steps < self.min_steps:
@@ -56,7 +58,8 @@ class Recipe:
         batch = max(1, min(self.batch_size, n_train))
         steps = self.epochs * math.ceil(n_train / batch)
         return InnerLoop(steps=min(self.max_steps, max(self.min_steps, steps)), lr=self.lr, optimizer=self.optimizer,
-                         batch_size=batch, max_length=max_length, min_epochs=0)
+                         batch_size=batch, max_length=max_length, min_epochs=0, loss=self.loss,
+                         share_prefix=self.share_prefix)
 
 
 DEFAULT_RECIPE = Recipe()

@@ -8,7 +8,7 @@ matmul of a small model) for the whole prompt.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Sequence
 
 from prompts.errors import ShopLoRAError
@@ -17,6 +17,7 @@ from prompts.render import IGNORE, Rendered
 from .lora import lora_parameters
 
 OPTIMIZERS = ("adam", "sgd")
+LOSSES = ("answer", "labels")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class InnerLoop:
     # Adaptation runs more than `steps` when that many batches would not show it every example min_epochs times
     # (4 steps of 4 use 16 of 100 examples); 0: exactly `steps`. Meta-training's inner loop ignores it.
     min_epochs: int = 1
+    # "answer": cross-entropy of the answer tokens; "labels" (classify): of the right label among the task's labels,
+    # scored as prediction scores them (adapters.scoring.label_loss): the decision the adapter is judged on.
+    loss: str = "answer"
+    # Run the prompt part every example of a batch shares (the system turn: instruction and label list, often most
+    # of the tokens) once per step, without gradient, and train on the rest: the same loss value, gradients that
+    # leave out the LoRA's effect through those shared positions, and several times less compute per step.
+    share_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -40,6 +48,8 @@ class InnerLoop:
             raise ShopLoRAError(f"inner-loop lr must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ShopLoRAError(f"inner-loop optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.loss not in LOSSES:
+            raise ShopLoRAError(f"inner-loop loss {self.loss!r} is not one of {', '.join(LOSSES)}")
         if self.batch_size < 1 or self.max_length < 8 or self.min_epochs < 0:
             raise ShopLoRAError("inner-loop batch_size must be >= 1, max_length >= 8 and min_epochs >= 0")
 
@@ -85,14 +95,44 @@ def collate(rendered: Sequence[Rendered], pad_id: int, device: Any = "cpu") -> B
     return Batch(ids.to(device), mask.to(device), positions.to(device), labels[:, width - keep + 1:].to(device), keep)
 
 
-def answer_loss(model: Any, batch: Batch) -> Any:
-    """Mean cross-entropy over the batch's answer tokens."""
+def answer_loss(model: Any, batch: Batch, cache: Any = None) -> Any:
+    """Mean cross-entropy over the batch's answer tokens (after the KV `cache` of a shared prefix, if given)."""
     import torch.nn.functional as F
 
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                   logits_to_keep=batch.keep, use_cache=False).logits
+                   logits_to_keep=batch.keep, past_key_values=cache, use_cache=cache is not None).logits
     predicted = logits[:, :-1].float()  # the last position predicts past the answer's end
     return F.cross_entropy(predicted.reshape(-1, predicted.size(-1)), batch.targets.reshape(-1), ignore_index=IGNORE)
+
+
+MIN_SHARED_PREFIX = 16  # tokens: below this, running the prefix apart saves less than it costs
+
+
+def shared_prefix_length(rendered: Sequence[Rendered]) -> int:
+    """Tokens all of `rendered` start with, leaving each at least one prompt token (it predicts the answer)."""
+    first = rendered[0].input_ids
+    length = min(r.prompt_length for r in rendered) - 1
+    for r in rendered[1:]:
+        length = min(length, next((i for i, (a, b) in enumerate(zip(first, r.input_ids)) if a != b), length))
+    return max(length, 0)
+
+
+def shared_prefix_loss(model: Any, rendered: Sequence[Rendered], pad_id: int, device: Any) -> Any:
+    """The answer loss of `rendered` (one batch) with their shared prefix run once, without gradient (see
+    InnerLoop.share_prefix); the plain answer loss when they share too little."""
+    import torch
+
+    length = shared_prefix_length(rendered)
+    if length < MIN_SHARED_PREFIX:
+        return answer_loss(model, collate(rendered, pad_id, device))
+    with torch.no_grad():
+        cache = model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device), use_cache=True,
+                      logits_to_keep=1).past_key_values
+    cache.batch_repeat_interleave(len(rendered))
+    rest = collate([Rendered(r.input_ids[length:], r.labels[length:]) for r in rendered], pad_id, device)
+    mask = torch.cat([rest.attention_mask.new_ones(len(rendered), length), rest.attention_mask], dim=1)
+    return answer_loss(model, replace(rest, attention_mask=mask, position_ids=rest.position_ids + length),
+                       cache=cache)
 
 
 def length_batches(rendered: Sequence[Rendered], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -114,9 +154,14 @@ def make_optimizer(name: str, params: Sequence[Any], lr: float) -> Any:
 
 
 def train_steps(model: Any, rendered: Sequence[Rendered], loop: InnerLoop, *, pad_id: int, rng: random.Random,
-                name: str = "default", on_step: Callable[[int, float], bool] | None = None) -> list[float]:
+                name: str = "default", on_step: Callable[[int, float], bool] | None = None,
+                labels: Sequence[Sequence[int]] | None = None) -> list[float]:
     """`loop.steps` optimizer steps on adapter `name`'s LoRA tensors over `rendered` (epochs of length-grouped
-    batches). `on_step(step, loss)` is called after each step; returning True stops early. Returns the losses."""
+    batches). `on_step(step, loss)` is called after each step; returning True stops early. Returns the losses.
+    With loop.loss "labels", `labels` (every label's answer ids, see prompts.render.answer_ids) must be given and
+    every example's answer must be one of them."""
+    if loop.loss == "labels" and labels is None:
+        raise ShopLoRAError("the label loss needs the task's labels; train a classify task, or use loss: answer")
     params = list(lora_parameters(model, name).values())
     if not params:
         raise ShopLoRAError(f"the model has no LoRA adapter {name!r} to train")
@@ -131,7 +176,15 @@ def train_steps(model: Any, rendered: Sequence[Rendered], loop: InnerLoop, *, pa
         for step in range(loop.steps):
             if not queue:
                 queue = length_batches(rendered, loop.batch_size, rng)
-            loss = answer_loss(model, collate([rendered[i] for i in queue.pop()], pad_id, device))
+            batch = [rendered[i] for i in queue.pop()]
+            if loop.loss == "labels":
+                from .scoring import label_loss
+
+                loss = label_loss(model, batch, labels, pad_id)
+            elif loop.share_prefix:
+                loss = shared_prefix_loss(model, batch, pad_id, device)
+            else:
+                loss = answer_loss(model, collate(batch, pad_id, device))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

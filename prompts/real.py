@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import DataError, ShopLoRAError, TaskNotFoundError
 from .synthetic import normalise
@@ -197,6 +197,46 @@ def stars_example(row: dict) -> Example | None:
     return Example(f"Title: {title}\nReview: {_clip(row['text'], 120)}", stars)
 
 
+# CLINC150 (Larson et al. 2019): 10 domains of 15 intents. Two domains are a held-out support desk (a bank and its
+# cards: 30 intents meta-training never sees), two others a meta-train one; out-of-scope requests ("oos") are no
+# label of either task: they are what `abstain_below` should catch (`clinc_out_of_scope`).
+CLINC_HELD_OUT_DOMAINS = ("banking", "credit_cards")
+CLINC_META_TRAIN_DOMAINS = ("home", "kitchen_and_dining")
+CLINC_INTENTS = {
+    "banking": ("account_blocked", "balance", "bill_balance", "bill_due", "freeze_account", "interest_rate",
+                "min_payment", "order_checks", "pay_bill", "pin_change", "report_fraud", "routing", "spending_history",
+                "transactions", "transfer"),
+    "credit_cards": ("application_status", "apr", "card_declined", "credit_limit", "credit_limit_change",
+                     "credit_score", "damaged_card", "expiration_date", "improve_credit_score", "international_fees",
+                     "new_card", "redeem_rewards", "replacement_card_duration", "report_lost_card",
+                     "rewards_balance"),
+    "home": ("calendar", "calendar_update", "next_song", "order", "order_status", "play_music", "reminder",
+             "reminder_update", "shopping_list", "shopping_list_update", "smart_home", "todo_list", "todo_list_update",
+             "update_playlist", "what_song"),
+    "kitchen_and_dining": ("accept_reservations", "calories", "cancel_reservation", "confirm_reservation", "cook_time",
+                           "food_last", "how_busy", "ingredient_substitution", "ingredients_list", "meal_suggestion",
+                           "nutrition_info", "recipe", "restaurant_reservation", "restaurant_reviews",
+                           "restaurant_suggestion"),
+}
+OUT_OF_SCOPE = "oos"
+
+
+def clinc_example(domains: Sequence[str]) -> RowToExample:
+    """Rows of CLINC150 in `domains` as intent examples; other rows (other domains, out of scope) are skipped."""
+    def to_example(row: dict) -> Example | None:
+        return Example(row["text"], row["label"]) if row["domain"] in domains else None
+
+    return to_example
+
+
+def clinc_out_of_scope(part: str = "test") -> list[str]:
+    """CLINC150's out-of-scope requests of a part ("train" also holds "val"): inputs no intent covers, for measuring
+    how well abstaining catches them. Needs the real-data folder."""
+    path = _data_file(require_data_dir(), REAL_DATASETS_BY_FOLDER["clinc150"])
+    return [row["text"] for _, row in read_rows(path) if row["label"] == OUT_OF_SCOPE
+            and SPLIT_TO_PART.get(row["split"]) == part]
+
+
 @dataclass(frozen=True)
 class RealDataset:
     """A `real-v1` task: the dataset folder it reads, its spec, its split and the row -> Example mapping."""
@@ -235,7 +275,18 @@ REAL_DATASETS: tuple[RealDataset, ...] = (
         "real-review-stars", "reviews", "classify",
         "How many stars (1 to 5) did the customer give the product with this review?",
         labels=STARS, metric="macro_f1"), "held-out", stars_example),
+    RealDataset("clinc150", TaskSpec(
+        "real-service-intent-home", "service", "classify",
+        "Which intent does this request to a home and dining assistant express? Answer with one intent.",
+        labels=tuple(i for d in CLINC_META_TRAIN_DOMAINS for i in CLINC_INTENTS[d])), "meta-train",
+        clinc_example(CLINC_META_TRAIN_DOMAINS)),
+    RealDataset("clinc150", TaskSpec(
+        "real-service-intent-bank", "service", "classify",
+        "Which intent does this message to a bank's support desk express? Answer with one intent.",
+        labels=tuple(i for d in CLINC_HELD_OUT_DOMAINS for i in CLINC_INTENTS[d])), "held-out",
+        clinc_example(CLINC_HELD_OUT_DOMAINS)),
 )
+REAL_DATASETS_BY_FOLDER = {d.folder: d for d in REAL_DATASETS}
 
 
 # --- where the data is ----------------------------------------------------------------------------------------------

@@ -44,11 +44,13 @@ from prompts.atomic import write_atomic
 from prompts.suite import Task
 
 from . import report
+from .baselines import plain_lora, require_sklearn, tfidf_predictions
 from .config import ConfigError, _help, load_config, require
 from .report import Key, cell_key
 
-METHODS = ("zero_shot", "icl", "lora_standard", "lora_multitask", "lora_average", "lora_meta")
+METHODS = ("zero_shot", "icl", "tfidf", "lora_plain", "lora_standard", "lora_multitask", "lora_average", "lora_meta")
 BASELINES = ("zero_shot", "icl")  # no training: the base model with the instruction, or with the k examples as shots
+PRACTITIONER = ("tfidf", "lora_plain")  # what a user would do without ShopLoRA (train/baselines.py)
 RESULTS, REPORT = "results.json", "results.md"
 AVERAGE_DIR = "inits/average"  # output_dir/inits/average: the lora_average init, built once and reused
 MIN_USER_TEST = 10  # test examples a user's task must keep beside its largest support set
@@ -111,8 +113,8 @@ class EvalConfig:
                                         "auto = when some label has no example among those a method learns from "
                                         "(as `adapt` does; zero-shot always), always, never", "auto")
     n_test: int = _help("test examples scored per task", 100)
-    steps: int | None = _help("adaptation steps for every LoRA method; null = as adapt runs them: each init's "
-                              "recorded inner loop (the standard init: 30), or one pass over k if more", None)
+    steps: int | None = _help("adaptation steps for every LoRA method of adapt; null = as adapt runs them: the "
+                              "recipe's budget (adapters.recipe), which follows k", None)
     curve_k: int = _help("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
     curve_steps: tuple[int, ...] = _help("adaptation steps at which the curve is logged (plus each run's last step)",
                                          (0, 1, 2, 4, 8, 16))
@@ -153,7 +155,8 @@ class EvalConfig:
               "must name one of methods and one of shots")
 
     def lora_methods(self) -> list[str]:
-        return [m for m in self.methods if m not in BASELINES]
+        """The methods that adapt from an init with `adapt` (not the baselines a practitioner would use)."""
+        return [m for m in self.methods if m not in BASELINES + PRACTITIONER]
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples as lists, nested configs as mappings
@@ -233,6 +236,20 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
     metric = task.spec.metric
     for method in methods:
         cell = {"task": task.name, "k": k, "seed": seed}
+        if method == "tfidf":
+            if task.spec.kind != "classify":
+                continue  # a text classifier: no score on extract and generate tasks
+            start = time.perf_counter()
+            predicted = tfidf_predictions(support, [e.input for e in test], seed)
+            score = METRICS[metric](predicted, [e.output for e in test])
+            yield Result(method, score, metric, 0, time.perf_counter() - start, metrics={metric: score}, **cell)
+            continue
+        if method == "lora_plain":
+            start = time.perf_counter()
+            adapter = plain_lora(base, task.spec, support, seed)
+            seconds = time.perf_counter() - start
+            yield _scored(method, adapter, test, metric, seconds, cell)
+            continue
         if method in BASELINES:
             start = time.perf_counter()
             shots = support if method == "icl" else ()
@@ -273,6 +290,18 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         adapter.unload()
         yield Result(method, scores[metric], metric, steps_run, seconds, score_seconds=score_seconds,
                      metrics={key: value for key, value in scores.items() if key != "n"}, curve=curve, **cell)
+
+
+def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str, seconds: float,
+            cell: dict) -> Result:
+    """Score an adapter that is done learning on the test examples, then free it."""
+    start = time.perf_counter()
+    scores = adapter.evaluate(test)
+    score_seconds = time.perf_counter() - start
+    steps = adapter.record["steps_run"]
+    adapter.unload()
+    return Result(method, scores[metric], metric, steps, seconds, score_seconds=score_seconds,
+                  metrics={key: value for key, value in scores.items() if key != "n"}, **cell)
 
 
 def _quiet(step: int, total: int, loss: float) -> None:
@@ -416,6 +445,8 @@ class Evaluation:
         saved = self._saved()
         if saved is not None:  # settings first: a refused resume must not load the model or rebuild inits
             self._check_settings(saved)
+        if "tfidf" in self.config.methods:
+            require_sklearn()
         wanted = set(self.config.lora_methods())  # a mistyped init fails before the base model loads
         check_init_exists(self.config.meta_init if "lora_meta" in wanted else None)
         check_init_exists(self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None)

@@ -1,0 +1,90 @@
+"""What a practitioner would do without ShopLoRA, as benchmark methods beside ShopLoRA's own.
+
+- `tfidf`: TF-IDF word (1-2) and char_wb (2-5) n-grams and logistic regression on the k examples (classify tasks).
+- `lora_plain`: LoRA from PEFT's standard init, trained by a hand-written loop as a user writes it: every example
+  trained on (nothing held out), fixed batch 16, lr 5e-4, a fixed 8 epochs (56 steps at k=108), the model's own
+  answer-token loss through `labels=`, no early stopping; scored with the same label scorer as every method.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Sequence
+
+from adapters import Adapter, Base
+from adapters.lora import LoraSettings, lora_parameters
+from adapters.training import make_optimizer
+from prompts import Example, ShopLoRAError, TaskSpec
+from prompts.render import IGNORE, render
+
+PLAIN_BATCH = 16
+PLAIN_LR = 5e-4
+PLAIN_EPOCHS = 8  # enough for ~50 steps at k=108 (7 batches a pass)
+
+
+def require_sklearn() -> None:
+    """The tfidf baseline needs scikit-learn, an optional extra: say how to get it before the grid starts."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise ShopLoRAError("the tfidf baseline needs scikit-learn: pip install scikit-learn (or "
+                            "pip install -e '.[baselines]'), or leave tfidf out of methods") from None
+
+
+def tfidf_predictions(support: Sequence[Example], inputs: Sequence[str], seed: int = 0) -> list[str]:
+    """Labels for `inputs` from a TF-IDF + logistic regression classifier fitted on `support`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    labels = sorted({e.output for e in support})
+    if len(labels) == 1:  # logistic regression needs two classes; one seen label is all it could answer
+        return [labels[0]] * len(inputs)
+    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
+    model = make_pipeline(features, LogisticRegression(max_iter=2000, random_state=seed))
+    model.fit([e.input for e in support], [e.output for e in support])
+    return list(model.predict(list(inputs)))
+
+
+def plain_steps(k: int) -> int:
+    return PLAIN_EPOCHS * math.ceil(k / PLAIN_BATCH)
+
+
+def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int = 0) -> Adapter:
+    """An adapter trained the way a user writes a PEFT loop by hand (see the module docstring)."""
+    import torch
+
+    torch.manual_seed(seed)
+    adapter = Adapter(base, spec, None, LoraSettings(), {"init": "standard", "contextual_calibration": False})
+    rendered = [render(spec, e, base.tokenizer) for e in support]
+    pad = base.tokenizer.pad_token_id
+    rng = random.Random(seed)
+    with base.lock:
+        model = base.peft
+        model.set_adapter(adapter.peft_name)
+        params = list(lora_parameters(model, adapter.peft_name).values())
+        for param in params:
+            param.requires_grad_(True)
+        optimizer = make_optimizer("adam", params, PLAIN_LR)
+        model.train()
+        try:
+            for _ in range(PLAIN_EPOCHS):
+                order = rng.sample(rendered, len(rendered))
+                for start in range(0, len(order), PLAIN_BATCH):
+                    batch = order[start:start + PLAIN_BATCH]
+                    width = max(len(r) for r in batch)
+                    ids = torch.tensor([r.input_ids + [pad] * (width - len(r)) for r in batch], device=base.device)
+                    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch],
+                                          device=base.device)
+                    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=base.device)
+                    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+        finally:
+            for param in params:
+                param.requires_grad_(False)
+            model.eval()
+    adapter.record["steps_run"] = plain_steps(len(support))
+    return adapter
