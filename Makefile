@@ -24,8 +24,8 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# The main job: the reduced benchmark (configs/eval/quick.yaml, ~9-12 min on 2 CPU cores): a held-out scenario learned
-# from 8 and 16 examples by zero-shot, in-context prompting and LoRA from the standard, multi-task and meta inits;
+# The main job: the reduced benchmark (configs/eval/quick.yaml, ~15 min on 2 CPU cores): a held-out scenario learned
+# from 8 and 16 examples by zero-shot, TF-IDF, a plain PEFT loop and `adapt` from the multi-task and meta inits;
 # prints the table, keeps one adapter in ./adapters_store and says how to use it. A second run reprints the table.
 # `make quickstart RETRAIN=1` first meta-trains both inits again with configs/embedded.yaml (~20 min more);
 # RETRAIN_ARGS="outer_steps=100" adds config overrides (that one: how the shipped pair was made, ~1.5 h).

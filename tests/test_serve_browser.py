@@ -17,7 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+REFUNDS = ROOT / "examples" / "refunds.jsonl"  # 24 hand-written returns/refund messages, 4 labels
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run"]
 VIEWPORT = {"width": 1280, "height": 900}
@@ -137,7 +139,31 @@ def drive(page, url: str, shots: Path) -> dict[str, str]:
     page.get_by_text("Intent:").nth(2).wait_for(timeout=120_000)
     time.sleep(1)  # the bars animate in
     page.screenshot(path=str(shots / "lab-compare.png"), full_page=True)
-    return {"teach": teach_text, "base": base_answer, "pet": pet_answer}
+    return {"teach": teach_text, "base": base_answer, "pet": pet_answer, "refunds": teach_refunds(page)}
+
+
+def teach_refunds(page) -> str:
+    """Teach the 24 refund messages from an uploaded file; the Teach tab's text once saved."""
+    page.get_by_role("tab", name="Teach a scenario").click()
+    page.locator("#teach-name").get_by_role("textbox").fill("acme-refunds")
+    page.locator("#teach-labels").get_by_role("textbox").fill(
+        "refund_status, return_item, damaged_item, where_is_my_order")
+    page.locator("#teach-instruction").get_by_role("textbox").fill("Classify the customer's message.")
+    page.locator("#teach-upload").locator("input[type=file]").set_input_files(str(REFUNDS))
+    page.locator("#teach-upload").get_by_text("refunds.jsonl").first.wait_for(timeout=60_000)
+    page.locator("#teach-adapt").click()
+    result = page.locator("#teach-result")
+    result.get_by_text("Saved **acme-refunds**").or_(result.get_by_text("Saved acme-refunds")).first.wait_for(
+        timeout=300_000)
+    return result.inner_text()
+
+
+def held_out_counts(summary: str) -> tuple[int, int]:
+    """(right before, right after) from the Teach tab's "| n | 50% (2 of 4) | 75% (3 of 4) |" row."""
+    import re
+
+    before, after = re.findall(r"\((\d+) of \d+\)", summary)[:2]
+    return int(before), int(after)
 
 
 def test_lab_in_a_browser(browser_context, lab_url):
@@ -149,6 +175,8 @@ def test_lab_in_a_browser(browser_context, lab_url):
     assert "accuracy before" in seen["teach"] and "petshop-intents" in seen["teach"]
     assert len(seen["base"].strip()) > 10  # the base model's streamed answer
     assert "Intent:" in seen["pet"] or "Handing over" in seen["pet"]
+    right_before, right_after = held_out_counts(seen["refunds"])
+    assert right_after >= right_before  # the kept weights never do worse on the held-out messages than the init
     assert "Traceback" not in page.content() and not errors
     for name in ("lab-teach", "lab-chat", "lab-compare"):
         assert (DOCS / f"{name}.png").stat().st_size > 10_000
