@@ -96,3 +96,12 @@ def test_a_shared_prefix_gives_the_same_loss_with_less_to_differentiate(base):
     adapter = adapt(base, TASK.examples("train")[:12], spec=TASK.spec, init=None, recipe=recipe)
     assert adapter.record["train_loss"][-1] < adapter.record["train_loss"][0]
     adapter.unload()
+
+
+def test_out_of_scope_catch_rate_at_a_false_alarm_budget():
+    from train.out_of_scope import caught_at
+
+    in_scope = [0.9] * 18 + [0.3, 0.5]  # 20 messages: a 5% budget hands over the one below 0.5
+    threshold, caught = caught_at(in_scope, [0.2, 0.4, 0.6, 0.95], 0.05)
+    assert threshold == 0.5 and caught == 0.5
+    assert caught_at(in_scope, [0.1], 0.0) == (0.3, 1.0)
