@@ -6,7 +6,7 @@ import copy
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from prompts import Example, ShopLoRAError, TaskSpec
 
@@ -71,13 +71,20 @@ class Adapter:
         """A new PEFT adapter on the base holding `state` (None: PEFT's standard init); returns its name."""
         name = f"shoplora-{next(_names)}"
         with self.base.lock:
-            add_lora(self.base, name, self.settings)
-            if state is not None:
-                load_lora_state(self.base.peft, state, name)
+            try:
+                add_lora(self.base, name, self.settings)
+                if state is not None:
+                    load_lora_state(self.base.peft, state, name)
+            except BaseException:
+                # Tensors that do not fit (another rank, a broken file) fail after the LoRA was added: left on the
+                # shared base, every retry of a broken adapter (a server request each) would keep another copy.
+                remove_lora(self.base, name)
+                raise
         return name
 
     def state(self) -> dict[str, Any]:
         """The LoRA tensors that answer this adapter's current scenario."""
+        self._check_loaded()
         return lora_state(self.base.peft, self.peft_name)
 
     def unload(self) -> None:
@@ -87,15 +94,22 @@ class Adapter:
                 remove_lora(self.base, peft_name)
 
     def _active(self) -> Any:
+        self._check_loaded()
         self.base.peft.set_adapter(self.peft_name)
         return self.base.peft
+
+    def _check_loaded(self) -> None:
+        """After `unload()` the weights are gone from the base: say so instead of PEFT's bare KeyError."""
+        if self.base.peft is None or self.peft_name not in self.base.peft.peft_config:
+            raise ShopLoRAError("this adapter was unloaded (adapter.unload() freed its weights); load it again to "
+                                "use it, e.g. load_adapter(name, store=store)")
 
     # -- prediction -------------------------------------------------------------------------------------------
     def predict(self, inputs: Sequence[str] | str, *, abstain_below: float | None = None,
                 batch_size: int = 8) -> list[Prediction]:
         """Answer each input. Classify tasks score every label; below `abstain_below` confidence the label is
         "abstain" (hand the case to a human). Example: `adapter.predict(["where is my parcel??"])`."""
-        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        inputs = _texts(inputs)
         if self.spec.kind == "classify":
             return [self._classify(scores, abstain_below) for scores in self.label_scores(inputs, batch_size)]
         texts = self.generate(inputs, batch_size=batch_size)
@@ -106,6 +120,7 @@ class Adapter:
     def label_scores(self, inputs: Sequence[str], batch_size: int = 8) -> list[list[float]]:
         """Each input's score per label (log-likelihoods; contextually calibrated when the adapter was adapted with
         `contextual_calibration`, as `adapt` does by default: see adapters.scoring)."""
+        inputs = _texts(inputs)
         with self.base.lock:
             return label_scores(self._active(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size,
                                 calibrate=self.contextual_calibration)
@@ -126,6 +141,7 @@ class Adapter:
 
     def generate(self, inputs: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 8) -> list[str]:
         """Greedy answers with this adapter (for classify tasks too: the label as free text)."""
+        inputs = _texts(inputs)
         with self.base.lock:
             return generate_with(self._active(), self.base.tokenizer, self.spec, inputs,
                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -177,6 +193,24 @@ class Adapter:
         predicted = self.generate([e.input for e in examples])
         return {"exact_match": METRICS["exact_match"](predicted, gold), "token_f1": METRICS["token_f1"](predicted, gold),
                 "n": len(gold)}
+
+
+def _texts(inputs: Any) -> list[str]:
+    """`inputs` (one text or a sequence of them) as a list of strings; anything else is refused here, naming the first
+    bad item, instead of failing inside the chat template with a message about a 'dict object'."""
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, (bytes, dict)) or not isinstance(inputs, Iterable):
+        raise ShopLoRAError(f"inputs must be a text or a list of texts, got a {type(inputs).__name__}; e.g. "
+                            "adapter.predict([\"where is my parcel?\"])")
+    texts = list(inputs)
+    for number, text in enumerate(texts):
+        if not isinstance(text, str):
+            shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:40] + "..."
+            hint = " (pass example.input)" if isinstance(text, Example) else ""
+            raise ShopLoRAError(f"inputs[{number}] is {shown} ({type(text).__name__}), not a text{hint}; "
+                                "every input must be a string, e.g. adapter.predict([\"where is my parcel?\"])")
+    return texts
 
 
 def _extracted(text: str) -> Prediction:

@@ -56,6 +56,14 @@ class Base:
     def fingerprint(self) -> str:
         return config_fingerprint(self.model.config)
 
+    @property
+    def architecture(self) -> str:
+        """The fingerprinted fields in words, e.g. 'llama, 30 layers, hidden size 576, vocabulary 49152'."""
+        shape = {key: getattr(self.model.config, key, "?")
+                 for key in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")}
+        return "{model_type}, {num_hidden_layers} layers, hidden size {hidden_size}, vocabulary {vocab_size}".format(
+            **shape)
+
 
 def device_name(device: Any) -> str:
     """What a measurement ran on, for records and benchmark output: the GPU's name, or the CPU with its cores and

@@ -18,11 +18,20 @@ def shipped_inits() -> dict[str, Path]:
 
 
 def check_base(files: LoraFiles, base: Base, what: str) -> None:
-    """Refuse LoRA weights made for another base model, naming both."""
+    """Refuse LoRA weights made for another base model, naming both. When the loaded model has the name the weights
+    were made for, the model under that name was replaced since: say so, instead of naming one model twice."""
     fingerprint = files.record.get("base_fingerprint")
-    if fingerprint and fingerprint != base.fingerprint:
-        raise ShopLoRAError(f"{what} was made for {files.base_model_id} (architecture {fingerprint}), not for the "
-                            f"loaded base {base.model_id} ({base.fingerprint}); load that base model instead")
+    if not fingerprint or fingerprint == base.fingerprint:
+        return
+    made_for = files.base_model_id or files.record.get("base_model") or "an unrecorded base model"
+    loaded = f"{base.model_id} ({base.architecture}; architecture {base.fingerprint})"
+    if made_for == base.model_id:
+        raise ShopLoRAError(f"{what} was made for {made_for} when that model had architecture {fingerprint}; the "
+                            f"model under that name now is another one ({base.architecture}; architecture "
+                            f"{base.fingerprint}): it was replaced since. Load the model it was made for from where it "
+                            "is now (CLI: --model PATH, Python: base=load_base(PATH)), or adapt again on this one")
+    raise ShopLoRAError(f"{what} was made for {made_for} (architecture {fingerprint}), not for the loaded base "
+                        f"{loaded}; load {made_for} instead (CLI: --model {made_for})")
 
 
 def _standard(init: str | Path | None) -> bool:

@@ -6,6 +6,7 @@ Example: `store = AdapterStore("adapters_store"); store.save(adapter, "acme-retu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prompts import ShopLoRAError, TaskSpec
@@ -15,12 +16,16 @@ from .base import EMBEDDED, EMBEDDED_ID, Base, load_base, loaded_base
 from .files import (SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, check_weights, delete_lora_dir,
                     previous_versions, read_lora_dir, read_record, write_lora_dir)
 from .inits import check_base
+from .lora import remove_lora
 
 
 class AdapterStore:
     """Named adapters under `root` (created on first save). Names: lowercase letters, digits, '.', '_', '-'."""
 
     def __init__(self, root: str | Path = "adapters_store"):
+        if not isinstance(root, (str, os.PathLike)) or not str(root):
+            raise ShopLoRAError(f"AdapterStore(root): root must be a folder path, got {root!r}; e.g. "
+                                "AdapterStore(\"adapters_store\") (it is created on the first save)")
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ShopLoRAError(f"the adapter store {self.root} is a file; pass a folder (it is created if missing)")
@@ -108,10 +113,19 @@ def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
                                "pass it as init= to adapt()")
     adapter = Adapter(base, TaskSpec.from_dict(record["spec"]), files.state, files.settings, record,
                       temperature=float(record.get("temperature", 1.0)))
-    own = {name: adapter._new_weights(state) for name, state in files.scenario_states.items()}
-    for scenario, entry in record.get("scenarios", {}).items():
-        folder = entry.get("weights", ".")
-        adapter.weights[scenario] = adapter.peft_name if folder == "." else own[folder.split("/", 1)[1]]
+    own: dict[str, str] = {}  # scenario folder name -> the PEFT adapter holding its weights
+    try:
+        for name, state in files.scenario_states.items():
+            own[name] = adapter._new_weights(state)
+        for scenario, entry in record.get("scenarios", {}).items():
+            folder = entry.get("weights", ".")
+            adapter.weights[scenario] = adapter.peft_name if folder == "." else own[folder.split("/", 1)[1]]
+    except BaseException:  # a scenario's weights that do not load: what was added before them goes too
+        with base.lock:
+            for peft_name in own.values():
+                remove_lora(base, peft_name)
+        adapter.unload()
+        raise
     return adapter
 
 

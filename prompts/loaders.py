@@ -42,7 +42,12 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
     elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset, without importing it
         where = "the dataset"
         rows = ((f"row {i + 1} of the dataset", dict(row)) for i, row in enumerate(source))
-    elif isinstance(source, Iterable):
+    elif isinstance(source, dict):  # iterating it would read its keys as examples
+        keys = ", ".join(repr(_cut(key)) for key in list(source)[:3]) + (", ..." if len(source) > 3 else "")
+        raise DataError(f"examples is one dict (keys {keys or 'none'}), not a list of them; pass a list of "
+                        "{'input': ..., 'output': ...} dicts (one example: [{...}]; a dict of columns: "
+                        "datasets.Dataset.from_dict(...))")
+    elif isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray)):
         where = "the examples"
         rows = ((f"example {i + 1}", _as_dict(row, i + 1)) for i, row in enumerate(source))
     else:

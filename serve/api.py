@@ -142,7 +142,8 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 def _load_json(raw: bytes) -> Any:
     """The body as JSON, refusing what Python's parser lets through but nothing after it can use: nesting deeper
-    than the recursion limit, and lone UTF-16 surrogates ("\\ud800"), which no tokenizer or UTF-8 reply can hold."""
+    than the recursion limit, lone UTF-16 surrogates ("\\ud800"), which no tokenizer or UTF-8 reply can hold, and
+    integers too long to convert."""
     try:
         body = json.loads(raw or b"")
         json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -153,6 +154,10 @@ def _load_json(raw: bytes) -> Any:
     except UnicodeEncodeError as error:
         raise BadRequest(f"the request body has a lone surrogate {error.object[error.start:error.end]!r} in a string: "
                          "send valid Unicode (an emoji is a pair of escapes, e.g. \"\\ud83d\\ude00\")") from None
+    except ValueError as error:  # an integer of over 4300 digits, which Python refuses to convert (after the
+        # UnicodeEncodeError clause: that is a ValueError too)
+        raise BadRequest(f"the request body holds a number too long to read ({str(error).split(';')[0]}); send "
+                         "numbers of at most a few digits") from None
     return body
 
 

@@ -7,6 +7,7 @@ message, never as a traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -350,9 +351,52 @@ def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 7860, auth: tu
     """Run the lab and the API until interrupted (127.0.0.1 unless another host is asked for)."""
     import uvicorn
 
-    app = server_app(engine, auth=auth, max_file_size=max_file_size)
-    print(f"ShopLoRA lab on http://{host}:{port}/  (OpenAI-style API at http://{host}:{port}/v1)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sock = listening_socket(host, port)  # before the URL is printed: a port in use is an error, not a dead link
+    try:
+        app = server_app(engine, auth=auth, max_file_size=max_file_size)
+        print(f"ShopLoRA lab on http://{host}:{port}/  (OpenAI-style API at http://{host}:{port}/v1)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C is how the server is stopped, as with uvicorn.run
+        pass
+    finally:
+        sock.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` for the server, or a ShopLoRAError saying why it cannot be (the port is in
+    use, needs root, or the host is not this machine's). `check_port` asks the same before a model loads."""
+    try:
+        family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise ShopLoRAError(f"cannot listen on --host {host!r} ({error}); pass an address of this machine, e.g. "
+                            "--host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":  # as uvicorn does: a port a stopped server left in TIME_WAIT is free (Windows would share it)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as error:
+        sock.close()
+        raise ShopLoRAError(_bind_problem(host, port, error)) from None
+    return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail now, not after minutes of loading a model, when `serve` could not listen on `host`:`port`."""
+    listening_socket(host, port).close()
+
+
+def _bind_problem(host: str, port: int, error: Exception) -> str:
+    code = getattr(error, "errno", None)
+    if code == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use (another `shoplora serve`, or another program); stop it, "
+                f"or pass another port, e.g. --port {port + 1 if port < 65535 else 7860}")
+    if code == errno.EACCES:
+        return f"not allowed to listen on port {port} (ports below 1024 need root); pass --port 7860 or above 1023"
+    if code == errno.EADDRNOTAVAIL:
+        return (f"{host} is not an address of this machine; pass --host 127.0.0.1 (this machine only) or "
+                "--host 0.0.0.0 (every network)")
+    return f"cannot listen on {host}:{port} ({error}); pass another --host or --port (0-65535)"
 
 
 @contextmanager

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from adapters.adapt import CALIBRATION  # names only: importing it loads no torch
 from adapters.inits import check_init_exists
 from prompts import ShopLoRAError, suite
 from prompts.errors import exit_code
+from prompts.spec import NAME_PATTERN
 from prompts.suite import SUITES
 
 
@@ -69,7 +72,7 @@ def _adapt(args: argparse.Namespace) -> None:
 
     store = _store(args)
     columns = {k: v for k, v in (("input", args.input_column), ("output", args.output_column)) if v}
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    labels = _labels(args.labels)
     if args.continue_:
         adapter = _continue(args, store, labels, columns or None)
         name, overwrite = args.continue_, True  # the version before the update stays recoverable in the store
@@ -77,14 +80,17 @@ def _adapt(args: argparse.Namespace) -> None:
         if not args.instruction:
             raise ShopLoRAError("--instruction is required: say what the model should do, e.g. "
                                 "--instruction \"Classify the customer's message.\"")
-        name = check_name(args.name or Path(args.data).stem.lower().replace(" ", "-"))
+        name = check_name(args.name) if args.name else _default_name(args.data)
         if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
         check_init_exists(args.init)
         with warnings.catch_warnings():  # printed below as one line, not as Python's warning with a source line
             warnings.simplefilter("ignore", LabelCoverageWarning)
             warnings.simplefilter("ignore", AdaptationWarning)
-            adapter = adapt(load_base(args.model), args.data, instruction=args.instruction, labels=labels,
+            base = load_base(args.model)
+            if labels and args.kind in (None, "classify"):
+                _check_labels_fit(base, args.instruction, labels)
+            adapter = adapt(base, args.data, instruction=args.instruction, labels=labels,
                             kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
                             lr=args.lr, seed=args.seed, columns=columns or None,
                             examples_needed_for=args.examples_needed_for,
@@ -102,6 +108,70 @@ def _adapt(args: argparse.Namespace) -> None:
     if args.examples_needed_for is not None:
         print(record["examples_needed"]["note"])
     print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")
+
+
+def _labels(text: str | None) -> list[str] | None:
+    """--labels split at its commas; a comma that leaves an empty label, or a label given twice, is an error naming
+    it: guessing which labels were meant would train on the wrong set."""
+    if text is None:
+        return None
+    labels = [label.strip() for label in text.split(",")]
+    for number, label in enumerate(labels, start=1):
+        if not label:
+            where = ("nothing was given" if len(labels) == 1 else "a comma at the start" if number == 1
+                     else "a comma at the end" if number == len(labels) else "two commas in a row")
+            raise ShopLoRAError(f"--labels: label {number} of {len(labels)} is empty ({where}); separate the labels "
+                                "with single commas, e.g. --labels refund,exchange,other (or leave --labels out to "
+                                "take them from the data)")
+    twice = next((label for label, count in Counter(labels).items() if count > 1), None)
+    if twice is not None:
+        raise ShopLoRAError(f"--labels lists {twice!r} {labels.count(twice)} times (labels "
+                            f"{_positions(labels, twice)}); give each label once")
+    return labels
+
+
+def _positions(labels: list[str], label: str) -> str:
+    return " and ".join(str(number) for number, other in enumerate(labels, start=1) if other == label)
+
+
+MIN_INPUT_TOKENS = 64  # prompt room a short customer message and its label need beside the label list
+
+
+def _check_labels_fit(base, instruction: str, labels: list[str]) -> None:
+    """The label list is part of every prompt (the system turn): refuse one that leaves no room for an input, saying
+    that the list is the problem, before adapt blames the first input for being too long."""
+    from prompts import TaskSpec
+    from prompts.render import prompt_ids
+
+    context = getattr(base.model.config, "max_position_embeddings", None)
+    if not context or len(labels) < 2:
+        return
+    with_labels = len(prompt_ids(TaskSpec("custom", "custom", "classify", instruction, labels=tuple(labels)), "",
+                                 base.tokenizer))
+    if with_labels + MIN_INPUT_TOKENS <= context:
+        return
+    without = len(prompt_ids(TaskSpec("custom", "custom", "generate", instruction), "", base.tokenizer))
+    raise ShopLoRAError(f"--labels is too long: the list of {len(labels)} labels takes {with_labels - without} tokens "
+                        f"of every prompt ({with_labels} with the instruction), and {base.model_id} reads at most "
+                        f"{context} tokens, with at least {MIN_INPUT_TOKENS} needed for the input; use fewer labels "
+                        "(e.g. group rare ones under 'other', or split the task in two) or a base model with a longer "
+                        "context (--model)")
+
+
+def _default_name(data: str) -> str:
+    """The adapter name the data file's name gives ('Returns 2024.jsonl' -> 'returns-2024'); one that is not a valid
+    name is an error suggesting --name, not a failure that blames a name the user never typed."""
+    from adapters.files import check_name
+
+    name = Path(data).stem.lower().replace(" ", "-")
+    try:
+        return check_name(name)
+    except ShopLoRAError:
+        suggestion = re.sub(r"\.{2,}", ".", re.sub(r"[^a-z0-9._]+", "-", name)).strip("-._")[:64].rstrip("-._")
+        suggestion = suggestion if NAME_PATTERN.match(suggestion) else "my-adapter"
+        raise ShopLoRAError(f"the data file's name gives the adapter name {name!r}, which is not allowed (use 1-64 "
+                            "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit); pass "
+                            f"--name, e.g. --name {suggestion}") from None
 
 
 def _continue(args: argparse.Namespace, store, labels, columns):
@@ -221,12 +291,13 @@ def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def _serve(args: argparse.Namespace) -> None:
     from adapters import load_base
-    from serve.app import serve
+    from serve.app import check_port, serve
     from serve.engine import Engine
 
     auth = _serve_auth(args)
     store = _store(args)
     check_init_exists(args.init)
+    check_port(args.host, args.port)  # a port in use fails now, not after the model has loaded
     engine = Engine(load_base(args.model), store, meta_init=args.init, max_loaded=args.max_loaded,
                     max_pending=args.max_pending, max_new_tokens=args.max_new_tokens, time_limit=args.time_limit)
     serve(engine, host=args.host, port=args.port, auth=auth, max_file_size=args.max_file_size)

@@ -11,10 +11,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from adapters import (ABSTAIN, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
+from adapters import (ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
 from adapters.adapt import AdaptationWarning, LabelCoverageWarning, TrainingDiverged, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
+from adapters.lora import LoraSettings
 from adapters.scoring import CONTENT_FREE, label_scores, label_tree
 from adapters.training import InnerLoop
 from prompts import Example, ShopLoRAError, TaskSpec, suite
@@ -305,8 +306,9 @@ def test_other_base_model_is_refused(adapter, tmp_path):
     path = store.save(adapter, "acme")
     record = json.loads((path / "shoplora.json").read_text())
     (path / "shoplora.json").write_text(json.dumps({**record, "base_fingerprint": "0" * 16}))
-    with pytest.raises(ShopLoRAError, match="was made for .* not for the loaded base"):
-        load_adapter("acme", store=store, base=adapter.base)
+    with pytest.raises(ShopLoRAError, match="when that model had architecture 0{16}.*it was replaced since") as caught:
+        load_adapter("acme", store=store, base=adapter.base)  # the same name, another model under it
+    assert str(caught.value).count(adapter.base.model_id) == 1
 
 
 def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
@@ -446,10 +448,10 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
     adapt_module = importlib.import_module("adapters.adapt")  # the attribute `adapters.adapt` is the function
     original_train = adapt_module.train_steps
 
-    def counting_train(*args, on_step, **kwargs):
+    def counting_train(*args, on_step=None, **kwargs):
         def step(i, loss):
             steps.append(i)
-            return on_step(i, loss)
+            return on_step(i, loss) if on_step else False
         return original_train(*args, on_step=step, **kwargs)
 
     def scores(self, inputs, *args, **kwargs):
@@ -516,3 +518,27 @@ def test_a_run_that_diverges_is_refused_and_leaves_nothing_behind(base):
 def test_adapt_refuses_misread_arguments(base, kwargs, problem):
     with pytest.raises(ShopLoRAError, match=problem):
         adapt(base, EXAMPLES, **{"instruction": "x", "init": None, **kwargs})
+
+
+@pytest.mark.parametrize("call, problem", [
+    (lambda base, adapter: AdapterStore(None), r"AdapterStore\(root\): root must be a folder path, got None"),
+    (lambda base, adapter: adapter.predict([None]), r"inputs\[0\] is None \(NoneType\), not a text"),
+    (lambda base, adapter: adapter.predict(["where is it", 3]), r"inputs\[1\] is 3 \(int\), not a text"),
+    (lambda base, adapter: adapter.predict(EXAMPLES[:1]), r"inputs\[0\] is Example\(.*pass example\.input"),
+    (lambda base, adapter: adapter.generate(None), r"inputs must be a text or a list of texts, got a NoneType"),
+    (lambda base, adapter: adapt(base, {"input": "where is it", "output": "track"}, instruction="x", init=None),
+     r"examples is one dict \(keys 'input', 'output'\), not a list of them"),
+], ids=["store-none", "predict-none", "predict-int", "predict-example", "generate-none", "adapt-dict"])
+def test_the_python_api_names_the_bad_argument(base, adapter, call, problem):
+    with pytest.raises(ShopLoRAError, match=problem):
+        call(base, adapter)
+
+
+def test_an_unloaded_adapter_says_so_instead_of_a_peft_error(base):
+    unloaded = Adapter(base, TASK.spec, None, LoraSettings(r=4), {})
+    unloaded.unload()
+    for use in (lambda: unloaded.predict(["where is my parcel"]), unloaded.state,
+                lambda: unloaded.generate(["where is my parcel"])):
+        with pytest.raises(ShopLoRAError, match=r"this adapter was unloaded .*load it again"):
+            use()
+    unloaded.unload()  # a second unload changes nothing

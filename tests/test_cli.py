@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from adapters import AdapterStore
+from prompts import ShopLoRAError
 from shoplora.cli import main
 
 
@@ -192,3 +195,82 @@ def test_adapt_warns_when_one_label_takes_the_held_out_answers(tmp_path, tiny_mo
     out, err = capsys.readouterr()
     assert f"warning: one label takes most held-out answers: {task.spec.labels[0]!r}" in err
     assert json.loads(out[: out.index("\nsaved ")])["metrics"]["held_out_per_label"][task.spec.labels[0]]["answered"] > 0
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if the command loads a base model: these errors must come before minutes of loading."""
+    import adapters
+
+    monkeypatch.setattr(adapters, "load_base", lambda *a, **k: pytest.fail("loaded the model before the error"))
+
+
+@pytest.mark.parametrize("labels, problem", [
+    ("a,,b", r"--labels: label 2 of 3 is empty \(two commas in a row\)"),
+    ("a,b,", r"--labels: label 3 of 3 is empty \(a comma at the end\)"),
+    (",a,b", r"--labels: label 1 of 3 is empty \(a comma at the start\)"),
+    ("a, b,a", r"--labels lists 'a' 2 times \(labels 1 and 3\); give each label once"),
+])
+def test_ambiguous_labels_are_refused_saying_which(labels, problem, tmp_path, no_model, capsys):
+    assert main(["adapt", "data.jsonl", "--instruction", "x", "--labels", labels, "--store", str(tmp_path)]) == 2
+    assert re.search(problem, capsys.readouterr().err)
+
+
+def test_a_label_list_too_long_for_the_context_is_named_as_the_problem(tmp_path, tiny_model_dir, capsys):
+    labels = [f"label-{i}" for i in range(5000)]
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"input": f"message {i}", "output": labels[i]}) + "\n" for i in range(4)))
+    assert main(["adapt", str(data), "--instruction", "Route it.", "--init", "none", "--labels", ",".join(labels),
+                 "--store", str(tmp_path / "store"), "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--labels is too long: the list of 5000 labels takes \d+ tokens of every prompt .* reads at "
+                     r"most 1024 tokens", err)
+    assert "an input" not in err
+
+
+def test_a_data_file_name_that_is_no_adapter_name_suggests_one(tmp_path, no_model, capsys):
+    from adapters.files import check_name
+
+    assert main(["adapt", str(tmp_path / "My Data (v2).jsonl"), "--instruction", "x", "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "the data file's name gives the adapter name 'my-data-(v2)', which is not allowed" in err
+    assert "pass --name, e.g. --name my-data-v2" in err and check_name("my-data-v2")
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading_or_printing_the_url(tmp_path, no_model, capsys):
+    from serve.app import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--init", "none", "--store", str(tmp_path)]) == 2
+        with pytest.raises(ShopLoRAError, match=f"port {port} on 127.0.0.1 is already in use"):
+            serve(None, port=port)  # taken between the CLI's check and the start: still no URL, no traceback
+    out, err = capsys.readouterr()
+    assert f"error: port {port} on 127.0.0.1 is already in use" in err and "pass another port" in err
+    assert "http://" not in out
+
+
+def test_an_adapter_for_another_base_names_both_models(tmp_path, tiny_base, tiny_model_dir, capsys):
+    import shutil
+
+    from adapters import Adapter
+    from adapters.lora import LoraSettings
+    from prompts import suite
+
+    store = AdapterStore(tmp_path / "store")
+    adapter = Adapter(tiny_base, suite.get_task("service-intent-petshop").spec, None, LoraSettings(r=4), {})
+    path = store.save(adapter, "pets")
+    adapter.unload()
+    record = json.loads((path / "shoplora.json").read_text())
+    (path / "shoplora.json").write_text(json.dumps({**record, "base_fingerprint": "0" * 16}))  # made on another
+    common = ["predict", "pets", "where is my parcel", "--store", str(tmp_path / "store")]
+    other = shutil.copytree(tiny_model_dir, tmp_path / "other-model")
+    assert main([*common, "--model", str(other)]) == 2
+    err = capsys.readouterr().err
+    made_for = f"was made for {tiny_base.model_id} (architecture {'0' * 16})"
+    assert f"{made_for}, not for the loaded base {other.resolve()} (llama, 2 layers" in err
+    assert main(common) == 2  # its own base, by name: the model under that name is not the one it was made for
+    err = capsys.readouterr().err
+    assert err.count(tiny_base.model_id) == 1 and "it was replaced since" in err

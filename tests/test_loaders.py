@@ -82,5 +82,9 @@ def test_bad_sources():
         load_examples(["just text", "more"])
     with pytest.raises(DataError, match="holds no examples"):
         load_examples([])
+    with pytest.raises(DataError, match=r"examples is one dict \(keys 'input', 'output'\), not a list of them; .*\[\{"):
+        load_examples(ROWS[0])  # iterated, it gave the keys as examples: "example 1 is a str"
+    with pytest.raises(DataError, match="cannot read examples from a bytes"):
+        load_examples(b"input,output")
     with pytest.raises(DataError, match="columns can only map"):
         load_examples(ROWS, columns={"label": "x"})

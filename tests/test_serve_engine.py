@@ -15,7 +15,7 @@ from adapters.generation import base_only, generate
 from adapters.lora import LoraSettings
 from adapters.metrics import softmax
 from adapters.scoring import label_scores
-from prompts import TaskSpec, suite
+from prompts import ShopLoRAError, TaskSpec, suite
 from serve.engine import (BASE, META_INIT, Engine, EngineBusy, EngineError, StopCutter, UnknownAdapter, chat_spec,
                           parse_messages, stop_sequences)
 
@@ -273,6 +273,27 @@ def test_a_broken_stored_adapter_is_reported_as_broken_not_missing(base, tmp_pat
     with pytest.raises(EngineError, match="incomplete") as caught:
         engine.generate(user("hi"), "half")
     assert not isinstance(caught.value, UnknownAdapter)
+    engine.close()
+
+
+def test_requests_to_an_adapter_that_fails_to_load_leave_no_lora_behind(base, store, tmp_path):
+    """Each request to a stored adapter whose tensors do not fit its config (here: the rank edited) loads it again
+    and fails; none may leave its LoRA on the shared base (the server grew ~11 MB a request)."""
+    import json
+
+    broken, source = AdapterStore(tmp_path), random_adapter(base, PETS.spec, seed=5)
+    path = broken.save(source, "acme")
+    source.unload()
+    config = json.loads((path / "adapter_config.json").read_text())
+    (path / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
+    engine = Engine(base, broken, meta_init=None)
+    before = list(base.peft.peft_config)
+    for _ in range(3):
+        with pytest.raises(ShopLoRAError, match="has shape"):
+            engine.classify(["where is my parcel"], "acme")
+        with pytest.raises(ShopLoRAError, match="has shape"):
+            engine.generate(user("where is my parcel"), "acme")
+    assert list(base.peft.peft_config) == before
     engine.close()
 
 

@@ -206,6 +206,14 @@ def test_deeply_nested_json_is_a_json_400(url, content):
     assert_openai_error(post(url, content), 400, "nests JSON too deeply")
 
 
+@pytest.mark.parametrize("field", ["max_tokens", "temperature"])
+def test_a_number_too_long_to_read_is_a_json_400(url, field):
+    # Python refuses to convert integers of over 4300 digits (a ValueError, not a JSONDecodeError): it was a 500
+    content = b'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "%s": %s}' % (field.encode(),
+                                                                                                 b"9" * 5000)
+    assert_openai_error(post(url, content), 400, "a number too long to read")
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_the_cap_is_a_json_413(url, chunked):
     body = json.dumps(chat_body("base", "x" * 1_100_000)).encode()
