@@ -188,7 +188,8 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     rng = random.Random(seed)
     try:
         budget = _budget(recipe, steps, lr)
-        fitted = _fit(adapter, examples, budget, rng, progress, watch, keep=keep)
+        fitted = _fit(adapter, examples, budget, rng, progress, watch, keep=keep,
+                      refit=recipe.refit and keep == "best")
     except BaseException:  # a refused input, a diverged run, Ctrl-C: nothing of it stays on the base model
         adapter.unload()
         raise
@@ -403,10 +404,11 @@ class Checkpoint:
 
 def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: random.Random,
          progress: Progress | None, watch: Watch | None = None,
-         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best") -> dict[str, Any]:
+         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best", refit: bool = False) -> dict[str, Any]:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones,
-    holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. Returns what to
-    record."""
+    holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. `refit`: when a
+    trained step was kept, train again from the start on every example for that many steps (see Recipe.refit).
+    Returns what to record."""
     base, spec = adapter.base, adapter.spec
     held_out, train = held_out_split(examples, rng, classify=spec.kind == "classify")
     pairs = [*((spec, e) for e in train), *replayed]
@@ -420,8 +422,17 @@ def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: ran
     check = _held_out_check(adapter, held_out, held_rendered) if held_out else None
     gold = [spec.labels.index(e.output) for e in held_out] if spec.kind == "classify" else []
     label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" else None
+    start = adapter.state() if refit and held_out else None
     run = _train(adapter, rendered, check, loop, rng, progress, watch,
                  choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold, label_ids=label_ids)
+    refit_steps = 0
+    if start is not None and run.kept is not None and run.kept.step > 0:
+        refit_steps = run.kept.step
+        with base.lock:
+            load_lora_state(base.peft, start, adapter.peft_name)
+            adapter._active()
+            train_steps(base.peft, rendered + held_rendered, replace(loop, steps=refit_steps),
+                        pad_id=base.tokenizer.pad_token_id, rng=rng, name=adapter.peft_name, labels=label_ids)
     metrics: dict[str, Any] = {}
     found: list[str] = []
     if run.kept is not None:
@@ -436,7 +447,7 @@ def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: ran
     return {"n_train": len(train), "n_held_out": len(held_out), "inner_loop": loop.to_dict(),
             "steps_run": len(run.losses), "steps_kept": run.kept.step if run.kept else len(run.losses),
             "train_loss": [round(x, 4) for x in run.losses], "metrics": metrics, "temperature": adapter.temperature,
-            "warnings": found}
+            "refit_steps": refit_steps, "warnings": found}
 
 
 def _per_label(labels: Sequence[str], gold: Sequence[int], before: Any, after: Any) -> dict[str, dict[str, int]]:

@@ -542,3 +542,21 @@ def test_an_unloaded_adapter_says_so_instead_of_a_peft_error(base):
         with pytest.raises(ShopLoRAError, match=r"this adapter was unloaded .*load it again"):
             use()
     unloaded.unload()  # a second unload changes nothing
+
+
+def test_refit_trains_again_on_every_example_for_the_steps_kept(base, monkeypatch):
+    steps = _scripted_scores(monkeypatch, lambda g: g, lambda g: 0)  # wrong at the start, right once trained
+    examples = TASK.examples("train")[:40]
+    recipe = Recipe(lr=1e-2, min_steps=4, max_steps=4, refit=True)
+    refitted = adapt(base, examples, spec=TASK.spec, init=None, recipe=recipe)
+    assert refitted.record["steps_kept"] == 4 and refitted.record["refit_steps"] == 4
+    assert len(steps) == 8  # 4 choosing steps, then 4 on all 40 examples
+    chosen = adapt(base, examples, spec=TASK.spec, init=None, recipe=replace(recipe, refit=False))
+    assert chosen.record["refit_steps"] == 0
+    assert any(not torch.equal(refitted.state()[k], chosen.state()[k]) for k in chosen.state())
+    refitted.unload(), chosen.unload()
+    steps.clear()
+    _scripted_scores(monkeypatch, lambda g: 0)  # the start is best: nothing to refit
+    kept_start = adapt(base, examples, spec=TASK.spec, init=None, recipe=recipe)
+    assert kept_start.record["steps_kept"] == 0 and kept_start.record["refit_steps"] == 0
+    kept_start.unload()
