@@ -539,7 +539,8 @@ def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng
     """The inner loop. With a held-out `check`, the starting weights and the last step are candidates, and with
     `choose` (enough held-out examples) also every loop.steps / CHECKS steps, with early stopping when PATIENCE
     checks in a row beat neither the best loss nor the best accuracy. The best candidate's weights are kept
-    (`keep="last"`: every step runs and the last step's are kept). A NaN or infinite training loss stops the run with TrainingDiverged."""
+    (`keep="last"`: every step runs and the last step's are kept). A NaN or infinite training loss stops the run
+    with TrainingDiverged."""
     from tqdm.auto import tqdm
 
     base, pad_id = adapter.base, adapter.base.tokenizer.pad_token_id

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from prompts import Example, ShopLoRAError
 
-from .training import InnerLoop
+from .training import InnerLoop, known_settings
 
 MIN_HELD_OUT_POOL = 16  # with at least this many examples, some are held out to choose the weights and calibrate
 HELD_OUT_SHARE = 0.2
@@ -48,11 +48,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Recipe":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShopLoRAError(f"unknown recipe settings {sorted(unknown)}; known: "
-                                f"{', '.join(f.name for f in fields(cls))}")
-        return cls(**data)
+        return cls(**known_settings(cls, data, "recipe"))
 
     def to_dict(self) -> dict:
         return asdict(self)

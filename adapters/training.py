@@ -20,6 +20,15 @@ OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("answer", "labels")
 
 
+def known_settings(cls: type, data: dict, what: str) -> dict:
+    """`data` if every key is a field of dataclass `cls`; else an error naming the unknown ones and the known."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        known = ", ".join(f.name for f in fields(cls))
+        raise ShopLoRAError(f"unknown {what} settings {sorted(unknown)}; known: {known}")
+    return data
+
+
 @dataclass(frozen=True)
 class InnerLoop:
     """How an adapter is trained from an init. Meta-training records these in the init; adaptation reuses them, so
@@ -30,8 +39,8 @@ class InnerLoop:
     optimizer: str = "adam"  # "adam" (AdamW, no weight decay) or "sgd"
     batch_size: int = 8  # examples per step
     max_length: int = 256  # tokens of prompt + answer; longer examples are refused with a message
-    # Adaptation runs more than `steps` when that many batches would not show it every example min_epochs times
-    # (4 steps of 4 use 16 of 100 examples); 0: exactly `steps`. Meta-training's inner loop ignores it.
+    # Read by nothing since adaptation's budget moved to adapters.recipe; kept so that inits and adapters saved
+    # with it still load.
     min_epochs: int = 1
     # "answer": cross-entropy of the answer tokens; "labels" (classify): of the right label among the task's labels,
     # scored as prediction scores them (adapters.scoring.label_loss): the decision the adapter is judged on.
@@ -55,18 +64,11 @@ class InnerLoop:
 
     @classmethod
     def from_dict(cls, data: dict) -> "InnerLoop":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShopLoRAError(f"unknown inner-loop settings {sorted(unknown)}; known: "
-                                f"{', '.join(f.name for f in fields(cls))}")
-        return cls(**data)
+        return cls(**known_settings(cls, data, "inner-loop"))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def steps_for(self, n_examples: int) -> int:
-        """Optimizer steps for training on `n_examples`: `steps`, or enough for min_epochs passes if that is more."""
-        return max(self.steps, -(-self.min_epochs * n_examples // self.batch_size))
 
 
 @dataclass
