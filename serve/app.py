@@ -97,7 +97,7 @@ def describe(engine: Engine, name: str | None) -> str:
     if info.name == BASE:
         return "**base**: the base model with no adapter, as a shop assistant."
     if info.name == META_INIT:
-        return f"**meta-init**: the meta-learned LoRA init (`{info.init}`) before any adaptation."
+        return f"**meta-init**: the LoRA init new scenarios start from (`{info.init}`), before any adaptation."
     labels = f" Labels: {', '.join(f'`{label}`' for label in info.labels)}." if info.labels else ""
     return f"**{info.name}** ({info.kind}, from {info.init} init): {info.instruction}{labels}"
 
@@ -218,8 +218,8 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                 teach_result = gr.Markdown("Adapting shows its progress here, then what the adapter learned.",
                                            min_height=110, elem_id="teach-result")
             with gr.Tab("Compare", id="compare"):
-                gr.Markdown("One customer message, answered by the base model, the meta init and an adapted "
-                            "scenario, all asked the scenario's task.")
+                gr.Markdown("One customer message, answered by the base model, the init new scenarios start from "
+                            "and an adapted scenario, all asked the scenario's task.")
                 with gr.Row():
                     compare_model = gr.Dropdown(choices(False), value=(choices(False) or [None])[0],
                                                 label="Adapted scenario", scale=2)
@@ -227,7 +227,7 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                     compare_go = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-go")
                 columns = []
                 with gr.Row():
-                    for title in ("Base model", "Meta init", "Adapted"):
+                    for title in ("Base model", "Init (before adapting)", "Adapted"):
                         with gr.Column():
                             columns.append((gr.Markdown(f"### {title}"), gr.Markdown(), gr.Label(visible=False,
                                                                                                   show_label=False,
@@ -336,7 +336,8 @@ def server_app(engine: Engine, *, auth: tuple[str, str] | None = None, max_file_
 
     server = FastAPI(title="ShopLoRA", docs_url=None, redoc_url=None)
     server.include_router(openai_router(engine, auth=auth))  # before the mount: "/" would otherwise take /v1 too
-    blocks = build_app(engine, max_upload_bytes=_parse_file_size(max_file_size)).queue(default_concurrency_limit=concurrency, max_size=engine.max_pending)
+    blocks = build_app(engine, max_upload_bytes=_parse_file_size(max_file_size)).queue(
+        default_concurrency_limit=concurrency, max_size=engine.max_pending)
     server = gr.mount_gradio_app(server, blocks, path="/", auth=auth, max_file_size=max_file_size, show_error=True,
                                  footer_links=["api"], run_history=False, ssr_mode=False, theme=gr.themes.Soft())
     # Gradio checks that a file argument was uploaded (and copies nothing else into its cache) only for Blocks that

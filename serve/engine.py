@@ -1,7 +1,8 @@
 """`Engine`: many LoRA adapters served from one base model, one request at a time or as mixed batches.
 
 The base model is loaded once. Stored adapters load on first use and at most `max_loaded` stay in memory (least
-recently used out first); "base" is the model without LoRA and "meta-init" the shipped meta init. All model work
+recently used out first); "base" is the model without LoRA and "meta-init" the init new scenarios are adapted from
+(the shipped default init unless the server was told another; the name is kept for clients that use it). All model work
 runs on one worker thread that takes the base's lock per job, so concurrent users never see each other's adapter:
 generation requests waiting together run as one batch whose rows may use different adapters (`serve.mixed`: per-row
 LoRA as batched matmuls), and a stream runs on that thread too, so its lock never crosses threads; a stream whose reader

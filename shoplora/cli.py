@@ -228,7 +228,8 @@ def _compare(args: argparse.Namespace) -> None:
     from train.evaluate import compare, table
 
     task = suite.get_task(args.task)
-    names = {"none": "lora_standard", "default": "lora_meta"}
+    names = {"none": "lora_standard", "default": "lora_default", "smollm2-135m-meta": "lora_meta",
+             "smollm2-135m-multitask": "lora_multitask"}
     inits = {names.get(init, f"lora_{init}"): None if init == "none" else init
              for init in (part.strip() for part in args.inits.split(",")) if init}
     for init in inits.values():
@@ -348,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--labels", help="comma-separated label set for classify tasks (default: inferred)")
     adapt_.add_argument("--kind", choices=["classify", "extract", "generate"], help="task kind (default: inferred)")
     adapt_.add_argument("--init", default="default",
-                        help="init to start from: a path, a shipped init's name, or none (default: the shipped meta init)")
+                        help="init to start from: a path, a shipped init's name, or none (default: the shipped "
+                             "default init)")
     adapt_.add_argument("--name", help="adapter name in the store (default: the data file's name)")
     adapt_.add_argument("--store", default=default_store, help=store_help)
     adapt_.add_argument("--overwrite", action="store_true", help="replace a stored adapter of the same name")
@@ -400,8 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare_.add_argument("task", help="task name, e.g. a held-out scenario (see `shoplora tasks list`)")
     compare_.add_argument("--k", type=int, default=16, help="examples to adapt on (default 16)")
     compare_.add_argument("--inits", default="default,none",
-                          help="comma-separated inits: default (shipped meta init), none (standard), a path or "
-                               "shipped name (default: default,none)")
+                          help="comma-separated inits: default (the shipped default init), none (standard), a path "
+                               "or shipped name, e.g. smollm2-135m-meta (default: default,none)")
     compare_.add_argument("--seed", type=int, default=0, help="which support set (default 0)")
     compare_.add_argument("--n-test", type=int, default=50, help="test examples to score (default 50)")
     compare_.add_argument("--no-baselines", action="store_true", help="skip zero-shot and in-context prompting")
@@ -425,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the {AUTH_VARIABLE} environment variable")
     serve_.add_argument("--auth-file", metavar="PATH", help="read the USER:PASS login from this file (one line)")
     serve_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
-    serve_.add_argument("--init", default="default", help="meta init served as 'meta-init' and adapted from "
+    serve_.add_argument("--init", default="default", help="init served as 'meta-init' and adapted from "
                         "(default: the shipped one; none for a standard LoRA init)")
     serve_.add_argument("--max-loaded", type=int, default=4, help="stored adapters kept in memory (default 4)")
     serve_.add_argument("--max-pending", type=int, default=16,

@@ -52,10 +52,13 @@ METHODS = ("zero_shot", "icl", "tfidf", "lora_plain", "lora_standard", "lora_mul
 BASELINES = ("zero_shot", "icl")  # no training: the base model with the instruction, or with the k examples as shots
 PRACTITIONER = ("tfidf", "lora_plain")  # what a user would do without ShopLoRA (train/baselines.py)
 RESULTS, REPORT = "results.json", "results.md"
+META_INIT = "smollm2-135m-meta"  # the shipped meta-learned init of the embedded model: lora_meta's by default
 AVERAGE_DIR = "inits/average"  # output_dir/inits/average: the lora_average init, built once and reused
 MIN_USER_TEST = 10  # test examples a user's task must keep beside its largest support set
 # Changing these between an interrupted grid and its resume changes no score already in results.json.
-RESUMABLE_CHANGES = {"tasks", "suites", "methods", "shots", "seeds", "target", "save_adapter", "output_dir", "resume"}
+# The inits' names too: their weights are compared by hash for every method that has runs.
+RESUMABLE_CHANGES = {"tasks", "suites", "methods", "shots", "seeds", "target", "save_adapter", "output_dir", "resume",
+                     "meta_init", "multitask_init"}
 # Settings added after results were first saved, and what those older runs did, so they resume with it.
 SAVED_BEFORE = {"cover_labels": False, "contextual_calibration": "never"}
 
@@ -118,8 +121,8 @@ class EvalConfig:
     curve_k: int = _help("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
     curve_steps: tuple[int, ...] = _help("adaptation steps at which the curve is logged (plus each run's last step)",
                                          (0, 1, 2, 4, 8, 16))
-    meta_init: str = _help("init of lora_meta: default (the shipped meta init), a shipped name or a folder",
-                           "default")
+    meta_init: str = _help("init of lora_meta: a shipped name (the FOMAML init smollm2-135m-meta) or a folder",
+                           "smollm2-135m-meta")
     multitask_init: str = _help("init of lora_multitask: a shipped name or a folder", "smollm2-135m-multitask")
     average_steps: int | None = _help("lora_average: adaptation steps per meta-train task; null = the multitask "
                                       "init's budget in examples, shared over its tasks", None)
@@ -228,9 +231,9 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
     """Score each method on `n_test` test examples of `task` after seeing the same `k` examples (`cover_labels`:
     see support_set; `calibrate`: contextual calibration of classify labels, one of CALIBRATION); yields each
     Result as soon as it is scored. LoRA methods start from `inits[method]` (None: the standard init; by default
-    lora_meta is the shipped meta init) and run `steps` steps (None: the init's recorded inner loop), logging the
+    lora_meta is the shipped meta init, META_INIT) and run `steps` steps (None: the recipe's budget), logging the
     score at `curve_steps` on the way; `keep` sees each adapter before it is unloaded (e.g. to save it)."""
-    inits = {"lora_meta": "default", "lora_standard": None} if inits is None else inits
+    inits = {"lora_meta": META_INIT, "lora_standard": None} if inits is None else inits
     support = support_set(task, k, seed, cover_labels=cover_labels)
     test = task.examples("test")[:n_test]
     metric = task.spec.metric
