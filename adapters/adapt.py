@@ -1,8 +1,8 @@
-"""`adapt`: learn a new scenario from a handful of examples, starting from a (meta-learned) LoRA init.
+"""`adapt`: learn a new scenario from a handful of examples, starting from a trained LoRA init.
 
-Baselines differ only in `init`: the shipped meta init ("default"), a multi-task init (a path or name), or
-`None` (PEFT's standard LoRA init). The inner-loop settings recorded in the init are reused, so an init is used the
-way it was meta-learned (with more examples than its steps' batches hold, it runs enough steps to see each once).
+Inits differ only in `init`: the shipped default ("default": the multi-task init for the embedded model), the meta
+init (`"smollm2-135m-meta"`), a folder from meta-training, or `None` (PEFT's standard LoRA init). How long it trains
+and which weights it keeps follow adapters.recipe, whatever the init.
 """
 
 from __future__ import annotations

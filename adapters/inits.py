@@ -59,8 +59,9 @@ def check_init_exists(init: str | Path | None) -> None:
 
 
 def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
-    """`None`/"none": standard LoRA init. "default": the shipped meta init for this base. Else a shipped init's name
-    or a folder path."""
+    """`None`/"none": standard LoRA init. "default": the shipped init marked default for this base (for the embedded
+    model the multi-task init, which the benchmark found ahead of the meta init). Else a shipped init's name or a
+    folder path."""
     if _standard(init):
         return None
     if str(init) == DEFAULT:
@@ -68,7 +69,7 @@ def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
             files = read_lora_dir(path)
             if files.record.get("default") and files.record.get("base_fingerprint") == base.fingerprint:
                 return files
-        raise ShopLoRAError(f"no shipped meta init for {base.model_id}; pass init=None (CLI: --init none) for a "
+        raise ShopLoRAError(f"no shipped default init for {base.model_id}; pass init=None (CLI: --init none) for a "
                             "standard LoRA init, or init=PATH to one trained with `shoplora meta-train`")
     files = read_lora_dir(_folder(init))
     check_base(files, base, f"init {init}")

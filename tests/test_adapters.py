@@ -332,7 +332,7 @@ def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
 
 
 def test_default_init_without_a_shipped_one_names_the_fix(base):
-    with pytest.raises(ShopLoRAError, match=r"no shipped meta init for .*init=None"):
+    with pytest.raises(ShopLoRAError, match=r"no shipped default init for .*init=None"):
         adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels)
 
 
@@ -387,7 +387,7 @@ def test_shipped_inits_are_complete_peft_folders():
     inits = shipped_inits()
     assert {"smollm2-135m-meta", "smollm2-135m-multitask"} <= set(inits)
     records = {name: read_lora_dir(path) for name, path in inits.items()}
-    assert [name for name, files in records.items() if files.record.get("default")] == ["smollm2-135m-meta"]
+    assert [name for name, files in records.items() if files.record.get("default")] == ["smollm2-135m-multitask"]
     for files in records.values():
         assert files.base_model_id == EMBEDDED_ID and files.record["base_fingerprint"]
         InnerLoop.from_dict(files.record["inner_loop"])

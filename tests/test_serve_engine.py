@@ -263,7 +263,7 @@ def test_no_meta_init_is_explained(base, store):
         engine.generate(user("hi"), META_INIT)
     assert "no meta init" in engine.compare("hi", None)[META_INIT]
     default = Engine(base, store)  # the shipped default init is for the embedded model, not this one
-    assert META_INIT not in default.names() and "no shipped meta init" in default._meta_problem
+    assert META_INIT not in default.names() and "no shipped default init" in default._meta_problem
 
 
 def test_a_broken_stored_adapter_is_reported_as_broken_not_missing(base, tmp_path):
