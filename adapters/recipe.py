@@ -36,9 +36,11 @@ class Recipe:
     loss: str = "answer"  # or "labels" (classify): see InnerLoop.loss
     share_prefix: bool = True  # the shared system turn runs once a step, without gradient: see InnerLoop
     # Once the held-out examples have chosen how many steps to keep, train again from the start on all examples
-    # (held-out ones too) for that many steps: at 2 examples a label, the stratified held-out part is half the data.
-    # The calibration and the held-out metrics stay those of the choosing run.
-    refit: bool = False
+    # (held-out ones too) for that many steps: at 2 examples a label, the stratified held-out part is half the data
+    # (bank intents, k=60, validation accuracy 0.67 -> 0.75 from the multi-task init, 0.56 -> 0.59 from the meta
+    # init). Only when a trained step won: the starting weights are never replaced by an unchecked run. The
+    # calibration and the held-out metrics stay those of the choosing run.
+    refit: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.min_steps < 1 or self.max_steps < self.min_steps:
