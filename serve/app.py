@@ -324,6 +324,27 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
     return app
 
 
+def lab_login(auth: tuple[str, str], throttle: Any = None) -> Callable[[str, str], bool]:
+    """The lab page's login check: the --auth pair, compared in constant time, and after 5 failed tries for a user
+    name within a minute that name is refused, right password or not, until the minute has passed (Gradio's login
+    form does not tell who is asking, so the throttle goes by the name tried; the API's goes by address)."""
+    import hmac
+
+    from .api import LoginThrottle
+
+    throttle = throttle or LoginThrottle()
+
+    def check(username: str, password: str) -> bool:
+        if throttle.retry_after(username) > 0:
+            return False
+        ok = hmac.compare_digest(username.encode(), auth[0].encode()) and hmac.compare_digest(
+            password.encode(), auth[1].encode())
+        (throttle.succeeded if ok else throttle.failed)(username)
+        return ok
+
+    return check
+
+
 def server_app(engine: Engine, *, auth: tuple[str, str] | None = None, max_file_size: str | int = MAX_FILE_SIZE,
                concurrency: int = 4) -> Any:
     """One FastAPI app: the OpenAI-style /v1 routes and the lab at /. `concurrency` bounds the lab's events that run
@@ -338,7 +359,8 @@ def server_app(engine: Engine, *, auth: tuple[str, str] | None = None, max_file_
     server.include_router(openai_router(engine, auth=auth))  # before the mount: "/" would otherwise take /v1 too
     blocks = build_app(engine, max_upload_bytes=_parse_file_size(max_file_size)).queue(
         default_concurrency_limit=concurrency, max_size=engine.max_pending)
-    server = gr.mount_gradio_app(server, blocks, path="/", auth=auth, max_file_size=max_file_size, show_error=True,
+    server = gr.mount_gradio_app(server, blocks, path="/", auth=lab_login(auth) if auth else None,
+                                 max_file_size=max_file_size, show_error=True,
                                  footer_links=["api"], run_history=False, ssr_mode=False, theme=gr.themes.Soft())
     # Gradio checks that a file argument was uploaded (and copies nothing else into its cache) only for Blocks that
     # it launched itself; a mounted app skips the check, so a request naming /etc/... would have the file copied

@@ -298,6 +298,22 @@ def test_auth_protects_page_and_api(engine):
         assert httpx.get(url + "v1/models", headers={"Authorization": "Bearer support:s3cret"}).status_code == 200
         assert httpx.get(url + "v1/models", auth=("support", "s3cret")).status_code == 200
         assert httpx.get(url + "config").status_code == 401  # the page's config needs the login too
+        assert httpx.post(url + "login", data={"username": "support", "password": "s3cret"}).status_code == 200
+
+
+def test_the_lab_login_is_throttled_by_user_name():
+    from serve.api import LoginThrottle
+    from serve.app import lab_login
+
+    now = [0.0]
+    check = lab_login(("support", "s3cret"), LoginThrottle(clock=lambda: now[0]))
+    assert check("support", "s3cret") and not check("support", "guess")
+    for guess in range(4):
+        assert not check("support", f"guess{guess}")
+    assert not check("support", "s3cret")  # 5 failures in a minute: refused even with the right password
+    assert check("other", "x") is False  # another name is not held up by them (and is simply wrong)
+    now[0] += 61
+    assert check("support", "s3cret")
 
 
 def test_serve_command_checks_its_arguments(capsys):
