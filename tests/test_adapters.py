@@ -320,7 +320,8 @@ def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
     assert adapted.record["steps_run"] == 3 and adapted.record["inner_loop"]["lr"] == 1e-3  # min_steps: 2 epochs of 1
     more = adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
     n_train = more.record["n_train"]
-    assert more.record["steps_run"] == 2 * -(-n_train // 8) and more.record["inner_loop"]["batch_size"] == 8
+    # the budget (early stopping on the held-out checks may end the run sooner)
+    assert more.record["inner_loop"]["steps"] == 2 * -(-n_train // 8) and more.record["inner_loop"]["batch_size"] == 8
     assert adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe,
                  steps=2).record["steps_run"] == 2  # steps given run exactly
     assert Recipe().loop(5).batch_size == 5 and Recipe().loop(5).steps == Recipe().min_steps
