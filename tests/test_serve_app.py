@@ -368,3 +368,22 @@ def test_openai_stream_usage_comes_last_when_asked(url):
     assert all("usage" not in c for c in stream_chunks(url, {**body, "stream": True}))
     refused = ask(url, {**body, "stream_options": {"include_usage": True}})  # without "stream": true
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "stream_options"
+
+
+def test_the_official_openai_client_works_against_the_server(url):
+    openai = pytest.importorskip("openai", reason="the official client is in the dev extra: pip install -e '.[dev]'")
+    client = openai.OpenAI(base_url=url + "v1", api_key="none", max_retries=0)
+    assert client.models.retrieve("pets").id == "pets" and "pets" in [m.id for m in client.models.list()]
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+    messages = [{"role": "developer", "content": "Answer briefly."}, {"role": "user", "content": "hello"}]
+    reply = client.chat.completions.create(model="replies-a", messages=messages, max_tokens=5)
+    assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
+    stream = client.chat.completions.create(model="replies-a", messages=messages, max_tokens=5, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert chunks[-1].usage.total_tokens == reply.usage.total_tokens and chunks[-1].choices == []
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() == reply.choices[0].message.content
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="replies-a", prompt="hello")
