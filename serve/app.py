@@ -177,7 +177,7 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
 
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"# {TITLE}\nTalk to a shop's support scenarios, teach a new one from a handful of examples, and "
-                    f"compare the base model, the meta-learned init and an adapted scenario. Model: "
+                    f"compare the base model, the init new scenarios start from and an adapted scenario. Model: "
                     f"`{engine.base.model_id}` on {engine.base.device}.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -196,7 +196,8 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
             with gr.Tab("Teach a scenario", id="teach"):
                 gr.Markdown("Give the scenario a name and an instruction, list its labels for a classify task, and "
                             "add examples: type rows or upload a JSONL/CSV file with `input` and `output` columns. "
-                            "With 16 or more examples a fifth is held out to measure accuracy before and after.")
+                            "With 16 or more examples a fifth (one of each label that has two) is held out to "
+                            "measure accuracy before and after.")
                 with gr.Row():
                     name = gr.Textbox(label="Name", placeholder="acme-returns", elem_id="teach-name")
                     labels = gr.Textbox(label="Labels (comma-separated; empty for free-text answers)", scale=2,
