@@ -32,20 +32,24 @@ def require_sklearn() -> None:
                             "pip install -e '.[baselines]'), or leave tfidf out of methods") from None
 
 
-def tfidf_predictions(support: Sequence[Example], inputs: Sequence[str], seed: int = 0) -> list[str]:
-    """Labels for `inputs` from a TF-IDF + logistic regression classifier fitted on `support`."""
+def tfidf_classifier(support: Sequence[Example], seed: int = 0):
+    """A TF-IDF + logistic regression pipeline fitted on `support` (two labels or more)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
-    labels = sorted({e.output for e in support})
-    if len(labels) == 1:  # logistic regression needs two classes; one seen label is all it could answer
-        return [labels[0]] * len(inputs)
     features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                           TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
     model = make_pipeline(features, LogisticRegression(max_iter=2000, random_state=seed))
-    model.fit([e.input for e in support], [e.output for e in support])
-    return list(model.predict(list(inputs)))
+    return model.fit([e.input for e in support], [e.output for e in support])
+
+
+def tfidf_predictions(support: Sequence[Example], inputs: Sequence[str], seed: int = 0) -> list[str]:
+    """Labels for `inputs` from a TF-IDF + logistic regression classifier fitted on `support`."""
+    labels = sorted({e.output for e in support})
+    if len(labels) == 1:  # logistic regression needs two classes; one seen label is all it could answer
+        return [labels[0]] * len(inputs)
+    return list(tfidf_classifier(support, seed).predict(list(inputs)))
 
 
 def plain_steps(k: int) -> int:

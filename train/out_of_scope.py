@@ -25,6 +25,7 @@ from prompts import suite
 from prompts.atomic import write_atomic
 from prompts.real import clinc_out_of_scope
 
+from .baselines import tfidf_classifier
 from .evaluate import support_set
 
 TASK = "real-service-intent-bank"
@@ -39,15 +40,7 @@ def caught_at(in_scope: Sequence[float], out_of_scope: Sequence[float], false_al
 
 
 def tfidf_confidences(support, texts: Sequence[str]) -> list[float]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
-
-    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
-    model = make_pipeline(features, LogisticRegression(max_iter=2000, random_state=0))
-    model.fit([e.input for e in support], [e.output for e in support])
-    return model.predict_proba(list(texts)).max(axis=1).tolist()
+    return tfidf_classifier(support).predict_proba(list(texts)).max(axis=1).tolist()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
