@@ -34,7 +34,7 @@ class Recipe:
     max_steps: int = 96  # bounds the time: about 4 min on 2 CPU cores for the embedded model at batch 16
     optimizer: str = "adam"
     loss: str = "answer"  # or "labels" (classify): see InnerLoop.loss
-    share_prefix: bool = True  # the shared system turn runs once a step, without gradient: see InnerLoop
+    share_prefix: bool = True  # the shared system turn runs once a step (same gradients): see InnerLoop
     # Once the held-out examples have chosen how many steps to keep, train again from the start on all examples
     # (held-out ones too) for that many steps: at 2 examples a label, the stratified held-out part is half the data
     # (bank intents, k=60, validation accuracy 0.67 -> 0.75 from the multi-task init, 0.56 -> 0.59 from the meta

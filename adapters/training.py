@@ -46,8 +46,8 @@ class InnerLoop:
     # scored as prediction scores them (adapters.scoring.label_loss): the decision the adapter is judged on.
     loss: str = "answer"
     # Run the prompt part every example of a batch shares (the system turn: instruction and label list, often most
-    # of the tokens) once per step, without gradient, and train on the rest: the same loss value, gradients that
-    # leave out the LoRA's effect through those shared positions, and several times less compute per step.
+    # of the tokens) once per step and broadcast its keys and values over the batch: the same loss and the same
+    # gradients as running every prompt whole, for several times less compute per step.
     share_prefix: bool = False
 
     def __post_init__(self) -> None:
@@ -120,16 +120,17 @@ def shared_prefix_length(rendered: Sequence[Rendered]) -> int:
 
 
 def shared_prefix_loss(model: Any, rendered: Sequence[Rendered], pad_id: int, device: Any) -> Any:
-    """The answer loss of `rendered` (one batch) with their shared prefix run once, without gradient (see
-    InnerLoop.share_prefix); the plain answer loss when they share too little."""
+    """The answer loss of `rendered` (one batch) with their shared prefix run once (see InnerLoop.share_prefix);
+    the plain answer loss when they share too little. Gradients flow through the prefix: its keys and values are
+    repeated over the batch, so backward sums every example's gradient into the one prefix pass. (Without that
+    gradient the LoRA cannot learn how to read the label list in the system turn, which costs accuracy.)"""
     import torch
 
     length = shared_prefix_length(rendered)
     if length < MIN_SHARED_PREFIX:
         return answer_loss(model, collate(rendered, pad_id, device))
-    with torch.no_grad():
-        cache = model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device), use_cache=True,
-                      logits_to_keep=1).past_key_values
+    cache = model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device), use_cache=True,
+                  logits_to_keep=1).past_key_values
     cache.batch_repeat_interleave(len(rendered))
     rest = collate([Rendered(r.input_ids[length:], r.labels[length:]) for r in rendered], pad_id, device)
     mask = torch.cat([rest.attention_mask.new_ones(len(rendered), length), rest.attention_mask], dim=1)

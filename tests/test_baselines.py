@@ -79,6 +79,37 @@ def test_the_sweep_scores_train_examples_only_and_resumes(tiny_model_dir, tmp_pa
     assert capsys.readouterr().out == "" and len(json.loads(out.read_text())) == 2
 
 
+def test_a_shared_prefix_gives_the_same_loss_and_gradients_as_whole_prompts(base):
+    from adapters.lora import add_lora, lora_parameters, remove_lora
+    from adapters.training import answer_loss, collate, shared_prefix_loss
+    from prompts.render import render
+
+    rendered = [render(TASK.spec, e, base.tokenizer) for e in TASK.examples("train")[:6]]
+    add_lora(base, "grad")
+    params = lora_parameters(base.model, "grad")
+    try:
+        torch.manual_seed(0)
+        for p in params.values():  # B starts at zero; random B lets the prefix's keys and values depend on A too
+            p.data.normal_(0, 0.05)
+            p.requires_grad_(True)
+        base.model.eval()  # no dropout: the two passes must see the same network
+
+        def gradients(loss_fn):
+            loss = loss_fn()
+            grads = torch.autograd.grad(loss, list(params.values()))
+            return loss.item(), grads
+
+        plain, plain_grads = gradients(lambda: answer_loss(base.model, collate(rendered, base.tokenizer.pad_token_id)))
+        shared, shared_grads = gradients(lambda: shared_prefix_loss(base.model, rendered, base.tokenizer.pad_token_id,
+                                                                    "cpu"))
+        assert shared == pytest.approx(plain, rel=1e-4)
+        for name, a, b in zip(params, plain_grads, shared_grads):
+            assert a.abs().max() > 0, name
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-6), name
+    finally:
+        remove_lora(base, "grad")
+
+
 def test_a_shared_prefix_gives_the_same_loss_with_less_to_differentiate(base):
     from adapters.training import answer_loss, collate, shared_prefix_length, shared_prefix_loss
     from prompts.render import render
