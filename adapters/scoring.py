@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from prompts import ShopLoRAError, TaskSpec
 from prompts.render import Rendered, answer_ids, prompt_ids
 
+from .compat import cache_kwargs, output_cache
 from .generation import check_context, left_pad
 
 
@@ -132,7 +133,7 @@ def _shared_prefix(model: Any, prompts: list[list[int]], device: Any) -> Prefix:
     if length <= 0:
         return Prefix(0, None)
     out = model(input_ids=torch.tensor([prompts[0][:length]], device=device), use_cache=True, logits_to_keep=1)
-    return Prefix(length, out.past_key_values)
+    return Prefix(length, output_cache(out))
 
 
 def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: int, tree: LabelTree,
@@ -147,8 +148,8 @@ def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: i
     positions = prefix.length + (own.cumsum(1) - 1).clamp(min=0)
     mask = torch.cat([own.new_ones(n_prompts, prefix.length), own], dim=1)
     width = mask.shape[1]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=prefix.for_batch(n_prompts),
-                use_cache=bool(tree.tokens), logits_to_keep=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(tree.tokens),
+                logits_to_keep=1, **cache_kwargs(model, prefix.for_batch(n_prompts)))
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (P, V): the answer's first token
     if tree.tokens:
         n = len(tree.tokens)
@@ -160,7 +161,7 @@ def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: i
         node_ids = torch.tensor(tree.tokens, device=device).expand(n_prompts, n)
         node_positions = positions[:, -1:] + 1 + torch.tensor(tree.depths, device=device)
         nodes = model(input_ids=node_ids, attention_mask=additive[:, None], position_ids=node_positions,
-                      past_key_values=out.past_key_values, use_cache=False).logits
+                      use_cache=False, **cache_kwargs(model, output_cache(out))).logits
         nodes = torch.log_softmax(nodes.float(), dim=-1)  # (P, N, V)
     totals = []
     for path in tree.paths:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from prompts.errors import ShopLoRAError
 from prompts.render import IGNORE, Rendered
 
+from .compat import cache_kwargs, output_cache
 from .lora import lora_parameters
 
 OPTIMIZERS = ("adam", "sgd")
@@ -102,7 +103,7 @@ def answer_loss(model: Any, batch: Batch, cache: Any = None) -> Any:
     import torch.nn.functional as F
 
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                   logits_to_keep=batch.keep, past_key_values=cache, use_cache=cache is not None).logits
+                   logits_to_keep=batch.keep, use_cache=cache is not None, **cache_kwargs(model, cache)).logits
     predicted = logits[:, :-1].float()  # the last position predicts past the answer's end
     return F.cross_entropy(predicted.reshape(-1, predicted.size(-1)), batch.targets.reshape(-1), ignore_index=IGNORE)
 
@@ -129,8 +130,8 @@ def shared_prefix_loss(model: Any, rendered: Sequence[Rendered], pad_id: int, de
     length = shared_prefix_length(rendered)
     if length < MIN_SHARED_PREFIX:
         return answer_loss(model, collate(rendered, pad_id, device))
-    cache = model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device), use_cache=True,
-                  logits_to_keep=1).past_key_values
+    cache = output_cache(model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device),
+                               use_cache=True, logits_to_keep=1))
     cache.batch_repeat_interleave(len(rendered))
     rest = collate([Rendered(r.input_ids[length:], r.labels[length:]) for r in rendered], pad_id, device)
     mask = torch.cat([rest.attention_mask.new_ones(len(rendered), length), rest.attention_mask], dim=1)
