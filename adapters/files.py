@@ -24,6 +24,7 @@ from prompts.atomic import remove_entry, staging_dir, staging_prefix
 from prompts.errors import ShopLoRAError
 from prompts.spec import NAME_PATTERN  # task and adapter names follow one rule
 
+from .card import model_card
 from .lora import LoraSettings
 
 CONFIG_FILE = "adapter_config.json"
@@ -67,41 +68,6 @@ def compatibility_problems(settings: LoraSettings, state: dict[str, Any], base_m
     if any("lm_head" in key or "embed_tokens" in key for key in state):
         problems.append("LoRA on the LM head or embeddings is not supported by vLLM")
     return problems
-
-
-def model_card(name: str, base_model_id: str, record: dict) -> str:
-    spec = record.get("spec", {})
-    metrics = record.get("metrics", {})
-    lines = ["---", f"base_model: {base_model_id}", "library_name: peft", "tags:", "- lora", "- shoplora", "---", "",
-             f"# {name}", "", f"A ShopLoRA LoRA adapter for `{base_model_id}`."]
-    if spec:
-        lines += ["", f"- task: {spec.get('kind')} — {spec.get('instruction')}"]
-        if spec.get("labels"):
-            lines.append(f"- labels: {', '.join(spec['labels'])}")
-    if record.get("init"):
-        lines.append(f"- trained from: {record['init']}")
-    if record.get("kind") == "init":
-        lines += [f"- meta-trained init: {record.get('algorithm')} over {len(record.get('tasks', []))} tasks of "
-                  f"{record.get('suite')}, on {record.get('device')} in {record.get('seconds', 0) / 60:.0f} min "
-                  f"({record.get('created')})",
-                  f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}"]
-        if record.get("trained_on"):
-            lines.append(f"- {record['trained_on']}")
-    scenarios = record.get("scenarios", {})
-    if len(scenarios) > 1:
-        lines.append("- scenarios: " + ", ".join(
-            f"{name} ({'these weights' if entry.get('weights', '.') == '.' else entry['weights'] + '/'})"
-            for name, entry in scenarios.items()))
-    if record.get("n_examples"):
-        lines.append(f"- examples: {record['n_examples']}")
-    if record.get("contextual_calibration"):
-        lines.append("- label scores use contextual calibration (ShopLoRA divides out each label's probability on "
-                     "content-free inputs; plain PEFT gives the raw scores)")
-    if metrics:
-        lines.append(f"- metrics: {json.dumps(metrics)}")
-    lines += ["", "Load it with ShopLoRA (`adapters.load_adapter`) or plain PEFT:", "", "```python",
-              "from peft import PeftModel", f"model = PeftModel.from_pretrained(base_model, \"{name}\")", "```", ""]
-    return "\n".join(lines)
 
 
 def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSettings, base_model_id: str, record: dict,

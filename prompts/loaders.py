@@ -37,6 +37,9 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
     unknown = set(columns) - {"input", "output"}
     if unknown:
         raise DataError(f"columns can only map 'input' and 'output', not {sorted(unknown)}")
+    if isinstance(source, (str, Path)) and any((Path(source) / marker).is_file()  # datasets.save_to_disk
+                                               for marker in ("state.json", "dataset_dict.json")):
+        source = _load_from_disk(Path(source))
     if isinstance(source, (str, Path)):
         where, rows = str(source), read_rows(Path(source))
     elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset, without importing it
@@ -54,7 +57,7 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
         raise DataError(f"cannot read examples from a {type(source).__name__}; pass a JSONL/CSV path, a "
                         "datasets.Dataset or a list of {'input': ..., 'output': ...} dicts")
     allowed = set(labels) if labels is not None else None
-    examples = [_example(row, place, columns, allowed, max_chars) for place, row in rows]
+    examples = [_example(_from_chat(row, place, columns), place, columns, allowed, max_chars) for place, row in rows]
     if not examples:
         raise DataError(f"{where} holds no examples; add at least {MIN_EXAMPLES} rows with "
                         f"'{columns['input']}' and '{columns['output']}'")
@@ -62,6 +65,70 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
         raise DataError(f"{where} holds a single example; adaptation needs at least {MIN_EXAMPLES} (8 or more work "
                         "far better)")
     return examples
+
+
+def _load_from_disk(path: Path) -> Any:
+    from datasets import Dataset, load_from_disk
+
+    loaded = load_from_disk(str(path))
+    if not isinstance(loaded, Dataset):
+        raise DataError(f"{path} is a DatasetDict with splits {', '.join(loaded)}; pass one split's folder, e.g. "
+                        f"{path / next(iter(loaded))}")
+    return loaded
+
+
+# Chat-format rows (TRL / OpenAI `messages`, LLaMA-Factory's ShareGPT `conversations`): one system turn at most, then
+# one user message and the assistant's answer, which become an example's input and output.
+CHAT_KEYS = {"messages": ("role", "content"), "conversations": ("from", "value")}
+ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
+
+
+def _from_chat(row: dict, place: str, columns: dict[str, str]) -> dict:
+    """A chat-format row as {input, output, system}; any other row unchanged."""
+    key = next((k for k in CHAT_KEYS if k in row and columns["input"] not in row), None)
+    if key is None:
+        return row
+    role_key, text_key = CHAT_KEYS[key]
+    turns = row[key]
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        raise DataError(f"{place}: '{key}' must be a list of {{'{role_key}': ..., '{text_key}': ...}} objects")
+    system = [row["system"]] if isinstance(row.get("system"), str) and row["system"].strip() else []
+    said = []
+    for turn in turns:
+        role = ROLES.get(str(turn.get(role_key, "")).lower())
+        if role is None:
+            raise DataError(f"{place}: a turn's {role_key} is {_cut(turn.get(role_key))!r}; use user, assistant or "
+                            "system")
+        text = _text(turn.get(text_key))
+        (system if role == "system" else said).append(text if role == "system" else (role, text))
+    if [role for role, _ in said] != ["user", "assistant"]:
+        shape = " -> ".join(role for role, _ in said) or "no user or assistant turn"
+        raise DataError(f"{place}: a chat example must be one user message and the assistant's answer (after an "
+                        f"optional system turn), found {shape}; split longer conversations into one example per "
+                        "answer")
+    return {columns["input"]: said[0][1], columns["output"]: said[1][1], "system": "\n".join(system)}
+
+
+def _text(content: Any) -> str:
+    """A turn's text; OpenAI-style content parts ([{"type": "text", "text": ...}]) are joined."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def chat_system_prompt(source: Any) -> str | None:
+    """The system prompt every chat-format row of `source` (a file path) shares, without ShopLoRA's own label-list
+    line; None when the rows are not chat-format or their system prompts differ. Used as the instruction when none
+    is given."""
+    if not isinstance(source, (str, Path)) or not Path(source).is_file():
+        return None
+    prompts = set()
+    for place, row in read_rows(Path(source)):
+        if not any(key in row for key in CHAT_KEYS):
+            return None
+        prompts.add(_from_chat(row, place, {"input": "input", "output": "output"})["system"].strip())
+    found = prompts.pop() if len(prompts) == 1 else ""
+    return found.split("\nAnswer with one label:")[0].split("\nAnswer with JSON only.")[0] or None
 
 
 def load_inputs(path: str | Path, *, column: str = "input", max_chars: int = MAX_CHARS) -> list[str]:

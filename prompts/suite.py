@@ -38,9 +38,10 @@ class Task:
             raise ValueError(f"part must be one of {PARTS}, got {part!r}")
         return self.load(part, seed)
 
-    def export(self, folder: Path, *, seed: int = 0, overwrite: bool = False) -> Path:
+    def export(self, folder: Path, *, seed: int = 0, overwrite: bool = False, datasets: bool = False) -> Path:
         """Write `folder/<name>/` with task.json and the train/test examples as JSONL (atomically: an interrupted
-        export leaves the old folder or nothing)."""
+        export leaves the old folder or nothing); `datasets=True` adds `dataset/`, a `datasets.DatasetDict` with
+        the same rows (`datasets.load_from_disk`)."""
         target = folder / self.name
         if target.exists() and not overwrite:
             raise ShopLoRAError(f"{target} already exists; pass --overwrite to replace it")
@@ -49,6 +50,11 @@ class Task:
             for part in PARTS:
                 lines = (json.dumps(e.to_dict(), ensure_ascii=False) for e in self.examples(part, seed=seed))
                 (staging / f"{part}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            if datasets:
+                from datasets import Dataset, DatasetDict
+
+                DatasetDict({part: Dataset.from_list([e.to_dict() for e in self.examples(part, seed=seed)])
+                             for part in PARTS}).save_to_disk(str(staging / "dataset"))
             replace_dir(staging, target)
         return target
 

@@ -43,8 +43,9 @@ def _tasks_show(args: argparse.Namespace) -> None:
 
 def _tasks_export(args: argparse.Namespace) -> None:
     task = suite.get_task(args.name)
-    target = task.export(Path(args.dir), seed=args.seed, overwrite=args.overwrite)
-    print(f"wrote {target}/train.jsonl, test.jsonl and task.json")
+    target = task.export(Path(args.dir), seed=args.seed, overwrite=args.overwrite, datasets=args.datasets)
+    print(f"wrote {target}/train.jsonl, test.jsonl and task.json" + (" and dataset/ (datasets.load_from_disk)"
+                                                                     if args.datasets else ""))
 
 
 def _try(args: argparse.Namespace) -> None:
@@ -77,6 +78,10 @@ def _adapt(args: argparse.Namespace) -> None:
         adapter = _continue(args, store, labels, columns or None)
         name, overwrite = args.continue_, True  # the version before the update stays recoverable in the store
     else:
+        if not args.instruction:  # chat-format data (messages) may carry it as the system turn
+            from prompts.loaders import chat_system_prompt
+
+            args.instruction = chat_system_prompt(args.data)
         if not args.instruction:
             raise ShopLoRAError("--instruction is required: say what the model should do, e.g. "
                                 "--instruction \"Classify the customer's message.\"")
@@ -332,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", help="directory to write into")
     export.add_argument("--seed", type=int, default=0, help="generation seed for generated suites (default 0)")
     export.add_argument("--overwrite", action="store_true", help="replace DIR/NAME if it exists")
+    export.add_argument("--datasets", action="store_true", help="also write DIR/NAME/dataset/, a datasets "
+                        "DatasetDict (train, test) for datasets.load_from_disk")
     export.set_defaults(run=_tasks_export)
 
     try_ = commands.add_parser("try", help="ask the base model a task's test inputs zero-shot (greedy)")
@@ -441,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("config", help="YAML run config, e.g. configs/embedded.yaml")
     meta.add_argument("overrides", nargs="*", help="key=value overrides of config fields")
     meta.set_defaults(run=_meta_train)
+
+    from . import chat_cmd, export_cmd  # commands in modules of their own
+
+    export_cmd.add_parser(commands, default_store, store_help)
+    chat_cmd.add_parser(commands, default_store, store_help)
     return parser
 
 

@@ -232,7 +232,8 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir,
     torch.testing.assert_close(plain(input_ids=ids).logits, ours)
     config = json.loads((path / "adapter_config.json").read_text())
     assert config["r"] <= 16 and not config.get("modules_to_save") and isinstance(config["target_modules"], list)
-    assert "base_model:" in (path / "README.md").read_text() and "library_name: peft" in (path / "README.md").read_text()
+    card = (path / "README.md").read_text()  # a local base model is no Hub id: the card's code names it, not base_model
+    assert "library_name: peft" in card and f"BASE_MODEL = {base.model_id!r}" in card and "\nbase_model:" not in card
 
 
 def test_store_overwrite_keeps_previous_and_lists(base, adapter, tmp_path, monkeypatch):
