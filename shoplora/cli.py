@@ -70,7 +70,9 @@ def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
     from adapters.adapt import AdaptationWarning, LabelCoverageWarning
     from adapters.files import check_name
+    from adapters.trackers import check_report_to, report_adaptation
 
+    check_report_to(args.report_to, "--report-to")  # a missing package fails now, not after training
     store = _store(args)
     columns = {k: v for k, v in (("input", args.input_column), ("output", args.output_column)) if v}
     labels = _labels(args.labels)
@@ -102,6 +104,7 @@ def _adapt(args: argparse.Namespace) -> None:
                             contextual_calibration=CALIBRATION[args.calibration], keep=args.keep)
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
+    report_adaptation(args.report_to, adapter.record, name, Path("runs") / "adapt")
     record = adapter.record
     fitted = record["updates"][-1] if args.continue_ else record
     print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
@@ -382,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weights kept: best = the checked step (the start among them) with the best held-out "
                              "accuracy, never worse than the start (default); last = the last step's")
     adapt_.add_argument("--seed", type=int, default=0)
+    adapt_.add_argument("--report-to", default="none", metavar="TRACKER", help="log the training loss and held-out "
+                        "metrics to tensorboard | wandb | mlflow | none (default none; TensorBoard: runs/adapt/NAME)")
     adapt_.add_argument("--input-column", help="name of the input column in DATA (default: input)")
     adapt_.add_argument("--output-column", help="name of the output column in DATA (default: output)")
     adapt_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import yaml
 
 from adapters.base import DTYPES, QUANTIZATIONS
+from adapters.trackers import REPORT_TO
 from adapters.lora import ALL_LINEAR, LoraSettings
 from adapters.training import OPTIMIZERS, InnerLoop
 from prompts.errors import ShopLoRAError
@@ -95,6 +96,8 @@ class MetaConfig:
     seed: int = _help("seeds the LoRA init, the episodes and the batch order", 0)
     save_every: int = _help("checkpoint every N outer steps (0 = only at the end)", 50)
     resume: bool = _help("continue from output_dir/checkpoint when there is one", False)
+    report_to: str = _help("experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
+                           "mlflow | none", "none")
     stop_after: int = _help("stop after this outer step, checkpointed, to continue later with resume (0 = run all)",
                             0)
     validate_every: int = _help("validation every N outer steps (0 = only before and after training)", 0)
@@ -112,6 +115,7 @@ class MetaConfig:
         for name in ("outer_steps", "meta_batch_size", "query_k", "inner_steps", "inner_batch_size", "lora_r",
                      "lora_alpha", "validation_query"):
             check(getattr(self, name) >= 1, name, "must be >= 1")
+        check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
         check(self.max_length >= 8, "max_length", "must be >= 8")
         for name in ("warmup_steps", "save_every", "stop_after", "validate_every", "validation_tasks"):
             check(getattr(self, name) >= 0, name, "must be >= 0")

@@ -38,6 +38,7 @@ from adapters.inits import check_init_exists, resolve_init
 from adapters.lora import LoraSettings
 from adapters.metrics import METRICS, softmax
 from adapters.scoring import label_scores
+from adapters.trackers import REPORT_TO, open_tracker
 from adapters.training import InnerLoop
 from prompts import Example, TaskSpec, load_examples, suite
 from prompts.atomic import write_atomic
@@ -58,7 +59,7 @@ MIN_USER_TEST = 10  # test examples a user's task must keep beside its largest s
 # Changing these between an interrupted grid and its resume changes no score already in results.json.
 # The inits' names too: their weights are compared by hash for every method that has runs.
 RESUMABLE_CHANGES = {"tasks", "suites", "methods", "shots", "seeds", "target", "save_adapter", "output_dir", "resume",
-                     "meta_init", "multitask_init"}
+                     "meta_init", "multitask_init", "report_to"}
 # Settings added after results were first saved, and what those older runs did, so they resume with it.
 SAVED_BEFORE = {"cover_labels": False, "contextual_calibration": "never"}
 
@@ -131,11 +132,14 @@ class EvalConfig:
     save_adapter: SaveAdapter | None = _help("keep one adapter: {name, task, k, method, store}", None)
     output_dir: str | None = _help("where results go; null = runs/<config file name>/", None)
     resume: bool = _help("continue the grid in output_dir/results.json when there is one", False)
+    report_to: str = _help("experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
+                           "mlflow | none: each run's score, under TASK/METHOD/k=K, at step = seed", "none")
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, rule: str) -> None:
             require(self, ok, name, rule)
 
+        check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
         check(bool(self.methods) and set(self.methods) <= set(METHODS) and len(set(self.methods)) ==
               len(self.methods), "methods", f"must be distinct names from {', '.join(METHODS)}")
         check(bool(self.shots) and min(self.shots) >= 1 and len(set(self.shots)) == len(self.shots), "shots",
@@ -557,6 +561,7 @@ class Evaluation:
         config, todo = self.config, self.plan()
         bar = tqdm(total=sum(len(m) for *_, m in todo), desc="eval", unit="run")
         saving = config.save_adapter
+        tracker = open_tracker(config.report_to, self.output_dir.name, self.output_dir, asdict(config))
         for task, k, seed, methods in todo:
             bar.set_postfix_str(f"{task.name} k={k} seed {seed}")
             keep = self._saver() if saving and (saving.task, saving.k, seed) == (task.name, k, 0) else None
@@ -566,10 +571,14 @@ class Evaluation:
                                   curve_steps=config.curve_steps if k == config.curve_k else ()):
                 self.results[key_of(result)] = result
                 self.write(finished=False)
+                if tracker:
+                    tracker.log({f"{task.name}/{result.method}/k={k}": result.score}, step=seed)
                 bar.update(1)
                 bar.write(f"{task.name} k={k} seed {seed} {result.method}: {result.score:.3f} {result.metric} "
                           f"({result.steps} steps, {result.seconds:.1f} s)")
         bar.close()
+        if tracker:
+            tracker.finish()
         if saving and saving.name not in AdapterStore(self._store_root()).names():
             self._save_again()
         return self.write(finished=True)

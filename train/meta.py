@@ -146,12 +146,13 @@ class MetaTrainer:
     def _start_processes(self) -> None:
         import torch
         from accelerate import Accelerator
-        from accelerate.utils import is_tensorboard_available
+
+        from adapters.trackers import check_report_to
 
         # cpu=True without a GPU: processes started by `accelerate launch --multi_gpu` or torchrun then join over
         # gloo (accelerate's own --cpu launcher starts one process unless mpirun is installed).
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), project_dir=str(self.output_dir),
-                                       log_with="tensorboard" if is_tensorboard_available() else None)
+                                       log_with=check_report_to(self.config.report_to))
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         launched = "LOCAL_WORLD_SIZE" in os.environ or "ACCELERATE_MIXED_PRECISION" in os.environ
