@@ -154,6 +154,34 @@ def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_token
             assert all(any(label in answer for label in episode.spec.labels) for answer in answers)
 
 
+def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_tokenizer):
+    from prompts.render import render
+
+    tasks = [t for t in suite.tasks("ecommerce-v1", split="meta-train") if t.spec.kind == "classify"][:4]
+    sampler = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4,
+                             label_subsets=False, max_length=1024, seed=1, label_renaming=1.0)
+    moved = 0
+    for episode in sampler.sample(0):
+        assert episode.rename is not None and sorted(episode.rename.values()) == sorted(episode.spec.labels)
+        assert any(a != b for a, b in episode.rename.items())
+        originals = {}
+        for example in suite.get_task(episode.task).examples("train"):
+            r = render(episode.spec, example, tiny_tokenizer)
+            originals[tuple(r.input_ids[:r.prompt_length])] = example.output
+        for r in episode.support + episode.query:
+            true = originals[tuple(r.input_ids[:r.prompt_length])]
+            answer = tiny_tokenizer.decode([t for t in r.labels if t >= 0])
+            assert episode.rename[true] in answer
+            moved += episode.rename[true] != true
+    assert moved > 0
+    unrenamed = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4,
+                               label_subsets=False, max_length=1024, seed=1)
+    assert all(e.rename is None for e in unrenamed.sample(0))
+    with pytest.raises(ShopLoRAError, match="label_renaming"):
+        EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4, label_subsets=False,
+                       max_length=1024, seed=1, label_renaming=1.5)
+
+
 def test_lr_schedule_warms_up_then_decays():
     factors = [lr_factor(s, warmup=2, total=10, schedule="cosine") for s in range(10)]
     assert factors[0] == 0.5 and factors[1] == 1.0 and factors[2] == 1.0

@@ -66,6 +66,9 @@ class MetaConfig:
     support_k: tuple[int, int] = _help("[min, max] support examples per episode, drawn per task and step", (8, 32))
     query_k: int = _help("query examples per episode: FOMAML's meta-gradient and the query-loss curve", 8)
     label_subsets: bool = _help("classify episodes use a random subset of the labels in a shuffled order", True)
+    label_renaming: float = _help(
+        "share of classify episodes whose answers are permuted among their labels (meta-augmentation: the answer is "
+        "then learnable from the support set only); 0 = never", 0.0)
     max_length: int = _help("tokens of prompt + answer; longer examples are skipped", 256)
     # inner loop: recorded in the init and reused as is by adaptation
     inner_steps: int = _help("optimizer steps on the support set per episode", 8)
@@ -117,6 +120,7 @@ class MetaConfig:
             check(getattr(self, name) >= 1, name, "must be >= 1")
         check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
         check(self.max_length >= 8, "max_length", "must be >= 8")
+        check(0.0 <= self.label_renaming <= 1.0, "label_renaming", "must be a share between 0 and 1")
         for name in ("warmup_steps", "save_every", "stop_after", "validate_every", "validation_tasks"):
             check(getattr(self, name) >= 0, name, "must be >= 0")
         check(1 <= self.support_k[0] <= self.support_k[1], "support_k", "must be [min, max] with 1 <= min <= max")

@@ -27,6 +27,7 @@ class Episode:
     spec: TaskSpec  # the task's spec, or its label-subset variant for this episode
     support: list[Rendered]
     query: list[Rendered]
+    rename: dict[str, str] | None = None  # the answers' label permutation (meta-augmentation), if any
 
 
 class TaskPool:
@@ -39,20 +40,26 @@ class TaskPool:
         self.max_length = max_length
         self._rendered: dict[int, Rendered] = {}
 
-    def render(self, index: int, spec: TaskSpec) -> Rendered | None:
-        """Example `index` under `spec`; None when it is longer than max_length (skipped, never truncated)."""
-        if spec == self.spec and index in self._rendered:
+    def render(self, index: int, spec: TaskSpec, rename: dict[str, str] | None = None) -> Rendered | None:
+        """Example `index` under `spec`, its answer renamed by `rename` if given; None when it is longer than
+        max_length (skipped, never truncated)."""
+        plain = spec == self.spec and rename is None
+        if plain and index in self._rendered:
             return self._rendered[index]
-        rendered = render(spec, self.examples[index], self.tokenizer)
-        if spec == self.spec:
+        example = self.examples[index]
+        if rename is not None:
+            example = replace(example, output=rename[example.output])
+        rendered = render(spec, example, self.tokenizer)
+        if plain:
             self._rendered[index] = rendered
         return rendered if len(rendered) <= self.max_length else None
 
-    def take(self, indices: Sequence[int], n: int, spec: TaskSpec) -> list[Rendered]:
+    def take(self, indices: Sequence[int], n: int, spec: TaskSpec,
+             rename: dict[str, str] | None = None) -> list[Rendered]:
         """The first `n` examples of `indices` that fit in max_length."""
         taken = []
         for index in indices:
-            rendered = self.render(index, spec)
+            rendered = self.render(index, spec, rename)
             if rendered is not None:
                 taken.append(rendered)
                 if len(taken) == n:
@@ -68,17 +75,33 @@ def label_subset(spec: TaskSpec, rng: random.Random) -> TaskSpec:
     return replace(spec, labels=tuple(rng.sample(spec.labels, size)))
 
 
+def label_permutation(labels: Sequence[str], rng: random.Random) -> dict[str, str]:
+    """Each label mapped to another of the same list (a random permutation that moves at least one label)."""
+    shuffled = list(labels)
+    while len(shuffled) > 1 and shuffled == list(labels):
+        rng.shuffle(shuffled)
+    return dict(zip(labels, shuffled))
+
+
 class EpisodeSampler:
     """The meta-batch of outer step `step`: `meta_batch_size` distinct tasks, each with a support set of k examples
-    (k drawn from `support_k`) and `query_k` query examples, disjoint, from the tasks' train parts."""
+    (k drawn from `support_k`) and `query_k` query examples, disjoint, from the tasks' train parts.
+
+    With `label_renaming` > 0, that share of classify episodes has its answers permuted among the episode's labels
+    (support and query alike): the label a message gets is then only learnable from the support set, never from
+    the label words themselves, so the init is pushed to learn fast from examples instead of memorising each task's
+    answers (meta-augmentation: the memorisation problem of Yin et al. 2020, Rajendran et al. 2020)."""
 
     def __init__(self, tasks: Sequence[Task], tokenizer: Any, *, meta_batch_size: int, support_k: tuple[int, int],
-                 query_k: int, label_subsets: bool, max_length: int, seed: int) -> None:
+                 query_k: int, label_subsets: bool, max_length: int, seed: int, label_renaming: float = 0.0) -> None:
+        if not 0.0 <= label_renaming <= 1.0:
+            raise ShopLoRAError(f"label_renaming is a share of episodes, between 0 and 1; got {label_renaming}")
         self.pools = [TaskPool(task, "train", tokenizer, max_length) for task in tasks]
         self.meta_batch_size = meta_batch_size
         self.support_k = support_k
         self.query_k = query_k
         self.label_subsets = label_subsets
+        self.label_renaming = label_renaming
         self.seed = seed
 
     def sample(self, step: int, rank: int = 0, world: int = 1) -> list[Episode]:
@@ -91,11 +114,16 @@ class EpisodeSampler:
             if self.label_subsets and spec.kind == "classify":
                 spec = label_subset(spec, rng)
             allowed = [i for i, e in enumerate(pool.examples) if spec.kind != "classify" or e.output in spec.labels]
-            plans.append((pool, spec, k, rng.sample(allowed, len(allowed))))
+            order = rng.sample(allowed, len(allowed))
+            rename = None
+            # Drawn only when asked for, so runs without renaming see the episodes they always saw (resume).
+            if self.label_renaming > 0 and spec.kind == "classify" and rng.random() < self.label_renaming:
+                rename = label_permutation(spec.labels, rng)
+            plans.append((pool, spec, k, order, rename))
         episodes = []
-        for pool, spec, k, order in plans[rank::world]:
-            chosen = pool.take(order, k + self.query_k, spec)
-            episodes.append(Episode(pool.spec.name, spec, chosen[:k], chosen[k:]))
+        for pool, spec, k, order, rename in plans[rank::world]:
+            chosen = pool.take(order, k + self.query_k, spec, rename)
+            episodes.append(Episode(pool.spec.name, spec, chosen[:k], chosen[k:], rename))
         return episodes
 
 

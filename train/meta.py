@@ -225,7 +225,7 @@ class MetaTrainer:
         self.sampler = EpisodeSampler(self.tasks, self.base.tokenizer, meta_batch_size=config.meta_batch_size,
                                       support_k=config.support_k, query_k=config.query_k,
                                       label_subsets=config.label_subsets, max_length=config.max_length,
-                                      seed=config.seed)
+                                      seed=config.seed, label_renaming=config.label_renaming)
         # Validation tasks are split over the processes, like the meta-batch; their losses are averaged.
         mine = validation_tasks(self.tasks, config.validation_tasks)[self.rank::self.world]
         self.validation = validation_episodes(mine, self.base.tokenizer, k=sum(config.support_k) // 2,
