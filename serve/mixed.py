@@ -16,23 +16,31 @@ from typing import Any, Iterator, Sequence
 @contextmanager
 def mixed_lora(peft_model: Any, row_adapters: Sequence[str | None]) -> Iterator[None]:
     """Inside, forward passes of `peft_model` on a batch of `len(row_adapters)` rows apply PEFT adapter
-    `row_adapters[i]` to row i (None: the bare base model). Vanilla LoRA layers only (no DoRA or other variants)."""
+    `row_adapters[i]` to row i (None: the bare base model). Vanilla LoRA on linear layers (plain, bf16 or
+    bitsandbytes 4-bit bases) only: no DoRA or other variants."""
     import torch
-    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.tuners.lora.layer import LoraLayer
 
     names = [name for name in dict.fromkeys(row_adapters) if name is not None]
     slots = [0 if name is None else 1 + names.index(name) for name in row_adapters]  # slot 0: no adapter
     handles = []
     try:
         for module in peft_model.modules():
-            if not isinstance(module, LoraLinear):
+            # Any LoRA layer over a linear map: PEFT's own Linear, and its bitsandbytes Linear4bit/Linear8bitLt,
+            # which are LoraLayers but not subclasses of Linear (skipping them served the bare base on 4-bit).
+            if not isinstance(module, LoraLayer):
                 continue
             present = [name for name in names if name in module.lora_A]
             if not present:
                 continue
-            if any(name in module.lora_variant for name in present):
+            if not all(isinstance(module.lora_A[name], torch.nn.Linear) for name in present):
+                raise NotImplementedError(f"mixed batches support LoRA on linear layers only, not on "
+                                          f"{type(module.get_base_layer()).__name__}")
+            if any(name in getattr(module, "lora_variant", {}) for name in present):
                 raise NotImplementedError("mixed batches support vanilla LoRA adapters only")
             handles.append(module.register_forward_hook(_adder(module, names, slots, torch), with_kwargs=True))
+        if names and not handles:  # never serve the bare base under an adapter's name
+            raise NotImplementedError(f"no LoRA layer of {names} found to apply in a mixed batch")
         with peft_model.disable_adapter():
             yield
     finally:
@@ -42,18 +50,20 @@ def mixed_lora(peft_model: Any, row_adapters: Sequence[str | None]) -> Iterator[
 
 def _adder(module: Any, names: list[str], slots: list[int], torch: Any):
     """The forward hook of one LoRA layer: per-row A (B, in, r) and B (B, r, out), zero for rows without it."""
-    weight = module.base_layer.weight
+    # The layer's sizes, not its base weight's shape: a 4-bit weight is stored packed as (in * out / 2, 1).
+    n_in, n_out = module.in_features, module.out_features
+    first = next(module.lora_A[name].weight for name in names if name in module.lora_A)
     rank = max(module.lora_A[name].weight.shape[0] for name in names if name in module.lora_A)
-    dtype = next(module.lora_A[name].weight.dtype for name in names if name in module.lora_A)
-    a = torch.zeros(len(names) + 1, weight.shape[1], rank, dtype=dtype, device=weight.device)
-    b = torch.zeros(len(names) + 1, rank, weight.shape[0], dtype=dtype, device=weight.device)
+    dtype, device = first.dtype, first.device
+    a = torch.zeros(len(names) + 1, n_in, rank, dtype=dtype, device=device)
+    b = torch.zeros(len(names) + 1, rank, n_out, dtype=dtype, device=device)
     with torch.no_grad():
         for slot, name in enumerate(names, start=1):
             if name in module.lora_A:
                 lora_a, lora_b = module.lora_A[name].weight, module.lora_B[name].weight  # (r, in), (out, r)
                 a[slot, :, : lora_a.shape[0]] = lora_a.T
                 b[slot, : lora_a.shape[0]] = lora_b.T * module.scaling[name]
-    index = torch.tensor(slots, device=weight.device)
+    index = torch.tensor(slots, device=device)
     a_rows, b_rows = a[index], b[index]
 
     def add(_module, args, kwargs, output):
@@ -61,6 +71,7 @@ def _adder(module: Any, names: list[str], slots: list[int], torch: Any):
         shape = x.shape
         x = x.reshape(shape[0], -1, shape[-1]).to(dtype)  # (B, T, in): bmm wants exactly three dimensions
         delta = torch.bmm(torch.bmm(x, a_rows), b_rows)
-        return output + delta.reshape(*shape[:-1], -1).to(output.dtype)
+        # Added before rounding to the output's dtype, as PEFT's Linear does (on a bf16 base the LoRA is fp32).
+        return (output + delta.reshape(*shape[:-1], -1)).to(output.dtype)
 
     return add
