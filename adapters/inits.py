@@ -74,3 +74,21 @@ def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
     files = read_lora_dir(_folder(init))
     check_base(files, base, f"init {init}")
     return files
+
+
+def trained_base_settings(inits: list[str | Path | None]) -> dict[str, str | None]:
+    """The `dtype` and `quantization` the base had when `inits` were meta-trained, as their shoplora.json record
+    them, so they are evaluated on the same base: {} when none records them. Inits trained on differently
+    quantised bases cannot share one base: an error says so."""
+    recorded = []
+    for init in inits:
+        if _standard(init) or str(init) == DEFAULT:
+            continue
+        config = read_lora_dir(_folder(init)).record.get("config") or {}
+        if "quantization" in config:
+            recorded.append((str(init), {key: config.get(key) for key in ("dtype", "quantization")}))
+    if len({settings["quantization"] for _, settings in recorded}) > 1:
+        made = ", ".join(f"{init} on quantization {settings['quantization']}" for init, settings in recorded)
+        raise ShopLoRAError(f"the inits were meta-trained on different bases ({made}); evaluate them in separate "
+                            "grids (methods: ...) so each gets the base it was trained on")
+    return recorded[0][1] if recorded else {}

@@ -34,7 +34,7 @@ from adapters.adapt import CALIBRATION, LabelCoverageWarning, examples_digest, n
 from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
-from adapters.inits import check_init_exists, resolve_init
+from adapters.inits import check_init_exists, resolve_init, trained_base_settings
 from adapters.lora import LoraSettings
 from adapters.metrics import METRICS, softmax
 from adapters.scoring import label_scores
@@ -101,7 +101,8 @@ class EvalConfig:
     """What `shoplora eval` runs. Field help is in `fields(EvalConfig)[i].metadata["help"]`."""
 
     base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
-    dtype: str = _help("auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16", "auto")
+    dtype: str = _help("auto (as the inits were meta-trained, else bf16 on a GPU that has it, fp32 otherwise) | "
+                       "float32 | bfloat16 | float16; 4-bit follows the inits", "auto")
     tasks: tuple[str | UserTask, ...] = _help(
         "task names and/or user tasks {path, instruction, labels, kind, name}; empty = the held-out tasks of suites",
         ())
@@ -455,9 +456,13 @@ class Evaluation:
         if "tfidf" in self.config.methods:
             require_sklearn()
         wanted = set(self.config.lora_methods())  # a mistyped init fails before the base model loads
-        check_init_exists(self.config.meta_init if "lora_meta" in wanted else None)
-        check_init_exists(self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None)
-        self.base = load_base(self.config.base_model, dtype=self.config.dtype)
+        inits = [self.config.meta_init if "lora_meta" in wanted else None,
+                 self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None]
+        for init in inits:
+            check_init_exists(init)
+        trained = trained_base_settings(inits)  # the base as the inits were trained on it (4-bit, dtype)
+        dtype = (trained.get("dtype") or "auto") if self.config.dtype == "auto" else self.config.dtype
+        self.base = load_base(self.config.base_model, dtype=dtype, quantization=trained.get("quantization"))
         self.inits = self._resolve_inits()
         self.init_records = {method: init_record(path) for method, path in self.inits.items()}
         seen = {name for record in self.init_records.values() for name in record["tasks"]}
@@ -516,7 +521,7 @@ class Evaluation:
         config and dtype), the inits and the tasks' examples of every method and task that has runs."""
         runs = [Result.from_dict(r) for r in saved["runs"]]
         ours, theirs = self._base_record(), saved["base_model"]
-        changed = [f"the base model's {field}" for field in ("fingerprint", "dtype")
+        changed = [f"the base model's {field}" for field in ("fingerprint", "dtype", "quantization")
                    if theirs.get(field, ours[field]) != ours[field]]  # results from before dtype was recorded pass
         inits = saved["inits"]
         changed += [f"the {method} init" + ("" if method in inits else " (not recorded)")
