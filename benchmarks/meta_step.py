@@ -8,7 +8,8 @@ seconds it spends beside its inner steps (goal: <= 10% of them), split into the 
 loss for the progress bar; FOMAML: its query gradient, part of the algorithm) and everything else (copying the init,
 the meta-gradient, the outer optimizer, sampling and rendering episodes). Each method runs in a process of its own,
 so the peak memory of one is not hidden by the other's.
-Run: `python benchmarks/meta_step.py [--model DIR_OR_ID] [--batches 4] [--batch-size 8]`
+Run: `python benchmarks/meta_step.py [--model DIR_OR_ID] [--dtype bfloat16] [--batches 4] [--batch-size 8]
+[--json FILE]` (--json also writes the figures to FILE; benchmarks/gpu_check.py reads them).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def peak_memory(device) -> str:
 
 
 def run_method(args) -> dict:
-    base = load_base(args.model)
+    base = load_base(args.model, dtype=args.dtype)
     device = base.model.device
     model = add_lora(base, "bench", LoraSettings(r=16, alpha=32))
     model.train()
@@ -101,7 +102,7 @@ def run_outer_step(args) -> dict:
 
     with tempfile.TemporaryDirectory() as output_dir:
         config = build_config({"base_model": args.model, "tasks": list(TASKS), "algorithm": args.method,
-                               "output_dir": output_dir, "outer_steps": 2, "meta_batch_size": 2,
+                               "output_dir": output_dir, "outer_steps": 2, "meta_batch_size": 2, "dtype": args.dtype,
                                "support_k": [args.batch_size] * 2, "query_k": args.batch_size,
                                "inner_steps": args.batches, "inner_batch_size": args.batch_size,
                                "warmup_steps": 0, "validation_tasks": 0, "save_every": 0})
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--model", help="hub id or directory (default: the embedded model)")
     parser.add_argument("--batches", type=int, default=4, help="timed steps per method")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dtype", default="float32", help="the base model's dtype: float32 | bfloat16 | auto")
+    parser.add_argument("--json", help="also write every method's figures to this file")
     parser.add_argument("--method", choices=["plain", "shoplora", *OUTER], help=argparse.SUPPRESS)  # one child
     args = parser.parse_args()
     if args.method:
@@ -132,6 +135,10 @@ def main() -> None:
         child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--method", method], capture_output=True,
                                text=True, check=True)
         results[method] = json.loads(child.stdout.strip().splitlines()[-1])
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"date": str(date.today()), "batches": args.batches, "batch_size": args.batch_size, **results},
+                      out, indent=1)
     plain, ours = results["plain"], results["shoplora"]
     print(f"meta_step benchmark, {date.today()}, {ours['model']}, {ours['device']}, {ours['dtype']}")
     print(f"{args.batches} steps x {args.batch_size} examples, {ours['tokens']} real tokens per method")
