@@ -9,9 +9,10 @@
 from .adapt import adapt
 from .adapter import ABSTAIN, Adapter, ExtractionError, Prediction
 from .base import Base, ModelLoadError, load_base
+from .discover import Cluster, Discovery, discover
 from .files import AdapterFileError
 from .generation import generate
 from .store import AdapterStore, load_adapter
 
-__all__ = ["ABSTAIN", "Adapter", "AdapterFileError", "AdapterStore", "Base", "ExtractionError", "ModelLoadError",
-           "Prediction", "adapt", "generate", "load_adapter", "load_base"]
+__all__ = ["ABSTAIN", "Adapter", "AdapterFileError", "AdapterStore", "Base", "Cluster", "Discovery", "ExtractionError",
+           "ModelLoadError", "Prediction", "adapt", "discover", "generate", "load_adapter", "load_base"]

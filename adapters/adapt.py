@@ -32,6 +32,10 @@ from .training import InnerLoop, mean_loss, train_steps
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 Watch = Callable[[Adapter, int], None]  # (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
+# (phase, step, steps): what runs between training steps, for a UI to name it: "scoring before" (the held-out check
+# of the starting weights), "scoring" (the check after `step` of `steps`), "refitting" (step of steps of the run on
+# every example, see Recipe.refit), "scoring after" (the kept weights' held-out metrics and calibration).
+Phase = Callable[[str, int, int], None]
 # Choosing among several checkpoints needs this many held-out examples: on 3 (k=16) one answer decides, and picking
 # a step by such noise decided the evaluation's k=16 column (runs stopped after 4 of 12 steps and lost 20 points).
 # With fewer, the only candidates are the starting weights and the last step.
@@ -139,7 +143,8 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
           init: str | Path | None = DEFAULT, steps: int | None = None, lr: float | None = None, seed: int = 0,
           columns: dict[str, str] | None = None, progress: Progress | None = None,
           watch: Watch | None = None, examples_needed_for: float | None = None,
-          contextual_calibration: bool | None = None, keep: str = "best", recipe: Recipe | None = None) -> Adapter:
+          contextual_calibration: bool | None = None, keep: str = "best", recipe: Recipe | None = None,
+          phase: Phase | None = None) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
@@ -150,7 +155,8 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     are calibrated on them. A drop in held-out accuracy or a collapse onto one label is recorded in
     record["warnings"] and warned about (AdaptationWarning). `scenario` names the task inside the adapter (`update`
     can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step and after
-    each one (the evaluation benchmark scores it there). `examples_needed_for=0.8` (a classify task with at least
+    each one (the evaluation benchmark scores it there); `phase(name, step, steps)` hears the work between steps
+    (held-out scoring, the refit; see Phase). `examples_needed_for=0.8` (a classify task with at least
     32 examples) also estimates how many training examples reach that held-out accuracy: two more short
     adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
     `contextual_calibration` (classify): label scores divide out the labels' prior on content-free inputs (see
@@ -189,7 +195,7 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     try:
         budget = _budget(recipe, steps, lr)
         fitted = _fit(adapter, examples, budget, rng, progress, watch, keep=keep,
-                      refit=recipe.refit and keep == "best")
+                      refit=recipe.refit and keep == "best", phase=phase)
     except BaseException:  # a refused input, a diverged run, Ctrl-C: nothing of it stays on the base model
         adapter.unload()
         raise
@@ -404,7 +410,8 @@ class Checkpoint:
 
 def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: random.Random,
          progress: Progress | None, watch: Watch | None = None,
-         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best", refit: bool = False) -> dict[str, Any]:
+         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best", refit: bool = False,
+         phase: Phase | None = None) -> dict[str, Any]:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones,
     holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. `refit`: when a
     trained step was kept, train again from the start on every example for that many steps (see Recipe.refit).
@@ -424,18 +431,24 @@ def _fit(adapter: Adapter, examples: Sequence[Example], budget: Budget, rng: ran
     label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" else None
     start = adapter.state() if refit and held_out else None
     run = _train(adapter, rendered, check, loop, rng, progress, watch,
-                 choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold, label_ids=label_ids)
+                 choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold, label_ids=label_ids,
+                 phase=phase)
     refit_steps = 0
     if start is not None and run.kept is not None and run.kept.step > 0:
         refit_steps = run.kept.step
         with base.lock:
             load_lora_state(base.peft, start, adapter.peft_name)
             adapter._active()
+            if phase:
+                phase("refitting", 0, refit_steps)
             train_steps(base.peft, rendered + held_rendered, replace(loop, steps=refit_steps),
-                        pad_id=base.tokenizer.pad_token_id, rng=rng, name=adapter.peft_name, labels=label_ids)
+                        pad_id=base.tokenizer.pad_token_id, rng=rng, name=adapter.peft_name, labels=label_ids,
+                        on_step=(lambda step, loss: phase("refitting", step + 1, refit_steps)) if phase else None)
     metrics: dict[str, Any] = {}
     found: list[str] = []
     if run.kept is not None:
+        if phase:
+            phase("scoring after", run.kept.step, len(run.losses))
         metrics["held_out_loss"] = round(run.kept.loss, 4)
         if spec.kind == "classify":
             metrics.update(held_out_accuracy_before=run.start.accuracy, held_out_accuracy_last=run.last.accuracy)
@@ -535,7 +548,7 @@ class TrainingDiverged(ShopLoRAError):
 
 def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
            progress: Progress | None, watch: Watch | None, *, choose: bool, keep: str, gold: Sequence[int],
-           label_ids: Sequence[Sequence[int]] | None = None) -> Run:
+           label_ids: Sequence[Sequence[int]] | None = None, phase: Phase | None = None) -> Run:
     """The inner loop. With a held-out `check`, the starting weights and the last step are candidates, and with
     `choose` (enough held-out examples) also every loop.steps / CHECKS steps, with early stopping when PATIENCE
     checks in a row beat neither the best loss nor the best accuracy. The best candidate's weights are kept
@@ -577,6 +590,8 @@ def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng
             in_eval_mode(lambda: watch(adapter, step + 1))
         if check is None or ((step + 1) % every and step + 1 < loop.steps):  # the last step is always checked
             return False
+        if phase:
+            phase("scoring", step + 1, loop.steps)
         run.last = checkpoint(step + 1)
         return choose and keep == "best" and best["since"] >= PATIENCE
 
@@ -595,6 +610,8 @@ def _train(adapter: Adapter, rendered, check: Check | None, loop: InnerLoop, rng
         if watch is not None:
             watch(adapter, 0)
         if check is not None:
+            if phase:
+                phase("scoring before", 0, loop.steps)
             run.start = checkpoint(0)
         try:
             run.losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,

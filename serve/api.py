@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
@@ -333,12 +333,14 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
 
     @router.get("/models")
     def models(request: Request):
+        """Every served name: stored adapters, "base" and "meta-init", with what each is under `shoplora`."""
         if (answer := refused(request)) is not None:
             return answer
         return {"object": "list", "data": [model_entry(engine, name) for name in engine.names()]}
 
     @router.get("/models/{model}")
     def model(request: Request, model: str):
+        """One served name, as in the list (404 for an unknown one)."""
         if (answer := refused(request)) is not None:
             return answer
         served = engine.names()
@@ -348,6 +350,8 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
 
     @router.post("/chat/completions")
     async def chat_completions(request: Request):
+        """Answer `messages` with the adapter `model` names; `stream: true` for server-sent events. A classify
+        adapter answers with its label and adds `shoplora` (confidence, per-label scores)."""
         if (answer := refused(request)) is not None:
             return answer
         request_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -374,3 +378,75 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
                               f"{SERVED}", code="unknown_url")
 
     return router
+
+
+def log_requests(app: Any) -> None:
+    """One log line per request to the API or its docs, once its answer is sent: method, path, status, seconds. The
+    lab's page fetches many files and polls its queue; its events are logged by the lab (serve.app) instead."""
+    app.add_middleware(RequestLog)
+
+
+class RequestLog:
+    """ASGI middleware behind `log_requests` (plain ASGI: Starlette's BaseHTTPMiddleware would wrap the streaming
+    responses and hide a client's disconnect from GenerationResponse)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith("/v1") or path in ("/docs", "/openapi.json")):
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            log.info("%s %s %d in %.2f s", scope.get("method", ""), path, status[0], time.perf_counter() - started)
+
+
+def api_docs(app: Any) -> Callable[[Request], HTMLResponse]:
+    """The /docs page: the /v1 routes (from the app's own routes, so it cannot drift from them), how to call them,
+    and where the lab's own endpoints for gradio_client are described. Offline: no script from a CDN."""
+    from html import escape
+
+    def page(request: Request) -> HTMLResponse:
+        url = str(request.base_url)
+        rows = "".join(
+            f"<tr><td><code>{', '.join(sorted(route.methods - {'HEAD'}))}</code></td><td><code>{escape(route.path)}"
+            f"</code></td><td>{escape((route.description or '').strip())}</td></tr>"
+            for route in app.routes if isinstance(route, APIRoute) and route.include_in_schema)
+        body = f"""<!doctype html><html><head><meta charset="utf-8"><title>ShopLoRA API</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em;line-height:1.45}}
+td{{border-top:1px solid #ddd;padding:.4em;vertical-align:top}}pre{{background:#f4f4f5;padding:.8em;overflow:auto}}
+</style></head><body><h1>ShopLoRA API</h1>
+<p>One server: the <a href="/">lab</a>, the OpenAI-style routes below (<code>model</code> names a stored adapter,
+<code>base</code> or <code>meta-init</code>; schema: <a href="/openapi.json">/openapi.json</a>), and the lab's own
+endpoints for <code>gradio_client</code>, listed with their parameters under
+<a href="/?view=api">Use via API</a> (<code>/chat</code>, <code>/teach</code>, <code>/compare</code>,
+<code>/adapters</code>, <code>/download</code>, <code>/delete</code>). Errors of <code>/v1</code> are JSON
+<code>{{"error": {{"message", "type", "param", "code"}}}}</code>.</p>
+<h2>OpenAI-style routes</h2><table>{rows}</table>
+<pre>curl {escape(url)}v1/models
+curl {escape(url)}v1/chat/completions -H 'Content-Type: application/json' \
+     -d '{{"model": "acme-returns", "messages": [{{"role": "user", "content": "where is my parcel??"}}]}}'</pre>
+<pre>from openai import OpenAI   # with a login: api_key="USER:PASS"
+client = OpenAI(base_url="{escape(url)}v1", api_key="none")
+client.chat.completions.create(model="acme-returns", messages=[{{"role": "user", "content": "where is my parcel??"}}])</pre>
+<h2>The lab from Python</h2>
+<pre>from gradio_client import Client   # with a login: Client(url, auth=("USER", "PASS"))
+client = Client("{escape(url)}")
+client.predict(name="acme-returns", instruction="Classify the customer's message.",
+               labels="refund_status, return_item", examples={{"headers": ["input", "output"], "data": [...]}},
+               api_name="/teach")
+client.predict(text="where is my parcel??", model="acme-returns", api_name="/chat")</pre>
+</body></html>"""
+        return HTMLResponse(body)
+
+    return page

@@ -233,6 +233,10 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                             columns.append((gr.Markdown(f"### {title}"), gr.Markdown(), gr.Label(visible=False,
                                                                                                   show_label=False,
                                                                                                   num_top_classes=4)))
+            with gr.Tab("Discover", id="discover"):
+                from .discover_tab import discover_tab
+
+                discover_tab(engine, max_upload_bytes=max_upload_bytes)
 
         @_shown
         def on_model(model: str) -> tuple[str, Any]:

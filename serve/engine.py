@@ -23,15 +23,16 @@ import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
 from contextlib import closing, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from adapters import Adapter, AdapterStore, Base, Prediction, adapt
-from adapters.adapt import needs_calibration
-from adapters.files import check_name
+from adapters.adapt import CALIBRATION, Phase, needs_calibration
+from adapters.files import check_name, read_record
 from adapters.generation import base_only, generate_prompts, stream_prompt
-from adapters.inits import DEFAULT, resolve_init
+from adapters.inits import DEFAULT, resolve_init, shipped_inits
+from adapters.recipe import DEFAULT_RECIPE
 from prompts import Example, ShopLoRAError, TaskSpec
 from prompts.render import prompt_ids
 
@@ -39,6 +40,7 @@ from .mixed import mixed_lora
 
 BASE = "base"
 META_INIT = "meta-init"
+STANDARD_INIT = "none"  # PEFT's standard LoRA init, as the CLI's --init none
 CHAT_INSTRUCTION = ("You are a helpful customer-service assistant for an online shop. Answer the customer briefly "
                     "and politely.")
 MAX_MESSAGE_CHARS = 8000  # per message: far past any support message, and well inside the embedded model's context
@@ -344,20 +346,60 @@ class Engine:
         out.update({job.adapter: job.future.result().text for job in jobs})
         return out
 
+    def inits(self) -> list[str]:
+        """The inits `teach` may start from, by name: the served init ("meta-init") first, the shipped inits made for
+        this base, and "none" (PEFT's standard init). Only these: a request never names a folder."""
+        served = [self._meta_files.record.get("name") or META_INIT] if self.meta_init_available else []
+        shipped = []
+        for name, path in shipped_inits().items():
+            try:
+                record = read_record(path)
+            except ShopLoRAError:
+                continue
+            if record.get("base_fingerprint") == self.base.fingerprint:
+                shipped.append(name)
+        return list(dict.fromkeys([*served, *shipped, STANDARD_INIT]))
+
+    def _init_source(self, init: str | None) -> str | Path | None:
+        """What `adapt(init=...)` gets for an init named in `inits()` (None: the served one, else the standard)."""
+        if init in (None, "", META_INIT):
+            return self._meta_init_source if self.meta_init_available else None
+        choices = self.inits()
+        if init not in choices:
+            raise EngineError(f"no init called {init!r} for this base model; choose one of {', '.join(choices)}")
+        if init == STANDARD_INIT:
+            return None
+        if self.meta_init_available and init == choices[0]:
+            return self._meta_init_source
+        return init
+
     def teach(self, name: str, examples: Any, *, instruction: str, labels: Sequence[str] | None = None,
-              overwrite: bool = False, steps: int | None = None,
-              progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-        """Adapt a new scenario from `examples` (starting from the meta init when there is one), save it to the store
-        as `name`, and serve it at once. Returns what the UI shows: kind, steps, seconds, held-out accuracy."""
+              overwrite: bool = False, steps: int | None = None, epochs: int | None = None, lr: float | None = None,
+              init: str | None = None, calibration: str = "auto",
+              progress: Callable[[int, int, float], None] | None = None, phase: Phase | None = None) -> dict[str, Any]:
+        """Adapt a new scenario from `examples`, save it to the store as `name`, and serve it at once. It starts from
+        `init`, a name of `inits()` (default: the served meta init when there is one); `steps` (exact), `epochs`
+        (the recipe's budget: epochs over the examples), `lr` and `calibration` ("auto", "always", "never": contextual
+        calibration) override the recipe. `progress(step, steps, loss)` hears each training step, `phase(name, step,
+        steps)` the work between them (adapters.adapt.Phase) and "saving". Returns what the UI shows: kind, steps,
+        seconds, held-out accuracy."""
         check_name(name)
         if name in (BASE, META_INIT):
             raise EngineError(f"{name!r} is reserved; choose another adapter name")
         if name in self.store.names() and not overwrite:  # fail before training, not after
             raise EngineError(f"an adapter called {name!r} already exists; tick overwrite or choose another name")
-        init = self._meta_init_source if self.meta_init_available else None
+        if calibration not in CALIBRATION:
+            raise EngineError(f"calibration must be one of {', '.join(CALIBRATION)}, got {calibration!r}")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise EngineError(f"epochs must be a whole number >= 1, got {epochs!r}")
+        source = self._init_source(init)
+        recipe = replace(DEFAULT_RECIPE, epochs=epochs) if epochs else None
         with self._slot():
-            adapter = adapt(self.base, examples, instruction=instruction, labels=labels or None, init=init,
-                            steps=steps, progress=progress)
+            adapter = adapt(self.base, examples, instruction=instruction, labels=labels or None, init=source,
+                            steps=steps, lr=lr, recipe=recipe, contextual_calibration=CALIBRATION[calibration],
+                            progress=progress, phase=phase)
+            if phase:
+                phase("saving", 0, 0)
             path = self.store.save(adapter, name, overwrite=overwrite)
             with self.base.lock:
                 self._forget(name)
@@ -369,6 +411,28 @@ class Engine:
                 "n_train": record["n_train"],
                 "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path),
                 "warnings": record["warnings"]}
+
+    def delete(self, name: str) -> None:
+        """Remove a stored adapter from the store and from memory (base and meta-init are not stored)."""
+        if name in (BASE, META_INIT) or name not in self.store.names():
+            raise UnknownAdapter(f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+        with self.base.lock:
+            self._forget(name)
+            self.store.delete(name)
+
+    def export_zip(self, name: str, folder: Path) -> Path:
+        """`name`'s folder (PEFT files, shoplora.json, model card; no earlier versions) as `folder`/`name`.zip."""
+        import zipfile
+
+        if name in (BASE, META_INIT) or name not in self.store.names():
+            raise UnknownAdapter(f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+        source = self.store.path(name).resolve()  # the name links to its current version
+        target = Path(folder) / f"{name}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(source.rglob("*")):
+                if file.is_file() and not any(part.startswith(".") for part in file.relative_to(source).parts):
+                    archive.write(file, f"{name}/{file.relative_to(source)}")
+        return target
 
     def loaded(self) -> list[str]:
         """Stored adapters in memory now, least recently used first."""

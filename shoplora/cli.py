@@ -458,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_cmd.add_parser(commands, default_store, store_help)
     chat_cmd.add_parser(commands, default_store, store_help)
+    from . import discover_cmd
+
+    discover_cmd.add_parser(commands, default_store, store_help)
     return parser
 
 

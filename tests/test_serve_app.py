@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +16,8 @@ from gradio_client.exceptions import AppError
 
 from adapters import load_base
 from prompts import ShopLoRAError, suite
-from serve.app import example_rows, running, server_app, teach_summary
+from serve.app import EXAMPLE_SETS, EXAMPLES_DIR, MAX_TABLE_ROWS, example_rows, file_rows, running, server_app, \
+    teach_rows, teach_summary
 from serve.engine import Engine
 from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
@@ -94,9 +97,11 @@ def test_teach_summary_shows_a_drop_in_red_with_a_per_label_table():
 
 
 def test_teach_then_chat_classify_and_compare(client, engine):
-    summary, chat_choice, compare_choice = client.predict(
+    summary, loss, chat_choice, compare_choice, _, stored = client.predict(
         "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach")
     assert "Saved **pets-taught** (classify" in summary and chat_choice["value"] == "pets-taught"
+    assert loss["visible"] and len(loss["value"]["data"]) >= 1  # the training loss, step by step
+    assert "pets-taught" in [row[0] for row in stored["data"]]
     assert "**Warning:**" in summary and "labels have no example" in summary  # 6 examples of 12 intents
     assert ["pets-taught", "pets-taught"] in chat_choice["choices"]
     assert "pets-taught" in [r["name"] for r in client.predict(api_name="/adapters")]
@@ -141,7 +146,7 @@ def test_bad_uploads_give_a_message(client, tmp_path, content, problem):
 def raw_teach(url: str, file_argument: dict) -> str:
     """Call the teach endpoint over plain HTTP as a hostile client would, with a crafted file argument; returns the
     event stream's text."""
-    data = ["stolen", "Route it.", "", EMPTY, file_argument, False]
+    data = ["stolen", "Route it.", "", EMPTY, file_argument, False, "tiny-meta", 8, 0, 5e-4, "auto"]
     event = httpx.post(f"{url}gradio_api/call/teach", json={"data": data}, timeout=30).json()["event_id"]
     return httpx.get(f"{url}gradio_api/call/teach/{event}", timeout=60).text
 
@@ -216,7 +221,7 @@ def test_bad_teach_forms_give_a_message(client, name, instruction, table, proble
 def test_chat_errors_are_messages(client):
     with pytest.raises(AppError, match="type a message first"):
         client.predict("  ", [], "base", 0.3, api_name="/chat")
-    with pytest.raises(AppError, match="gone is not in the list of choices"):  # gradio checks the dropdown
+    with pytest.raises(AppError, match="no adapter called 'gone'"):  # any name is sent; the engine checks it
         client.predict("hi", [], "gone", 0.3, api_name="/chat")
 
 
@@ -387,3 +392,134 @@ def test_the_official_openai_client_works_against_the_server(url):
     assert text.strip() == reply.choices[0].message.content
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="replies-a", prompt="hello")
+
+
+def test_gradio_client_reaches_an_adapter_taught_after_it_connected(url, engine):
+    """The page's dropdown choices are those of its build; a client connected before the adapter existed (here: taught
+    by another user through the engine) still chats with it and compares it."""
+    early = Client(url, verbose=False, download_files=False)
+    engine.teach("taught-later", PETS.examples("train")[:6], instruction=PETS.spec.instruction,
+                 labels=list(PETS.spec.labels), steps=2)
+    label = engine.classify(["my dog food bag arrived torn"], "taught-later")[0].label
+    history, _, confidences = early.predict(text="my dog food bag arrived torn", history=[], model="taught-later",
+                                            abstain_below=0.0, api_name="/chat")
+    assert f"**{label}**" in history[-1]["content"][0]["text"] and confidences["value"]["label"] == label
+    columns = early.predict(text="my dog food bag arrived torn", model="taught-later", api_name="/compare")
+    assert columns[4].startswith(f"Intent: **{label}")
+    about, _ = early.predict(model="taught-later", api_name="/describe")
+    assert "classified on its own" in about  # chat says that it does not read the conversation
+
+
+def test_teach_streams_named_phases_and_the_loss_and_takes_advanced_options(client, engine):
+    job = client.submit(name="pets-advanced", instruction=PETS.spec.instruction, labels=", ".join(PETS.spec.labels),
+                        examples={"headers": ["input", "output"],
+                                  "data": [[e.input, e.output] for e in PETS.examples("train")[:20]]},
+                        file=None, init="none", steps=3, learning_rate=1e-3, calibration="never", api_name="/teach")
+    summary, loss = job.result()[:2]
+    said = [update[0] for update in job.outputs()]
+    for phase in ("Reading the examples", "Scoring before", "Training: step 1 of 3", "Scoring after", "Saving"):
+        assert any(phase in text for text in said), (phase, said)
+    assert "Saved **pets-advanced**" in summary and "from the standard init" in summary
+    assert [step for step, _ in loss["value"]["data"]] == [1, 2, 3]
+    record = engine.store.show("pets-advanced")
+    assert (record["init"], record["steps_run"], record["inner_loop"]["lr"]) == ("standard", 3, 1e-3)
+    assert record["contextual_calibration"] is False
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    ({"init": "/etc"}, "no init called '/etc'"),  # a name only: a request never names a folder to read
+    ({"calibration": "sometimes"}, "calibration must be one of auto, always, never"),
+    ({"epochs": -1}, "epochs must be a whole number"),
+    ({"steps": -1}, "steps must be a whole number"),
+    ({"learning_rate": -0.1}, "lr must be a number > 0"),
+])
+def test_advanced_options_are_checked(client, engine, arguments, problem):
+    with pytest.raises(AppError, match=problem):
+        client.predict(name="pets-checked", instruction="Route it.", labels="", examples=TABLE, file=None,
+                       **arguments, api_name="/teach")
+    assert "pets-checked" not in engine.names()
+
+
+def test_the_engine_takes_only_inits_it_lists(engine):
+    assert engine.inits() == ["tiny-meta", "none"]  # no shipped init is made for the tiny model
+    for init in ("/etc", "../inits/tiny-meta", "smollm2-135m-meta"):
+        with pytest.raises(ShopLoRAError, match="no init called"):
+            engine.teach("pets-init", PETS.examples("train")[:4], instruction="x", init=init)
+
+
+def test_teach_refuses_rows_and_a_file_together(client, tmp_path):
+    upload = tmp_path / "more.jsonl"
+    upload.write_text('{"input": "a", "output": "damaged_bag"}\n{"input": "b", "output": "bulk_discount"}\n')
+    with pytest.raises(AppError, match="both in the table"):
+        client.predict("both-given", "Route it.", "", TABLE, handle_file(str(upload)), False, api_name="/teach")
+
+
+def test_table_and_file_rows(tmp_path):
+    assert teach_rows([["hi", "x"], ["", ""]], None) == [{"input": "hi", "output": "x"}]
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"input": f"m{i}", "output": "b"}) + "\n" for i in range(MAX_TABLE_ROWS + 1)))
+    with pytest.raises(ShopLoRAError, match="shoplora adapt mine.jsonl"):
+        file_rows(big, "mine.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    with pytest.raises(ShopLoRAError, match="mine.jsonl, line 1") as error:
+        file_rows(bad, "mine.jsonl")
+    assert str(tmp_path) not in str(error.value)  # the user's file name, not the server's copy
+
+
+@pytest.mark.parametrize("key", list(EXAMPLE_SETS))
+def test_example_datasets_give_every_label_an_example(key):
+    example = EXAMPLE_SETS[key]
+    rows = file_rows(EXAMPLES_DIR / example.file, example.file, list(example.labels))
+    assert 16 <= len(rows) <= 40 and {e.output for e in rows} == set(example.labels)
+
+
+def test_download_a_zip_of_the_peft_folder_and_delete(client, engine, tmp_path):
+    from peft import PeftConfig
+
+    engine.teach("to-delete", PETS.examples("train")[:6], instruction=PETS.spec.instruction,
+                 labels=list(PETS.spec.labels), steps=1)
+    button, about = client.predict(name="to-delete", api_name="/download")
+    assert button["label"].startswith("Download to-delete.zip") and "to-delete" in about
+    served = httpx.get(button["value"]["url"], timeout=30)  # as the browser fetches it
+    assert served.status_code == 200
+    (tmp_path / "got.zip").write_bytes(served.content)
+    with zipfile.ZipFile(tmp_path / "got.zip") as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    assert {"to-delete/adapter_config.json", "to-delete/adapter_model.safetensors",
+            "to-delete/shoplora.json"} <= names
+    assert PeftConfig.from_pretrained(tmp_path / "to-delete").peft_type == "LORA"
+    with pytest.raises(AppError, match="no stored adapter called"):
+        client.predict(name="../pets", api_name="/download")
+    answer = client.predict(name="to-delete", api_name="/delete")
+    assert answer[0] == "Deleted **to-delete**." and "to-delete" not in engine.names()
+    assert "to-delete" not in [row[0] for row in answer[-1]["data"]]
+    with pytest.raises(AppError, match="no stored adapter called 'to-delete'"):
+        client.predict(name="to-delete", api_name="/delete")
+    with pytest.raises(AppError, match="no stored adapter called 'base'"):
+        client.predict(name="base", api_name="/delete")
+
+
+def test_api_docs_page_and_named_parameters(url, client):
+    docs = httpx.get(url + "docs")
+    assert docs.status_code == 200 and "/v1/chat/completions" in docs.text and "?view=api" in docs.text
+    assert "cdn" not in docs.text.lower()  # works offline
+    assert httpx.get(url + "openapi.json").json()["paths"].keys() >= {"/v1/models", "/v1/chat/completions"}
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/chat", "/teach", "/compare", "/download", "/delete", "/describe"} <= endpoints.keys()
+    for api_name in ("/chat", "/teach", "/compare", "/download", "/delete", "/describe"):
+        for part in endpoints[api_name]["parameters"] + endpoints[api_name]["returns"]:
+            name = part.get("parameter_name") or part["label"]
+            assert not name.endswith("_") and not name.startswith(("value_", "param_")), (api_name, name)
+
+
+def test_the_server_log_has_one_line_per_request_and_no_traceback_for_user_errors(url, client, caplog, capfd):
+    with caplog.at_level(logging.INFO, logger="serve"):
+        with pytest.raises(AppError):
+            client.predict("  ", [], "base", 0.3, api_name="/chat")
+        httpx.get(url + "v1/models")
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("serve")]
+    assert any(line.startswith("lab chat: refused in") and "type a message first" in line for line in lines)
+    assert sum(line.startswith("GET /v1/models 200 in") for line in lines) == 1
+    assert "Traceback" not in capfd.readouterr().err
