@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from prompts import DataError, ShopLoRAError, TaskSpec
+from prompts import DataError, Example, ShopLoRAError, TaskSpec
 from prompts.loaders import MAX_CHARS, read_rows
 
 from .adapter import ABSTAIN, Adapter, _texts
@@ -262,16 +262,57 @@ def _distinct(texts: Sequence[str]) -> list[str]:
 def propose_labels(base: Base, groups: Sequence[Sequence[str]], *, taken: set[str] = frozenset()) -> list[str]:
     """A label name for each group of messages, written by the base model (no adapter) and made a valid label that
     no other group and none of `taken` uses."""
-    prompts = ["Messages:\n" + "\n".join(f"- {text[:200]}" for text in group) + "\nIntent name:" for group in groups]
-    answers = generate(base, NAMING, prompts, max_new_tokens=NAME_TOKENS)
+    answers = generate(base, NAMING, [_naming_input(group) for group in groups], shots=NAMING_SHOTS,
+                       max_new_tokens=NAME_TOKENS)
     used = set(taken) | {ABSTAIN}
     names = []
-    for number, answer in enumerate(answers, start=1):
-        name = slug(answer) or f"new_need_{number}"
+    for number, (answer, group) in enumerate(zip(answers, groups), start=1):
+        name = slug(answer)
+        if not grounded(name, group):
+            name = keywords(group, groups) or f"new_need_{number}"
         name = unique(name, used)
         used.add(name)
         names.append(name)
     return names
+
+
+def _naming_input(messages: Sequence[str]) -> str:
+    return "Messages:\n" + "\n".join(f"- {text[:200]}" for text in messages)
+
+
+# Two worked answers in the prompt: a 135M model asked only by the instruction answers like a support agent
+# ("i_m_sorry_for_the"); with them it answers with a name.
+NAMING_SHOTS = (
+    Example(_naming_input(["where is my parcel? it's been a week", "my order still hasn't arrived",
+                           "can you tell me when my package will come"]), "track_order"),
+    Example(_naming_input(["I want my money back for the blender", "please refund the shoes I returned",
+                           "how long does a refund take"]), "refund_request"),
+)
+
+
+def grounded(name: str, messages: Sequence[str]) -> bool:
+    """Whether a proposed name shares a word (its first 5 letters) with the messages: a name that does not (a shot's
+    answer copied, an agent's reply) says nothing about them."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    if not name or name in {shot.output for shot in NAMING_SHOTS}:
+        return False
+    stems = {word[:5] for word in re.findall(r"[a-z]{3,}", " ".join(messages).lower())}
+    return any(word[:5] in stems for word in name.split("_") if len(word) >= 3 and word not in ENGLISH_STOP_WORDS)
+
+
+def keywords(group: Sequence[str], groups: Sequence[Sequence[str]], n: int = 3) -> str:
+    """The words most particular to `group` among `groups` (frequent in it, in few others), as a label."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    def words(messages: Sequence[str]) -> Counter[str]:
+        return Counter(w for text in messages for w in set(re.findall(r"[a-z]{3,}", text.lower()))
+                       if w not in ENGLISH_STOP_WORDS)
+
+    mine = words(group)
+    spread = Counter(w for other in groups for w in words(other))
+    ranked = sorted(mine, key=lambda w: (-mine[w] / spread[w] * mine[w], w))
+    return "_".join(ranked[:n])
 
 
 def slug(text: str) -> str:

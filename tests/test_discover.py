@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from adapters import AdapterStore, adapt, discover, load_base
-from adapters.discover import cluster, load_traffic, parse_time, slug, timeline, unique
+from adapters.discover import cluster, grounded, keywords, load_traffic, parse_time, slug, timeline, unique
 from prompts import ShopLoRAError, suite
 from shoplora.cli import main
 
@@ -112,6 +112,12 @@ def test_label_names_and_timelines():
     assert slug("Intent name: Gift Wrapping!\nsecond line") == "gift_wrapping"
     assert slug("  \n") == "" and len(slug("word " * 30)) <= 40
     assert unique("refund", {"refund", "refund_2"}) == "refund_3"
+    kittens = ["any kittens for adoption?", "do you sell kittens", "kittens from a shelter"]
+    bags = ["the bag arrived torn", "torn bag of seed"]
+    assert grounded("kitten_adoption", kittens) and not grounded("i_m_sorry_for_the", kittens)
+    assert not grounded("track_order", ["where is my order? track it"])  # a worked example's answer, copied
+    assert keywords(kittens, [kittens, bags]).startswith("kittens_") and keywords(bags, [kittens, bags]).startswith(
+        ("bag_torn", "torn_bag"))
     assert parse_time(0, "t").isoformat() == "1970-01-01T00:00:00+00:00"
     with pytest.raises(ShopLoRAError, match="not a time"):
         parse_time("yesterday", "row 3")
