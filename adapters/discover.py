@@ -433,10 +433,10 @@ def teach(adapter: Adapter, examples: Any, *, traffic: Sequence[str] = (), test:
     tests = load_examples(test) if test is not None else []
     held_out, train = held_out_split(examples, random.Random(seed), classify=True)
     sure = []
-    if traffic:
-        predictions = adapter.predict(list(traffic))
-        sure = [(text, p.text) for text, p in zip(traffic, predictions) if p.confidence >= abstain_below]
-        sure = random.Random(seed).sample(sure, min(len(sure), MAX_KEPT_CHECK))
+    if traffic:  # a sample: scoring a month of traffic twice would take longer than teaching
+        sample = random.Random(seed).sample(list(traffic), min(len(traffic), 3 * MAX_KEPT_CHECK))
+        sure = [(text, p.text) for text, p in zip(sample, adapter.predict(sample)) if p.confidence >= abstain_below]
+        sure = sure[:MAX_KEPT_CHECK]
     before = _accuracy_by_kind(adapter, tests, old) if tests else {}
     adapter.update(train, seed=seed, progress=progress)
     report: dict[str, Any] = {"new_labels": new_labels, "labels": list(adapter.spec.labels), "n_train": len(train),
