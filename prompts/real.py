@@ -24,7 +24,7 @@ from .errors import DataError, ShopLoRAError, TaskNotFoundError
 from .synthetic import normalise
 from .loaders import read_rows  # the reader user files go through: same checks and messages
 from .spec import Example, TaskSpec
-from .suite import PARTS, Task
+from .task import PARTS, Task
 
 SUITE = "real-v1"
 DATA_ENV = "SHOPLORA_DATA_DIR"

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from prompts.errors import ShopLoRAError
 from prompts.render import Rendered, render
 from prompts.spec import Example, TaskSpec
-from prompts.suite import Task
+from prompts.task import Task
 
 
 @dataclass(frozen=True)

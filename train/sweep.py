@@ -25,7 +25,7 @@ from adapters.adapt import AdaptationWarning, LabelCoverageWarning
 from adapters.recipe import DEFAULT_RECIPE, Recipe
 from prompts import Example, suite
 from prompts.atomic import write_atomic
-from prompts.suite import Task
+from prompts.task import Task
 
 from .evaluate import support_set
 
