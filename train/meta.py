@@ -8,6 +8,8 @@ tasks with the same inner loop adaptation uses (adapters/training.py), never syn
 per-task meta-gradients (Reptile: init - adapted; FOMAML: the query-loss gradient at the adapted weights) are
 averaged over all processes, and one outer optimizer step moves the init. `multitask` trains the LoRA directly on
 the same episodes' support sets with the same number of examples per step: the baseline a meta init must beat.
+Under an FSDP accelerate config the frozen base is sharded over the processes (train/sharding.py); the LoRA tensors,
+and so the arithmetic, stay as under DDP.
 The result is a PEFT adapter folder `output_dir/init` with `shoplora.json`; `output_dir/checkpoint` resumes a run.
 """
 
@@ -36,7 +38,7 @@ from prompts import suite
 from prompts.errors import ShopLoRAError, exit_code
 from prompts.render import Rendered, answer_ids
 
-from . import checkpoint
+from . import checkpoint, sharding
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, MetaConfig, describe_fields, load_config
 from .episodes import Episode, EpisodeSampler, validation_episodes, validation_tasks
@@ -163,9 +165,7 @@ class MetaTrainer:
         kind = self.accelerator.distributed_type.name
         if kind in UNSUPPORTED:
             raise ConfigError(f"accelerate's {kind} is not supported: use configs/accelerate/ddp.yaml")
-        if kind == "FSDP":
-            log.warning("FSDP: the frozen base is not sharded (each process adapts its own tasks alone, which "
-                        "sharding would synchronise); every process holds the whole base, as under DDP")
+        self.fsdp = sharding.settings(self.config) if sharding.requested() else None
         if self.config.meta_batch_size % self.world:
             raise ConfigError(f"config field 'meta_batch_size' ({self.config.meta_batch_size}) must be a multiple "
                               f"of the {self.world} processes: each process adapts the same number of tasks")
@@ -183,14 +183,24 @@ class MetaTrainer:
         import torch
 
         config = self.config
-        self.base = load_base(config.base_model, dtype=config.dtype, quantization=config.quantization,
-                              device=str(self.accelerator.device))
+        device, dtype = self.accelerator.device, config.dtype
+        if self.fsdp is not None and dtype == "auto" and device.type == "cuda":
+            dtype = "bfloat16"  # what auto means on a GPU (adapters.base); the base loads on the CPU first here
+        # Under FSDP the whole base passes through CPU memory once; sharding moves only this process's part over.
+        self.base = load_base(config.base_model, dtype=dtype, quantization=config.quantization,
+                              device="cpu" if self.fsdp is not None else str(device))
         if config.gradient_checkpointing:
             self.base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         torch.manual_seed(config.seed)  # the same standard LoRA init on every process
         self.model = add_lora(self.base, ADAPTER, config.lora_settings())
         if config.start_from is not None:
             self._load_start()
+        self.passes = None
+        if self.fsdp is not None:
+            held = sharding.shard_base(self.model, lora_parameters(self.model, ADAPTER).values(), device, self.fsdp)
+            print(f"process {self.rank} of {self.world}: FSDP holds {held['local_parameters']} of the base's "
+                  f"{held['base_parameters']} parameters ({held['shard_groups']} shard groups)", flush=True)
+            self.passes = sharding.PassCounter(self.model)
         self.pad_id = self.base.tokenizer.pad_token_id
         self.inner_loop = config.inner_loop()
 
@@ -227,9 +237,14 @@ class MetaTrainer:
                                       label_subsets=config.label_subsets, max_length=config.max_length,
                                       seed=config.seed, label_renaming=config.label_renaming)
         # Validation tasks are split over the processes, like the meta-batch; their losses are averaged.
-        mine = validation_tasks(self.tasks, config.validation_tasks)[self.rank::self.world]
-        self.validation = validation_episodes(mine, self.base.tokenizer, k=sum(config.support_k) // 2,
-                                              n_query=config.validation_query, max_length=config.max_length)
+        tasks = validation_tasks(self.tasks, config.validation_tasks)
+        episodes = functools.partial(validation_episodes, tokenizer=self.base.tokenizer, k=sum(config.support_k) // 2,
+                                     n_query=config.validation_query, max_length=config.max_length)
+        self.validation = episodes(tasks[self.rank::self.world])
+        # Under FSDP every process must make as many passes as the others: one with fewer validation tasks than
+        # the most any process has validates the first task again as often as it is short, and drops those losses.
+        short = -(-len(tasks) // self.world) - len(self.validation) if self.fsdp is not None else 0
+        self.spare_validation = episodes(tasks[:1]) * short if short > 0 else []
 
     def _make_optimizer(self) -> None:
         """The tensors being trained and their optimizer. Meta-learning trains the init, held apart from the adapter
@@ -307,6 +322,7 @@ class MetaTrainer:
             outer_step = self._multitask_step if config.algorithm == "multitask" else self._meta_step
             query_loss, inner_seconds, query_seconds = outer_step(episodes)
             self.step += 1
+            self._check_passes()
             # seconds - inner_seconds - query_seconds is the outer step's own overhead
             self._record("train", query_loss=query_loss, seconds=time.perf_counter() - tick,
                          inner_seconds=inner_seconds, query_seconds=query_seconds)
@@ -327,6 +343,10 @@ class MetaTrainer:
         if not self.resumed_finished:
             self._save_checkpoint()
         return self._write_init()
+
+    def _check_passes(self) -> None:
+        if self.passes is not None:
+            self.passes.check(self.accelerator, self.step)
 
     def _meta_step(self, episodes: list[Episode]) -> tuple[float, float, float]:
         """Adapt the init to each of this process's episodes; average the meta-gradients everywhere; step.
@@ -414,13 +434,15 @@ class MetaTrainer:
 
         state = {key: t.detach().clone() for key, t in self.init.items()}
         before, after = [], []
-        for episode in self.validation:
+        for episode in self.validation + self.spare_validation:
             load_lora_state(self.model, state, ADAPTER)
             before.append(mean_loss(self.model, episode.query, pad_id=self.pad_id))
             train_steps(self.model, episode.support, self.inner_loop, pad_id=self.pad_id,
                         rng=random.Random(f"{self.config.seed}:validation:{episode.task}"), name=ADAPTER)
             after.append(mean_loss(self.model, episode.query, pad_id=self.pad_id))
         load_lora_state(self.model, state, ADAPTER)  # multitask trains the adapter itself: put its weights back
+        before, after = before[:len(self.validation)], after[:len(self.validation)]  # spare episodes do not count
+        self._check_passes()
         totals = self.accelerator.reduce(torch.tensor([sum(before), sum(after), len(before)], dtype=torch.float64,
                                                       device=self.accelerator.device), "sum").tolist()
         if totals[2]:
@@ -494,6 +516,8 @@ class MetaTrainer:
 
         self.seconds = time.perf_counter() - self.started
         ours = digest(self.init)
+        if self.passes is not None:
+            print(f"process {self.rank} of {self.world}: {self.passes.passes} forward passes", flush=True)
         if self.world > 1:
             print(f"process {self.rank} of {self.world}: LoRA sha256 {ours}", flush=True)
             if len(set(gather_object([ours]))) > 1:
@@ -507,6 +531,7 @@ class MetaTrainer:
                       "inner_loop": self.inner_loop.to_dict(), "curves": self.curves, "config": config.to_dict(),
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "device": self._device_name(), "processes": self.world, "outer_steps": self.step,
+                      "sharded_base": self.fsdp is not None,
                       "seconds": round(self.seconds, 1), "sha256": ours, "metrics": self._final_validation()}
             write_lora_dir(target, state=self.init, settings=config.lora_settings(), base_model_id=self.base.model_id,
                            base_fingerprint=self.base.fingerprint, record=record, overwrite=self.resumed_finished)
