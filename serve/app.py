@@ -221,7 +221,9 @@ def teach_summary(result: dict) -> str:
     kept = result.get("steps_kept", result["steps"])
     weights = ("" if kept == result["steps"] else " the starting weights kept, as they did best on the held-out "
                "examples;" if kept == 0 else f" the weights of step {kept} kept, the best on the held-out examples;")
-    lines = [f"Saved **{result['name']}** ({result['kind']}, from the {result['init']} init): {result['steps']} "
+    planned = result.get("steps_planned", result["steps"])
+    steps = f"{result['steps']}" if planned == result["steps"] else f"{result['steps']} of {planned}"
+    lines = [f"Saved **{result['name']}** ({result['kind']}, from the {result['init']} init): {steps} "
              f"steps in {result['seconds']:.1f} s on {result['n_train']} examples;{weights} it is in the Chat and "
              "Compare lists now.", ""]
     if "held_out_accuracy" in metrics:
@@ -403,7 +405,7 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                                            info=f"{DEFAULT_RECIPE.min_steps} to {DEFAULT_RECIPE.max_steps} steps of "
                                                 f"{DEFAULT_RECIPE.batch_size}", elem_id="teach-epochs")
                         steps = gr.Number(0, precision=0, label="Steps",
-                                          info="0: from the epochs; else exactly this many", elem_id="teach-steps")
+                                          info="0: from the epochs; else this many (fewer when the held-out part stops improving)", elem_id="teach-steps")
                         learning_rate = gr.Number(DEFAULT_RECIPE.lr, label="Learning rate",
                                                   elem_id="teach-lr")
                 with gr.Row():

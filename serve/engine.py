@@ -407,7 +407,8 @@ class Engine:
                 self._evict()
         record = adapter.record
         return {"name": name, "kind": adapter.spec.kind, "labels": list(adapter.spec.labels), "init": record["init"],
-                "steps": record["steps_run"], "steps_kept": record["steps_kept"], "seconds": record["seconds"],
+                "steps": record["steps_run"], "steps_planned": record["inner_loop"]["steps"],
+                "steps_kept": record["steps_kept"], "seconds": record["seconds"],
                 "n_train": record["n_train"],
                 "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path),
                 "warnings": record["warnings"]}

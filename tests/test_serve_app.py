@@ -92,6 +92,8 @@ def test_teach_summary_shows_a_drop_in_red_with_a_per_label_table():
     assert "starting weights kept" in summary
     assert '<span style="color: #b91c1c">**Warning:** held-out accuracy fell' in summary
     assert "| `return_item` | 3 | 2 | 0 | 0 |" in summary and "| `refund_status` | 1 | 1 | 1 | 4 |" in summary
+    assert "24 steps in" in summary
+    assert "12 of 24 steps in" in teach_summary({**result, "steps": 12, "steps_planned": 24})  # stopped early
     quiet = teach_summary({**result, "warnings": [], "steps_kept": 24})
     assert "color" not in quiet and "| `return_item`" not in quiet and "kept" not in quiet
 
