@@ -61,13 +61,13 @@ class Adapter:
         self.record = record
         self.temperature = temperature
         # PEFT adapter names must not be substrings of "lora_": a prefix keeps every name clear of that.
-        self.peft_name = self._new_weights(state)
+        self.peft_name = self.new_weights(state)
         # Scenario name -> the PEFT adapter holding its weights (shared by `scenario()` views). `update` gives a new
         # scenario a set of its own; with `own_weights=False` it shares the current set (trained with replay).
         self.weights: dict[str, str] = {spec.name: self.peft_name}
 
     # -- weights ----------------------------------------------------------------------------------------------
-    def _new_weights(self, state: dict[str, Any] | None) -> str:
+    def new_weights(self, state: dict[str, Any] | None) -> str:
         """A new PEFT adapter on the base holding `state` (None: PEFT's standard init); returns its name."""
         name = f"shoplora-{next(_names)}"
         with self.base.lock:
@@ -93,7 +93,7 @@ class Adapter:
             for peft_name in {self.peft_name, *self.weights.values()}:
                 remove_lora(self.base, peft_name)
 
-    def _active(self) -> Any:
+    def activate(self) -> Any:
         self._check_loaded()
         self.base.peft.set_adapter(self.peft_name)
         return self.base.peft
@@ -122,7 +122,7 @@ class Adapter:
         `contextual_calibration`, as `adapt` does by default: see adapters.scoring)."""
         inputs = _texts(inputs)
         with self.base.lock:
-            return label_scores(self._active(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size,
+            return label_scores(self.activate(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size,
                                 calibrate=self.contextual_calibration)
 
     @property
@@ -143,7 +143,7 @@ class Adapter:
         """Greedy answers with this adapter (for classify tasks too: the label as free text)."""
         inputs = _texts(inputs)
         with self.base.lock:
-            return generate_with(self._active(), self.base.tokenizer, self.spec, inputs,
+            return generate_with(self.activate(), self.base.tokenizer, self.spec, inputs,
                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
 
     def stream(self, text: str, *, max_new_tokens: int = 96) -> Iterator[str]:
@@ -151,11 +151,11 @@ class Adapter:
         read it on one thread, and `close()` it if you stop early (other users of the base wait until then). For
         many concurrent readers use `serve.engine.Engine`, which streams from its own worker thread."""
         with self.base.lock:
-            yield from stream_with(self._active(), self.base.tokenizer, self.spec, text, max_new_tokens=max_new_tokens)
+            yield from stream_with(self.activate(), self.base.tokenizer, self.spec, text, max_new_tokens=max_new_tokens)
 
     def update(self, examples: Any, **kwargs: Any) -> "Adapter":
         """Learn new examples or a new scenario without forgetting the earlier ones (replay); see `adapt.update`."""
-        from .adapt import update
+        from .continual import update
 
         return update(self, examples, **kwargs)
 

@@ -181,7 +181,7 @@ class _switched_to:
         self.adapter = adapter
 
     def __enter__(self):
-        self.adapter._active()
+        self.adapter.activate()
 
     def __exit__(self, *exc):
         return False

@@ -116,7 +116,7 @@ def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
     own: dict[str, str] = {}  # scenario folder name -> the PEFT adapter holding its weights
     try:
         for name, state in files.scenario_states.items():
-            own[name] = adapter._new_weights(state)
+            own[name] = adapter.new_weights(state)
         for scenario, entry in record.get("scenarios", {}).items():
             folder = entry.get("weights", ".")
             adapter.weights[scenario] = adapter.peft_name if folder == "." else own[folder.split("/", 1)[1]]

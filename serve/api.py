@@ -382,7 +382,7 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
 
 def log_requests(app: Any) -> None:
     """One log line per request to the API or its docs, once its answer is sent: method, path, status, seconds. The
-    lab's page fetches many files and polls its queue; its events are logged by the lab (serve.app) instead."""
+    lab's page fetches many files and polls its queue; its events are logged by the lab (serve.events) instead."""
     app.add_middleware(RequestLog)
 
 

@@ -8,8 +8,6 @@ message, never as a traceback, and is one line in the server log.
 from __future__ import annotations
 
 import errno
-import functools
-import inspect
 import logging
 import os
 import shutil
@@ -18,7 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +27,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline tool: no u
 import gradio as gr  # noqa: E402
 
 from adapters import ABSTAIN, Prediction  # noqa: E402
-from adapters.adapt import CALIBRATION, AdaptationWarning, LabelCoverageWarning, task_spec  # noqa: E402
+from adapters.fit import AdaptationWarning  # noqa: E402
+from adapters.specs import CALIBRATION, LabelCoverageWarning, task_spec  # noqa: E402
 from adapters.recipe import DEFAULT_RECIPE, HELD_OUT_SHARE  # noqa: E402
 from prompts import Example, ShopLoRAError, load_examples, suite  # noqa: E402
 from prompts.suite import Task  # noqa: E402
 
 from .engine import BASE, META_INIT, Engine  # noqa: E402
+from .events import shown  # noqa: E402
 from .uploads import MAX_FILE_SIZE, MAX_UPLOAD_BYTES, uploaded  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -72,62 +72,6 @@ EXAMPLE_SETS = {  # held-out scenarios: meta-training never saw these labels
     "reviews": ExampleSet("Furniture review aspects", "furniture-aspects",
                           *_held_out_spec("reviews-aspect-furniture"), "review_aspects.jsonl"),
 }
-
-
-def _shown(fn: Callable, what: str | None = None) -> Callable:
-    """Turn every error of `fn` into a message in the page (gr.Error) and log one line per call: what was asked, how
-    it ended, how long it took. A user's error (ShopLoRAError) is that one line; an unexpected one is logged in
-    full."""
-    what = what or fn.__name__.removeprefix("on_")
-
-    def message(error: Exception) -> gr.Error:
-        if isinstance(error, ShopLoRAError):
-            return gr.Error(str(error), print_exception=False)
-        log.exception("lab %s: unexpected error", what)
-        return gr.Error(f"unexpected {type(error).__name__}: {error} (the server log has the details)",
-                        print_exception=False)
-
-    def done(started: float, error: BaseException | None) -> None:
-        seconds = time.perf_counter() - started
-        if error is None:
-            log.info("lab %s: ok in %.2f s", what, seconds)
-        elif isinstance(error, ShopLoRAError):
-            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error).splitlines()[0][:300])
-        elif isinstance(error, gr.Error):
-            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error.message)[:300])
-
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            started, failure = time.perf_counter(), None
-            try:
-                yield from fn(*args, **kwargs)
-            except gr.Error as error:
-                failure = error
-                raise
-            except Exception as error:
-                failure = error
-                raise message(error) from None
-            finally:
-                done(started, failure)
-
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        started, failure = time.perf_counter(), None
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error as error:
-            failure = error
-            raise
-        except Exception as error:
-            failure = error
-            raise message(error) from None
-        finally:
-            done(started, failure)
-
-    return call
 
 
 def _text(content: Any) -> str:
@@ -262,18 +206,30 @@ class TeachProgress:
         self.phase, self.step, self.steps = "reading", 0, 0
         self.planned = 0  # training steps of the run (early stopping may end it sooner)
         self.changed = threading.Event()  # set on a new phase (shown at once; steps are shown every UPDATE_EVERY s)
+        # Each new phase's text, kept until shown: a phase shorter than one update (scoring after, saving) is still
+        # shown, in order, instead of being overwritten by the next before the page reads it.
+        self.entered: deque[str] = deque()
 
     def progress(self, step: int, steps: int, loss: float) -> None:
         self.losses.append((step, loss))
         self.planned = steps
-        if self.phase != "training":
-            self.changed.set()
-        self.phase, self.step, self.steps = "training", step, steps
+        self._set("training", step, steps)
 
     def on_phase(self, phase: str, step: int, steps: int) -> None:
-        if phase != self.phase:
-            self.changed.set()
+        self._set(phase, step, steps)
+
+    def _set(self, phase: str, step: int, steps: int) -> None:
+        new = phase != self.phase
         self.phase, self.step, self.steps = phase, step, steps
+        if new:
+            self.entered.append(self.text())
+            self.changed.set()
+
+    def updates(self) -> Iterator[str]:
+        """The texts of the phases entered since the last call, then the current one."""
+        while self.entered:
+            yield self.entered.popleft()
+        yield self.text()
 
     def text(self) -> str:
         step, steps = self.step, self.steps
@@ -506,7 +462,7 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                 rows = [[e.input, e.output] for e in file_rows(path, example.file, list(example.labels))]
                 return example.name, example.instruction, ", ".join(example.labels), rows, None, ""
 
-            return _shown(on_fill, f"fill {key}")
+            return shown(on_fill, f"fill {key}")
 
         def on_preview(file: str | None, labels: str):
             """An uploaded file's rows into the table (the file is then removed): what will be adapted on is what
@@ -550,10 +506,13 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
             worker.start()
             skip = [gr.skip()] * 4
             while worker.is_alive():
-                yield shown.text(), shown.plot(), *skip
+                for text in shown.updates():
+                    yield text, shown.plot(), *skip
                 shown.changed.wait(UPDATE_EVERY)
                 shown.changed.clear()
             worker.join()
+            for text in shown.updates():
+                yield text, shown.plot(), *skip
             if "error" in outcome:
                 raise outcome["error"]
             result = outcome["result"]
@@ -600,28 +559,28 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
 
         private = {"api_visibility": "private"}
         listed = [chat_model, compare_model, manage_model, stored]
-        chat_model.change(_shown(on_model, "describe"), chat_model, [chat_info, confidences], api_name="describe")
+        chat_model.change(shown(on_model, "describe"), chat_model, [chat_info, confidences], api_name="describe")
         chat_inputs, chat_outputs = [message, chatbot, chat_model, abstain], [chatbot, message, confidences]
-        send.click(_shown(on_send, "chat"), chat_inputs, chat_outputs, api_name="chat")
-        message.submit(_shown(on_send, "chat"), chat_inputs, chat_outputs, **private)
+        send.click(shown(on_send, "chat"), chat_inputs, chat_outputs, api_name="chat")
+        message.submit(shown(on_send, "chat"), chat_inputs, chat_outputs, **private)
         clear.click(lambda: ([], gr.Label(visible=False)), None, [chatbot, confidences], **private)
         for key, button in fills.items():
             button.click(fill(key), None, [name, instruction, labels, table, upload, upload_note], **private)
-        upload.upload(_shown(on_preview, "preview"), [upload, labels], [table, upload, upload_note, labels],
+        upload.upload(shown(on_preview, "preview"), [upload, labels], [table, upload, upload_note, labels],
                       **private)
-        teach.click(_shown(on_teach), [name, instruction, labels, table, upload, overwrite, init, epochs, steps,
+        teach.click(shown(on_teach), [name, instruction, labels, table, upload, overwrite, init, epochs, steps,
                                        learning_rate, calibration],
                     [teach_result, loss_plot, *listed], api_name="teach", show_progress="hidden")
-        compare_go.click(_shown(on_compare), [compare_text, compare_model],
+        compare_go.click(shown(on_compare), [compare_text, compare_model],
                          [part for column in columns for part in column[1:]], api_name="compare")
-        manage_model.change(_shown(on_pick, "download"), manage_model, [download, delete, manage_info],
+        manage_model.change(shown(on_pick, "download"), manage_model, [download, delete, manage_info],
                             api_name="download")
-        delete.click(_shown(on_ask_delete, "delete?"), manage_model, [confirm_row, confirm_text], **private)
+        delete.click(shown(on_ask_delete, "delete?"), manage_model, [confirm_row, confirm_text], **private)
         cancel.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
-        confirm.click(_shown(on_delete), manage_model, [manage_info, confirm_row, *listed], api_name="delete")
-        refresh.click(_shown(on_refresh, "refresh"), None, listed, **private)
-        app.load(_shown(on_refresh, "page"), None, listed, **private)
-        gr.api(_shown(list_adapters, "adapters"), api_name="adapters")
+        confirm.click(shown(on_delete), manage_model, [manage_info, confirm_row, *listed], api_name="delete")
+        refresh.click(shown(on_refresh, "refresh"), None, listed, **private)
+        app.load(shown(on_refresh, "page"), None, listed, **private)
+        gr.api(shown(list_adapters, "adapters"), api_name="adapters")
     return app
 
 

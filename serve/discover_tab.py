@@ -15,6 +15,7 @@ from adapters.discover import DEFAULT_ABSTAIN, Discovery, check_traffic, discove
 from prompts import ShopLoRAError
 
 from .engine import BASE, META_INIT, Engine
+from .events import shown
 from .uploads import MAX_UPLOAD_BYTES, uploaded
 
 HEADERS = ["input", "output", "cluster"]
@@ -123,8 +124,6 @@ def teach_markdown(name: str, report: dict) -> str:
 
 def discover_tab(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
     """The Discover tab's components and events, built inside the caller's `gr.Tab` (and `gr.Blocks`)."""
-    from .app import _shown
-
     gr.Markdown("Upload a day or a week of customer messages. The messages the chosen adapter is unsure about are "
                 "grouped into clusters, each with a proposed label: accept the new needs and teach them.")
     with gr.Row():
@@ -144,19 +143,19 @@ def discover_tab(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) ->
     result = gr.Markdown(elem_id="discover-result")
     texts = gr.State([])
 
-    @_shown
+    @shown
     def on_find(name: str, upload: str | None, abstain_below: float):
         markdown, rows, choices, traffic_texts = find(engine, name, upload, abstain_below, max_upload_bytes)
         return markdown, rows, gr.CheckboxGroup(choices=choices, value=[]), traffic_texts
 
-    @_shown
+    @shown
     def on_teach(name: str, rows: Any, accepted: list[str], traffic_texts: list[str], progress=gr.Progress()):
         def report(step: int, total: int, loss: float) -> None:
             progress((step, total), desc=f"teaching: loss {loss:.3f}", unit="steps")
 
         return teach_accepted(engine, name, rows, accepted, traffic_texts, progress=report)
 
-    @_shown
+    @shown
     def on_load():
         return gr.Dropdown(choices=classify_adapters(engine))
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from adapters import Adapter, AdapterStore, Base, Prediction, adapt
-from adapters.adapt import CALIBRATION, Phase, needs_calibration
+from adapters.fit import Phase
+from adapters.specs import CALIBRATION, needs_calibration
 from adapters.files import check_name, read_record
 from adapters.generation import base_only, generate_prompts, stream_prompt
 from adapters.inits import DEFAULT, resolve_init, shipped_inits

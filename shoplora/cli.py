@@ -11,7 +11,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from adapters.adapt import CALIBRATION  # names only: importing it loads no torch
+from adapters.specs import CALIBRATION  # names only: importing it loads no torch
 from adapters.inits import check_init_exists
 from prompts import ShopLoRAError, suite
 from prompts.errors import exit_code
@@ -68,7 +68,8 @@ def _store(args: argparse.Namespace):
 
 def _adapt(args: argparse.Namespace) -> None:
     from adapters import adapt, load_base
-    from adapters.adapt import AdaptationWarning, LabelCoverageWarning
+    from adapters.fit import AdaptationWarning
+    from adapters.specs import LabelCoverageWarning
     from adapters.files import check_name
     from adapters.trackers import check_report_to, report_adaptation
 

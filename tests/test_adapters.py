@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from adapters import (ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
-from adapters.adapt import AdaptationWarning, LabelCoverageWarning, TrainingDiverged, needs_calibration, task_spec
+from adapters.fit import AdaptationWarning, TrainingDiverged
+from adapters.specs import LabelCoverageWarning, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.lora import LoraSettings
@@ -228,7 +229,7 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir,
     plain = PeftModel.from_pretrained(plain_base.model, str(path))
     ids = torch.tensor([render(TASK.spec, EXAMPLES[0], base.tokenizer).input_ids])
     with base.lock:
-        ours = adapter._active()(input_ids=ids).logits
+        ours = adapter.activate()(input_ids=ids).logits
     torch.testing.assert_close(plain(input_ids=ids).logits, ours)
     config = json.loads((path / "adapter_config.json").read_text())
     assert config["r"] <= 16 and not config.get("modules_to_save") and isinstance(config["target_modules"], list)
@@ -447,8 +448,8 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
 
     gold = {e.input: TASK.spec.labels.index(e.output) for e in TASK.examples("train")}
     steps = []
-    adapt_module = importlib.import_module("adapters.adapt")  # the attribute `adapters.adapt` is the function
-    original_train = adapt_module.train_steps
+    fit_module = importlib.import_module("adapters.fit")
+    original_train = fit_module.train_steps
 
     def counting_train(*args, on_step=None, **kwargs):
         def step(i, loss):
@@ -460,7 +461,7 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
         pick = answer_at_start if not steps else answer_after_start
         return [[5.0 if j == pick(gold[text]) else 0.0 for j in range(len(TASK.spec.labels))] for text in inputs]
 
-    monkeypatch.setattr(adapt_module, "train_steps", counting_train)
+    monkeypatch.setattr(fit_module, "train_steps", counting_train)
     monkeypatch.setattr(Adapter, "label_scores", scores)
     return steps  # clear it to script another run
 

@@ -27,20 +27,20 @@ def test_replay_buffer_keeps_old_and_new_scenarios_alike():
     average (sampling the pool of buffer + new examples instead would keep the first scenario at a third)."""
     import random
 
-    from adapters.adapt import REPLAY_SIZE, _replay_buffer
+    from adapters.continual import REPLAY_SIZE, replay_buffer
 
     first = [Example(f"a{i}", "x") for i in range(2 * REPLAY_SIZE)]
     second = [Example(f"b{i}", "y") for i in range(2 * REPLAY_SIZE)]
     shares = []
     for seed in range(20):
         rng = random.Random(seed)
-        buffer = _replay_buffer([], 0, first, "first", rng)
+        buffer = replay_buffer([], 0, first, "first", rng)
         assert len(buffer) == REPLAY_SIZE and len({row["input"] for row in buffer}) == REPLAY_SIZE
-        buffer = _replay_buffer(buffer, len(first), second, "second", rng)
+        buffer = replay_buffer(buffer, len(first), second, "second", rng)
         assert len(buffer) == REPLAY_SIZE
         shares.append(sum(row["scenario"] == "first" for row in buffer) / REPLAY_SIZE)
     assert sum(shares) / len(shares) == pytest.approx(0.5, abs=0.03)
-    assert _replay_buffer([], 0, first[:3], "first", random.Random(0)) == [
+    assert replay_buffer([], 0, first[:3], "first", random.Random(0)) == [
         {**e.to_dict(), "scenario": "first"} for e in first[:3]]  # under the bound every example is kept, in order
 
 
@@ -149,7 +149,7 @@ def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path
                                       str(folder / "scenarios" / first))
     ids = torch.tensor([base.tokenizer("order 3 refund please")["input_ids"]])
     with base.lock:
-        ours = adapter.scenario(first)._active()(input_ids=ids).logits
+        ours = adapter.scenario(first).activate()(input_ids=ids).logits
     torch.testing.assert_close(plain(input_ids=ids).logits, ours)
     n_adapters = len(base.peft.peft_config)
     again.unload()

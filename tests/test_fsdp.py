@@ -80,10 +80,11 @@ def test_fsdp_shards_the_base_and_trains_the_unsharded_init(tiny_model_dir, tmp_
     assert record["metrics"] == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.slow  # 4 two-process launches, 1.5 to 4 minutes
-@pytest.mark.parametrize("overrides", [("algorithm=reptile",), ("algorithm=multitask", "gradient_checkpointing=true")],
-                         ids=["reptile", "multitask-checkpointing"])
-def test_fsdp_trains_what_ddp_trains(tiny_model_dir, tmp_path, overrides):
+@pytest.mark.slow  # 2 two-process launches, 1 to 2 minutes
+def test_fsdp_trains_what_ddp_trains(tiny_model_dir, tmp_path):
+    # Multitask with checkpointing: the path most unlike the FOMAML test above (Reptile's matched DDP bit for bit
+    # when checked by hand; it is left out of CI for time).
+    overrides = ("algorithm=multitask", "gradient_checkpointing=true")
     stdout = launch(FSDP, tiny_model_dir, tmp_path / "fsdp", *overrides)
     assert_sharded(stdout)
     launch(DDP, tiny_model_dir, tmp_path / "ddp", *overrides)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from adapters import adapt, load_base
-from adapters.adapt import AdaptationWarning, LabelCoverageWarning
+from adapters.fit import AdaptationWarning
+from adapters.specs import LabelCoverageWarning
 from adapters.base import device_name
 from adapters.discover import DEFAULT_ABSTAIN, cluster, embed, normalise, propose_labels, teach
 from prompts import Example, TaskNotFoundError, suite

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters import Adapter, AdapterStore, Base, adapt, load_base
-from adapters.adapt import CALIBRATION, LabelCoverageWarning, examples_digest, needs_calibration, task_spec
+from adapters.specs import CALIBRATION, LabelCoverageWarning, examples_digest, needs_calibration, task_spec
 from adapters.base import DTYPES, device_name
 from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from adapters import adapt, load_base
-from adapters.adapt import AdaptationWarning, LabelCoverageWarning
+from adapters.fit import AdaptationWarning
+from adapters.specs import LabelCoverageWarning
 from prompts import suite
 from prompts.atomic import write_atomic
 from prompts.real import clinc_out_of_scope

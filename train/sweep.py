@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from adapters import adapt, load_base
-from adapters.adapt import AdaptationWarning, LabelCoverageWarning
+from adapters.fit import AdaptationWarning
+from adapters.specs import LabelCoverageWarning
 from adapters.recipe import DEFAULT_RECIPE, Recipe
 from prompts import Example, suite
 from prompts.atomic import write_atomic

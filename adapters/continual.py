@@ -1,0 +1,115 @@
+"""Continual learning: `update` teaches an adapter more examples or a new scenario, replaying a bounded sample of
+what it learned before so it does not forget; the replay buffer and the scenarios an adapter remembers."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+from prompts import Example, ShopLoRAError, TaskSpec, infer_labels, load_examples
+
+from .fit import Progress, budget_for, fit
+from .lora import load_lora_state, remove_lora
+from .recipe import DEFAULT_RECIPE, Recipe
+from .specs import check_arguments, examples_digest, spec_labels, task_spec
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
+
+def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = None, instruction: str | None = None,
+           scenario: str | None = None, spec: TaskSpec | None = None, kind: str | None = None,
+           own_weights: bool | None = None, steps: int | None = None, lr: float | None = None, seed: int = 0,
+           replay: bool = True, columns: dict[str, str] | None = None, progress: Progress | None = None) -> "Adapter":
+    """Continue training `adapter` on new examples without erasing what it knew.
+
+    Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its
+    label set); a bounded sample of earlier examples kept in the adapter is replayed with them, each under its own
+    scenario's instruction. With `instruction=` and `scenario="name"` (or a `spec`) they start a new scenario, which
+    the adapter then answers by default; `adapter.scenario(name)` answers an earlier one. A new scenario gets its
+    own copy of the weights to train (starting from the current ones), so earlier scenarios keep exactly what they
+    learned; `own_weights=False` trains the shared weights with replay instead (one LoRA in all, some forgetting).
+    """
+    started = time.perf_counter()
+    check_arguments(labels=labels, steps=steps, lr=lr, seed=seed)
+    remember_scenario(adapter)
+    before = (adapter.spec, adapter.temperature, adapter.peft_name)  # put back if the update is refused
+    new_scenario = spec is not None or instruction is not None
+    if own_weights and not new_scenario:
+        raise ShopLoRAError("own_weights=True is for a new scenario: pass instruction= and scenario= too (examples "
+                            "for the current scenario always train its weights)")
+    if not new_scenario:
+        examples = load_examples(examples, columns=columns)
+        spec = adapter.spec
+        if spec.kind == "classify":
+            added = [label for label in (*(labels or ()), *infer_labels(examples)) if label not in spec.labels]
+            spec = replace(spec, labels=(*spec.labels, *dict.fromkeys(added)))
+    else:
+        examples = load_examples(examples, columns=columns, labels=labels or spec_labels(spec))
+        if spec is None:
+            if not scenario:
+                raise ShopLoRAError("a new instruction starts a new scenario: name it, e.g. scenario=\"returns-de\" "
+                                    "(or leave out instruction= to add examples to the current scenario)")
+            spec = task_spec(examples, instruction, labels, kind, name=scenario)
+        if spec.name in adapter.scenarios:
+            raise ShopLoRAError(f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
+                                "instruction= to add examples to the current scenario")
+        adapter.temperature = 1.0  # the earlier scenario's calibration does not carry over
+        if own_weights is not False:
+            adapter.peft_name = adapter.new_weights(adapter.state())
+            replay = False  # these weights answer only the new scenario
+    adapter.spec = spec  # replayed rows of this scenario render with it (scenario(own name) is the adapter itself)
+    record = adapter.record
+    rng = random.Random(seed)
+    earlier = record.get("replay", [])
+    sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
+    replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
+                for row in sampled]
+    recipe = Recipe.from_dict(record["recipe"]) if "recipe" in record else DEFAULT_RECIPE
+    trained_in_place = adapter.peft_name == before[2]
+    weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
+    try:
+        fitted = fit(adapter, examples, budget_for(recipe, steps, lr), rng, progress, replayed=replayed)
+    except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
+        with adapter.base.lock:
+            if trained_in_place:
+                load_lora_state(adapter.base.peft, weights, adapter.peft_name)
+            else:
+                remove_lora(adapter.base, adapter.peft_name)
+        adapter.spec, adapter.temperature, adapter.peft_name = before
+        raise
+    record.setdefault("updates", []).append({"scenario": spec.name, "n_examples": len(examples),
+                                             "n_replayed": len(replayed), "examples_sha256": examples_digest(examples),
+                                             **fitted, "seconds": round(time.perf_counter() - started, 2)})
+    record.update(n_examples=record.get("n_examples", 0) + len(examples), metrics=fitted["metrics"],
+                  replay=replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng))
+    remember_scenario(adapter)
+    return adapter
+
+
+def remember_scenario(adapter: "Adapter") -> None:
+    """Record the current scenario (spec and calibration) so `adapter.scenario(name)` finds it, saved or not."""
+    adapter.record["spec"] = adapter.spec.to_dict()
+    adapter.record["temperature"] = adapter.temperature
+    adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {"spec": adapter.spec.to_dict(),
+                                                                      "temperature": adapter.temperature}
+    adapter.weights[adapter.spec.name] = adapter.peft_name
+
+
+REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
+
+
+def replay_buffer(earlier: Sequence[dict], n_seen: int, new: Sequence[Example], scenario: str,
+                   rng: random.Random) -> list[dict]:
+    """A uniform sample of at most REPLAY_SIZE of every example seen so far, each with its scenario: reservoir
+    sampling (Algorithm R) over the `n_seen` examples behind `earlier` and then `new`, so an example of the first
+    scenario is as likely to be kept as one of the last."""
+    buffer = list(earlier)
+    for seen, example in enumerate(new, start=n_seen):
+        row = {**example.to_dict(), "scenario": scenario}
+        if len(buffer) < REPLAY_SIZE:
+            buffer.append(row)
+        elif (slot := rng.randrange(seen + 1)) < REPLAY_SIZE:
+            buffer[slot] = row
+    return buffer

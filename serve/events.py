@@ -1,0 +1,72 @@
+"""How the lab's event handlers meet their users: every error becomes a message in the page, and every call is one
+line in the server log."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from typing import Callable
+
+import gradio as gr
+
+from prompts import ShopLoRAError
+
+log = logging.getLogger(__name__)
+
+
+def shown(fn: Callable, what: str | None = None) -> Callable:
+    """Turn every error of `fn` into a message in the page (gr.Error) and log one line per call: what was asked, how
+    it ended, how long it took. A user's error (ShopLoRAError) is that one line; an unexpected one is logged in
+    full."""
+    what = what or fn.__name__.removeprefix("on_")
+
+    def message(error: Exception) -> gr.Error:
+        if isinstance(error, ShopLoRAError):
+            return gr.Error(str(error), print_exception=False)
+        log.exception("lab %s: unexpected error", what)
+        return gr.Error(f"unexpected {type(error).__name__}: {error} (the server log has the details)",
+                        print_exception=False)
+
+    def done(started: float, error: BaseException | None) -> None:
+        seconds = time.perf_counter() - started
+        if error is None:
+            log.info("lab %s: ok in %.2f s", what, seconds)
+        elif isinstance(error, ShopLoRAError):
+            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error).splitlines()[0][:300])
+        elif isinstance(error, gr.Error):
+            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error.message)[:300])
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            started, failure = time.perf_counter(), None
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error as error:
+                failure = error
+                raise
+            except Exception as error:
+                failure = error
+                raise message(error) from None
+            finally:
+                done(started, failure)
+
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        started, failure = time.perf_counter(), None
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as error:
+            failure = error
+            raise
+        except Exception as error:
+            failure = error
+            raise message(error) from None
+        finally:
+            done(started, failure)
+
+    return call
