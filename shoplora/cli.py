@@ -301,6 +301,7 @@ def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def _serve(args: argparse.Namespace) -> None:
     from adapters import load_base
+    from adapters.inits import trained_base_settings
     from serve.app import check_port, serve
     from serve.engine import Engine
 
@@ -308,7 +309,10 @@ def _serve(args: argparse.Namespace) -> None:
     store = _store(args)
     check_init_exists(args.init)
     check_port(args.host, args.port)  # a port in use fails now, not after the model has loaded
-    engine = Engine(load_base(args.model), store, meta_init=args.init, max_loaded=args.max_loaded,
+    # the base as the served init was meta-trained on it (its quantization and dtype), as the evaluation loads it
+    trained = trained_base_settings([args.init])
+    base = load_base(args.model, dtype=trained.get("dtype") or "float32", quantization=trained.get("quantization"))
+    engine = Engine(base, store, meta_init=args.init, max_loaded=args.max_loaded,
                     max_pending=args.max_pending, max_new_tokens=args.max_new_tokens, time_limit=args.time_limit)
     serve(engine, host=args.host, port=args.port, auth=auth, max_file_size=args.max_file_size)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from adapters.base import device_name, load_base
+from adapters.compat import enable_checkpointing
 from adapters.files import write_lora_dir
 from adapters.inits import check_init_exists, resolve_init
 from adapters.lora import add_lora, load_lora_state, lora_parameters
@@ -190,7 +191,7 @@ class MetaTrainer:
         self.base = load_base(config.base_model, dtype=dtype, quantization=config.quantization,
                               device="cpu" if self.fsdp is not None else str(device))
         if config.gradient_checkpointing:
-            self.base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self.base.model)
         torch.manual_seed(config.seed)  # the same standard LoRA init on every process
         self.model = add_lora(self.base, ADAPTER, config.lora_settings())
         if config.start_from is not None:
@@ -548,8 +549,6 @@ class MetaTrainer:
                 "validation_loss_after_at_step_0": curve["loss_after"][0]}
 
     def _device_name(self) -> str:
-        import torch
-
         name = device_name(self.accelerator.device)
         return f"{self.world} x {name}" if self.world > 1 else name
 
