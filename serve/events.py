@@ -7,7 +7,8 @@ import functools
 import inspect
 import logging
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import gradio as gr
 
@@ -29,37 +30,11 @@ def shown(fn: Callable, what: str | None = None) -> Callable:
         return gr.Error(f"unexpected {type(error).__name__}: {error} (the server log has the details)",
                         print_exception=False)
 
-    def done(started: float, error: BaseException | None) -> None:
-        seconds = time.perf_counter() - started
-        if error is None:
-            log.info("lab %s: ok in %.2f s", what, seconds)
-        elif isinstance(error, ShopLoRAError):
-            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error).splitlines()[0][:300])
-        elif isinstance(error, gr.Error):
-            log.info("lab %s: refused in %.2f s: %s", what, seconds, str(error.message)[:300])
-
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            started, failure = time.perf_counter(), None
-            try:
-                yield from fn(*args, **kwargs)
-            except gr.Error as error:
-                failure = error
-                raise
-            except Exception as error:
-                failure = error
-                raise message(error) from None
-            finally:
-                done(started, failure)
-
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
+    @contextmanager
+    def logged() -> Iterator[None]:
         started, failure = time.perf_counter(), None
         try:
-            return fn(*args, **kwargs)
+            yield
         except gr.Error as error:
             failure = error
             raise
@@ -67,6 +42,25 @@ def shown(fn: Callable, what: str | None = None) -> Callable:
             failure = error
             raise message(error) from None
         finally:
-            done(started, failure)
+            seconds = time.perf_counter() - started
+            if failure is None:
+                log.info("lab %s: ok in %.2f s", what, seconds)
+            elif isinstance(failure, ShopLoRAError):
+                log.info("lab %s: refused in %.2f s: %s", what, seconds, str(failure).splitlines()[0][:300])
+            elif isinstance(failure, gr.Error):
+                log.info("lab %s: refused in %.2f s: %s", what, seconds, str(failure.message)[:300])
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            with logged():
+                yield from fn(*args, **kwargs)
+
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with logged():
+            return fn(*args, **kwargs)
 
     return call
