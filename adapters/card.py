@@ -158,7 +158,8 @@ def _snippet(name: str, base_model_id: str, spec: TaskSpec, record: dict) -> str
         "    turns, prompt, ids = prompt_ids(text)",
         "    scores = []",
         "    for label in LABELS:",
-        "        full = tokenizer.apply_chat_template(turns + [{'role': 'assistant', 'content': label}], tokenize=False)",
+        "        full = tokenizer.apply_chat_template(turns + [{'role': 'assistant', 'content': label}], "
+        "tokenize=False)",
         "        answer = tokenizer(full[len(prompt):].rstrip(), add_special_tokens=False)['input_ids']",
         "        with torch.no_grad():",
         "            logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1]",

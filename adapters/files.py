@@ -318,7 +318,8 @@ def _read_json(path: Path) -> tuple[dict, dict]:
         config = json.loads((path / CONFIG_FILE).read_text())
         record = json.loads((path / RECORD_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdapterFileError(f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
+        raise AdapterFileError(
+            f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
     return config, record
 
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .adapter import Adapter
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
-Watch = Callable[["Adapter", int], None]  # (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
+# (adapter, steps done): at 0 and after each step, e.g. to score it as it learns
+Watch = Callable[["Adapter", int], None]
 # (phase, step, steps): what runs between training steps, for a UI to name it: "scoring before" (the held-out check
 # of the starting weights), "scoring" (the check after `step` of `steps`), "refitting" (step of steps of the run on
 # every example, see Recipe.refit), "scoring after" (the kept weights' held-out metrics and calibration).

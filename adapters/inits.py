@@ -14,7 +14,9 @@ DEFAULT = "default"
 
 
 def shipped_inits() -> dict[str, Path]:
-    return {p.name: p for p in sorted(SHIPPED.iterdir()) if p.is_dir() and not p.name.startswith(".")} if SHIPPED.is_dir() else {}
+    if not SHIPPED.is_dir():
+        return {}
+    return {p.name: p for p in sorted(SHIPPED.iterdir()) if p.is_dir() and not p.name.startswith(".")}
 
 
 def check_base(files: LoraFiles, base: Base, what: str) -> None:

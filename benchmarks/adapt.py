@@ -60,7 +60,8 @@ def main() -> None:
     base = load_base(args.model)
     task = suite.get_task(args.task)
     where = device_name(base.device)
-    print(f"adapt benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, task {task.name}, init {args.init}")
+    print(f"adapt benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, task {task.name}, "
+          f"init {args.init}")
     for size in (int(s) for s in args.sizes.split(",")):
         examples = task.examples("train")[:size]
         start = time.perf_counter()

@@ -54,7 +54,8 @@ class TaskSpec:
         object.__setattr__(self, "labels", tuple(self.labels))
         if self.kind == "classify":
             if len(self.labels) < 2:
-                raise ShopLoRAError(f"task {self.name}: a classify task needs at least 2 labels, got {list(self.labels)}")
+                raise ShopLoRAError(
+                    f"task {self.name}: a classify task needs at least 2 labels, got {list(self.labels)}")
             if len(set(self.labels)) != len(self.labels):
                 raise ShopLoRAError(f"task {self.name}: labels repeat: {list(self.labels)}")
             if any(not label.strip() for label in self.labels):

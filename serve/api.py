@@ -438,7 +438,8 @@ curl {escape(url)}v1/chat/completions -H 'Content-Type: application/json' \
      -d '{{"model": "acme-returns", "messages": [{{"role": "user", "content": "where is my parcel??"}}]}}'</pre>
 <pre>from openai import OpenAI   # with a login: api_key="USER:PASS"
 client = OpenAI(base_url="{escape(url)}v1", api_key="none")
-client.chat.completions.create(model="acme-returns", messages=[{{"role": "user", "content": "where is my parcel??"}}])</pre>
+client.chat.completions.create(model="acme-returns",
+                               messages=[{{"role": "user", "content": "where is my parcel??"}}])</pre>
 <h2>The lab from Python</h2>
 <pre>from gradio_client import Client   # with a login: Client(url, auth=("USER", "PASS"))
 client = Client("{escape(url)}")

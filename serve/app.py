@@ -361,7 +361,8 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                                            info=f"{DEFAULT_RECIPE.min_steps} to {DEFAULT_RECIPE.max_steps} steps of "
                                                 f"{DEFAULT_RECIPE.batch_size}", elem_id="teach-epochs")
                         steps = gr.Number(0, precision=0, label="Steps",
-                                          info="0: from the epochs; else this many (fewer when the held-out part stops improving)", elem_id="teach-steps")
+                                          info="0: from the epochs; else this many (fewer when the held-out part "
+                                               "stops improving)", elem_id="teach-steps")
                         learning_rate = gr.Number(DEFAULT_RECIPE.lr, label="Learning rate",
                                                   elem_id="teach-lr")
                 with gr.Row():
@@ -493,7 +494,8 @@ def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr
                 try:
                     outcome["result"] = engine.teach(
                         (name or "").strip(), rows, instruction=instruction, labels=label_set, overwrite=overwrite,
-                        init=init or None, epochs=None if not epochs or epochs == DEFAULT_RECIPE.epochs else int(epochs),
+                        init=init or None,
+                        epochs=None if not epochs or epochs == DEFAULT_RECIPE.epochs else int(epochs),
                         steps=int(steps) if steps else None,
                         lr=None if not learning_rate or learning_rate == DEFAULT_RECIPE.lr else float(learning_rate),
                         calibration=calibration or "auto", progress=shown.progress, phase=shown.on_phase)

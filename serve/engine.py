@@ -417,7 +417,8 @@ class Engine:
     def delete(self, name: str) -> None:
         """Remove a stored adapter from the store and from memory (base and meta-init are not stored)."""
         if name in (BASE, META_INIT) or name not in self.store.names():
-            raise UnknownAdapter(f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+            raise UnknownAdapter(
+                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
         with self.base.lock:
             self._forget(name)
             self.store.delete(name)
@@ -427,7 +428,8 @@ class Engine:
         import zipfile
 
         if name in (BASE, META_INIT) or name not in self.store.names():
-            raise UnknownAdapter(f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+            raise UnknownAdapter(
+                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
         source = self.store.path(name).resolve()  # the name links to its current version
         target = Path(folder) / f"{name}.zip"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:

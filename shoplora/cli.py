@@ -222,8 +222,9 @@ def _adapters(args: argparse.Namespace) -> None:
     if args.action == "list":
         rows = store.list()
         print(json.dumps(rows, indent=2) if args.json else "\n".join(
-            f"{r['name']:24} {r.get('kind') or '?':9} {r.get('labels', '')!s:>3} labels  {r.get('examples') or ''!s:>5} "
-            f"examples  init={r.get('init')}" if "error" not in r else f"{r['name']:24} BROKEN: {r['error']}"
+            f"{r['name']:24} {r.get('kind') or '?':9} {r.get('labels', '')!s:>3} labels  "
+            f"{r.get('examples') or ''!s:>5} examples  init={r.get('init')}"
+            if "error" not in r else f"{r['name']:24} BROKEN: {r['error']}"
             for r in rows) or f"no adapters in {store.root}")
     elif args.action == "show":
         print(json.dumps(store.show(args.name), indent=2))
@@ -326,7 +327,8 @@ def _meta_train(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shoplora", description="Meta-learned LoRA inits for few-shot e-commerce tasks.")
+    parser = argparse.ArgumentParser(prog="shoplora",
+                                     description="Meta-learned LoRA inits for few-shot e-commerce tasks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     tasks = commands.add_parser("tasks", help="list, show and export the built-in tasks")

@@ -202,7 +202,8 @@ def test_training_learns_a_tiny_task(base):
 
 
 def test_two_adapters_share_one_base_and_switch(base, adapter):
-    other = adapt(base, EXAMPLES[:8], instruction="Something else.", labels=TASK.spec.labels, init=None, steps=3, seed=5)
+    other = adapt(base, EXAMPLES[:8], instruction="Something else.", labels=TASK.spec.labels, init=None, steps=3,
+                  seed=5)
     a_scores = [p.scores for p in adapter.predict(TEST_INPUTS[:2])]
     b_scores = [p.scores for p in other.predict(TEST_INPUTS[:2])]
     assert a_scores != b_scores
@@ -368,7 +369,8 @@ def test_kind_inference():
     assert task_spec(same, "x", None, None).kind == "classify"
     assert task_spec(same, "x", None, None).labels == ("yes", "no")
     assert task_spec([Example("a", '{"k": 1}'), Example("b", '{"k": 2}')], "x", None, None).kind == "extract"
-    assert task_spec([Example("a", "a long reply here now"), Example("b", "another one")], "x", None, None).kind == "generate"
+    replies = [Example("a", "a long reply here now"), Example("b", "another one")]
+    assert task_spec(replies, "x", None, None).kind == "generate"
 
 
 def test_extract_predictions_parse_json_or_say_why(base):

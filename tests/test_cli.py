@@ -90,7 +90,8 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["input"] for line in lines] == ["my dog food bag arrived torn", "another one"]
-    assert all(line["prediction"] in task.spec.labels and set(line["scores"]) == set(task.spec.labels) for line in lines)
+    assert all(line["prediction"] in task.spec.labels and set(line["scores"]) == set(task.spec.labels)
+               for line in lines)
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text('{"input": "skip next box please"}\n')
     assert main(["predict", "pets", "--file", str(inputs), "--abstain-below", "1.01", *common]) == 0
@@ -194,7 +195,8 @@ def test_adapt_warns_when_one_label_takes_the_held_out_answers(tmp_path, tiny_mo
                  "--model", str(tiny_model_dir)]) == 0
     out, err = capsys.readouterr()
     assert f"warning: one label takes most held-out answers: {task.spec.labels[0]!r}" in err
-    assert json.loads(out[: out.index("\nsaved ")])["metrics"]["held_out_per_label"][task.spec.labels[0]]["answered"] > 0
+    metrics = json.loads(out[: out.index("\nsaved ")])["metrics"]
+    assert metrics["held_out_per_label"][task.spec.labels[0]]["answered"] > 0
 
 
 @pytest.fixture

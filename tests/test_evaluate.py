@@ -271,7 +271,8 @@ def test_steps_to_target_uses_only_the_seeds_of_the_grid():
     from train import report
 
     config = load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
-        "methods=[lora_multitask,lora_meta]", "shots=[8]", "seeds=2", "curve_k=8", "curve_steps=[4]", "save_adapter=null"])
+        "methods=[lora_multitask,lora_meta]", "shots=[8]", "seeds=2", "curve_k=8", "curve_steps=[4]",
+        "save_adapter=null"])
     multitask = [0.3, 0.3, 0.9, 0.9]  # seeds 2 and 3 would lift the target to 0.6
     runs = [evaluate.Result(method, final, "accuracy", 12, 1.0, task=TASK, k=8, seed=seed,
                             curve=[(4, early), (12, final)])

@@ -32,7 +32,8 @@ def test_jsonl_csv_json_array_list_and_dataset_agree(tmp_path):
 
 
 def test_column_mapping_and_structured_outputs(tmp_path):
-    path = write(tmp_path, "t.jsonl", "\n".join(json.dumps({"message": r["input"], "intent": r["output"]}) for r in ROWS))
+    path = write(tmp_path, "t.jsonl",
+                 "\n".join(json.dumps({"message": r["input"], "intent": r["output"]}) for r in ROWS))
     examples = load_examples(path, columns={"input": "message", "output": "intent"})
     assert examples[0] == Example("where is my parcel", "where_is_my_order")
     rows = [{"input": "Red Nike shoe", "output": {"color": "red", "brand": "Nike"}}, {"input": "x", "output": 5}]

@@ -27,7 +27,8 @@ def test_uses_chat_template(tiny_tokenizer):
 
 def test_prompt_and_answer_compose(tiny_tokenizer):
     rendered = render(SPEC, EXAMPLE, tiny_tokenizer)
-    assert rendered.input_ids == prompt_ids(SPEC, EXAMPLE.input, tiny_tokenizer) + answer_ids(EXAMPLE.output, tiny_tokenizer)
+    assert rendered.input_ids == (prompt_ids(SPEC, EXAMPLE.input, tiny_tokenizer)
+                                  + answer_ids(EXAMPLE.output, tiny_tokenizer))
 
 
 def test_k_shot_prompt_puts_shots_as_earlier_turns(tiny_tokenizer):
@@ -47,7 +48,8 @@ def test_without_chat_template(tmp_path):
 
     base = load_base(str(build_tiny_model(tmp_path, chat_template=None)), device="cpu")
     rendered = render(SPEC, EXAMPLE, base.tokenizer)
-    assert base.tokenizer.decode(rendered.input_ids).endswith("Input: where is my parcel??\nAnswer: where_is_my_order<|im_end|>")
+    assert base.tokenizer.decode(rendered.input_ids).endswith(
+        "Input: where is my parcel??\nAnswer: where_is_my_order<|im_end|>")
     assert base.tokenizer.decode(rendered.labels[rendered.prompt_length:]) == " where_is_my_order<|im_end|>"
 
 

@@ -96,7 +96,8 @@ def test_generation_deterministic_across_processes():
     import subprocess
     import sys
 
-    code = "import json; from prompts import suite; print(json.dumps([e.to_dict() for t in suite.tasks() for e in t.examples('test')]))"
+    code = ("import json; from prompts import suite; "
+            "print(json.dumps([e.to_dict() for t in suite.tasks() for e in t.examples('test')]))")
     dumps = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout

@@ -9,7 +9,7 @@ import re
 from ..synthetic import GeneratedTask
 from ..noise import noisy, pick
 from ..spec import Example, TaskSpec
-from ..world import CATALOGUE, DEPARTMENT_OF, MODEL_SYLLABLES, Product, World, random_product
+from ..world import CATALOGUE, MODEL_SYLLABLES, Product, World, random_product
 
 
 # Shop categories for `product-category`: finer than departments, so a title must be read, not just its brand.
