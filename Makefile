@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test test-slow quickstart clean
+.PHONY: install lint format test test-slow quickstart clean
 
 install: $(STAMP)
 
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# ruff's settings (120 columns; pyflakes and pycodestyle errors and warnings) are in pyproject.toml
+# ruff's settings (120 columns; pyflakes and pycodestyle errors and warnings; the formatter) are in pyproject.toml.
+# `make format` rewrites the files the check would refuse.
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
 
 test: install
 	$(PY) -m pytest -q

@@ -1,9 +1,9 @@
 """The Python API around one base model and its LoRA adapters.
 
-    from adapters import load_base, adapt, load_adapter, AdapterStore
-    base = load_base()
-    adapter = adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])
-    adapter.predict(["where is my parcel??"])
+from adapters import load_base, adapt, load_adapter, AdapterStore
+base = load_base()
+adapter = adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])
+adapter.predict(["where is my parcel??"])
 """
 
 from .adapt import adapt
@@ -14,5 +14,20 @@ from .files import AdapterFileError
 from .generation import generate
 from .store import AdapterStore, load_adapter
 
-__all__ = ["ABSTAIN", "Adapter", "AdapterFileError", "AdapterStore", "Base", "Cluster", "Discovery", "ExtractionError",
-           "ModelLoadError", "Prediction", "adapt", "discover", "generate", "load_adapter", "load_base"]
+__all__ = [
+    "ABSTAIN",
+    "Adapter",
+    "AdapterFileError",
+    "AdapterStore",
+    "Base",
+    "Cluster",
+    "Discovery",
+    "ExtractionError",
+    "ModelLoadError",
+    "Prediction",
+    "adapt",
+    "discover",
+    "generate",
+    "load_adapter",
+    "load_base",
+]

@@ -5,7 +5,6 @@ init (`"smollm2-135m-meta"`), a folder from meta-training, or `None` (PEFT's sta
 and which weights it keeps follow adapters.recipe, whatever the init.
 """
 
-
 from __future__ import annotations
 
 import random
@@ -25,18 +24,40 @@ from .inits import DEFAULT, resolve_init
 from .learning_curve import examples_needed
 from .lora import LoraSettings
 from .recipe import DEFAULT_RECIPE, Recipe, held_out_split
-from .specs import (LabelCoverageWarning, check_arguments, examples_digest, label_coverage_warnings,
-                    needs_calibration, spec_labels, task_spec)
+from .specs import (
+    LabelCoverageWarning,
+    check_arguments,
+    examples_digest,
+    label_coverage_warnings,
+    needs_calibration,
+    spec_labels,
+    task_spec,
+)
 from .training import train_steps
 
 
-def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: Sequence[str] | None = None,
-          kind: str | None = None, spec: TaskSpec | None = None, scenario: str = "custom",
-          init: str | Path | None = DEFAULT, steps: int | None = None, lr: float | None = None, seed: int = 0,
-          columns: dict[str, str] | None = None, progress: Progress | None = None,
-          watch: Watch | None = None, examples_needed_for: float | None = None,
-          contextual_calibration: bool | None = None, keep: str = "best", recipe: Recipe | None = None,
-          phase: Phase | None = None) -> Adapter:
+def adapt(
+    base: Base,
+    examples: Any,
+    *,
+    instruction: str | None = None,
+    labels: Sequence[str] | None = None,
+    kind: str | None = None,
+    spec: TaskSpec | None = None,
+    scenario: str = "custom",
+    init: str | Path | None = DEFAULT,
+    steps: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    columns: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    watch: Watch | None = None,
+    examples_needed_for: float | None = None,
+    contextual_calibration: bool | None = None,
+    keep: str = "best",
+    recipe: Recipe | None = None,
+    phase: Phase | None = None,
+) -> Adapter:
     """Fine-tune a LoRA adapter on `examples` (a JSONL/CSV path, a list, a datasets.Dataset) from `init`.
 
     Example: `adapt(base, "returns.jsonl", instruction="Classify the customer's message.", labels=[...])`.
@@ -75,19 +96,34 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     # the split _fit makes (its rng's first use): a label whose only example is held out is never trained on
     held_out, train = held_out_split(examples, random.Random(seed), classify=spec.kind == "classify")
     calibrated = needs_calibration(spec, train, contextual_calibration)
-    record: dict[str, Any] = {"kind": "adapter", "spec": spec.to_dict(), "init": init_name,
-                              "recipe": recipe.to_dict(), "n_examples": len(examples),
-                              "examples_sha256": examples_digest(examples), "seed": seed,
-                              "contextual_calibration": calibrated,
-                              "warnings": label_coverage_warnings(spec, train, calibrated=calibrated)}
+    record: dict[str, Any] = {
+        "kind": "adapter",
+        "spec": spec.to_dict(),
+        "init": init_name,
+        "recipe": recipe.to_dict(),
+        "n_examples": len(examples),
+        "examples_sha256": examples_digest(examples),
+        "seed": seed,
+        "contextual_calibration": calibrated,
+        "warnings": label_coverage_warnings(spec, train, calibrated=calibrated),
+    }
     for message in record["warnings"]:
         warnings.warn(message, LabelCoverageWarning, stacklevel=2)
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
     try:
         budget = budget_for(recipe, steps, lr)
-        fitted = fit(adapter, examples, budget, rng, progress, watch, keep=keep,
-                      refit=recipe.refit and keep == "best", phase=phase)
+        fitted = fit(
+            adapter,
+            examples,
+            budget,
+            rng,
+            progress,
+            watch,
+            keep=keep,
+            refit=recipe.refit and keep == "best",
+            phase=phase,
+        )
     except BaseException:  # a refused input, a diverged run, Ctrl-C: nothing of it stays on the base model
         adapter.unload()
         raise
@@ -95,12 +131,16 @@ def adapt(base: Base, examples: Any, *, instruction: str | None = None, labels: 
     for message in fitted["warnings"]:
         warnings.warn(message, AdaptationWarning, stacklevel=2)
     if examples_needed_for is not None:
-        points = [*_subset_scores(base, spec, state, settings, train, held_out, budget, seed,
-                                  calibrated),
-                  (len(train), record["metrics"]["held_out_accuracy"])]
+        points = [
+            *_subset_scores(base, spec, state, settings, train, held_out, budget, seed, calibrated),
+            (len(train), record["metrics"]["held_out_accuracy"]),
+        ]
         record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
-    record.update(replay=replay_buffer([], 0, examples, spec.name, rng),
-                  seconds=round(time.perf_counter() - started, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    record.update(
+        replay=replay_buffer([], 0, examples, spec.name, rng),
+        seconds=round(time.perf_counter() - started, 2),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     remember_scenario(adapter)
     return adapter
 
@@ -110,18 +150,29 @@ MIN_FOR_ESTIMATE = 32  # examples: a curve needs three training sizes and a held
 
 def _check_estimate(spec: TaskSpec, n: int, target: float) -> None:
     if spec.kind != "classify":
-        raise ShopLoRAError(f"examples_needed_for needs a classify task (this one is {spec.kind}): it fits the "
-                            "held-out accuracy")
+        raise ShopLoRAError(
+            f"examples_needed_for needs a classify task (this one is {spec.kind}): it fits the held-out accuracy"
+        )
     if n < MIN_FOR_ESTIMATE:
-        raise ShopLoRAError(f"examples_needed_for needs at least {MIN_FOR_ESTIMATE} examples to fit a learning curve, "
-                            f"got {n}; label more or leave it out")
+        raise ShopLoRAError(
+            f"examples_needed_for needs at least {MIN_FOR_ESTIMATE} examples to fit a learning curve, "
+            f"got {n}; label more or leave it out"
+        )
     if not 0 < target < 1:
         raise ShopLoRAError(f"examples_needed_for is a target accuracy between 0 and 1, got {target}")
 
 
-def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
-                   train: Sequence[Example], held_out: Sequence[Example], budget: Budget,
-                   seed: int, calibrated: bool) -> list[tuple[int, float]]:
+def _subset_scores(
+    base: Base,
+    spec: TaskSpec,
+    state: dict[str, Any] | None,
+    settings: LoraSettings,
+    train: Sequence[Example],
+    held_out: Sequence[Example],
+    budget: Budget,
+    seed: int,
+    calibrated: bool,
+) -> list[tuple[int, float]]:
     """Held-out accuracy after the budget adapt gives a quarter and a half of the training split, from the same init
     and scored the same way (`calibrated`): the smaller points of the learning curve."""
     import torch
@@ -135,10 +186,18 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
             with base.lock:
                 trial.activate()
                 loop = budget(size)
-                label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" \
-                    else None
-                train_steps(base.peft, rendered, loop, pad_id=base.tokenizer.pad_token_id, rng=random.Random(seed),
-                            name=trial.peft_name, labels=label_ids)
+                label_ids = (
+                    [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" else None
+                )
+                train_steps(
+                    base.peft,
+                    rendered,
+                    loop,
+                    pad_id=base.tokenizer.pad_token_id,
+                    rng=random.Random(seed),
+                    name=trial.peft_name,
+                    labels=label_ids,
+                )
             points.append((size, trial.evaluate(held_out)["accuracy"]))
         finally:
             trial.unload()
@@ -148,7 +207,10 @@ def _subset_scores(base: Base, spec: TaskSpec, state: dict[str, Any] | None, set
 def _examples_needed(points: Sequence[tuple[int, float]], target: float, n_held_out: int) -> dict[str, Any]:
     estimate = examples_needed({0: points}, target, n_scored=n_held_out)
     note = estimate.note("this task") if estimate else "no estimate: the curve has a single size"
-    return {**(estimate.to_dict() if estimate else {}), "target": target,
-            "points": [list(point) for point in points],
-            "note": f"{note} (training examples; one adaptation per size, scored on {n_held_out} held-out "
-                    "examples: a rough guide)"}
+    return {
+        **(estimate.to_dict() if estimate else {}),
+        "target": target,
+        "points": [list(point) for point in points],
+        "note": f"{note} (training examples; one adaptation per size, scored on {n_held_out} held-out "
+        "examples: a rough guide)",
+    }

@@ -52,8 +52,15 @@ class ExtractionError(ShopLoRAError):
 class Adapter:
     """LoRA weights for one task, loaded as a named adapter on `base`'s shared PeftModel."""
 
-    def __init__(self, base: Base, spec: TaskSpec, state: dict[str, Any] | None, settings: LoraSettings,
-                 record: dict, temperature: float = 1.0):
+    def __init__(
+        self,
+        base: Base,
+        spec: TaskSpec,
+        state: dict[str, Any] | None,
+        settings: LoraSettings,
+        record: dict,
+        temperature: float = 1.0,
+    ):
         """`state=None` keeps PEFT's standard init (A random, B = 0): the "no meta init" baseline."""
         self.base = base
         self.spec = spec
@@ -101,12 +108,15 @@ class Adapter:
     def _check_loaded(self) -> None:
         """After `unload()` the weights are gone from the base: say so instead of PEFT's bare KeyError."""
         if self.base.peft is None or self.peft_name not in self.base.peft.peft_config:
-            raise ShopLoRAError("this adapter was unloaded (adapter.unload() freed its weights); load it again to "
-                                "use it, e.g. load_adapter(name, store=store)")
+            raise ShopLoRAError(
+                "this adapter was unloaded (adapter.unload() freed its weights); load it again to "
+                "use it, e.g. load_adapter(name, store=store)"
+            )
 
     # -- prediction -------------------------------------------------------------------------------------------
-    def predict(self, inputs: Sequence[str] | str, *, abstain_below: float | None = None,
-                batch_size: int = 8) -> list[Prediction]:
+    def predict(
+        self, inputs: Sequence[str] | str, *, abstain_below: float | None = None, batch_size: int = 8
+    ) -> list[Prediction]:
         """Answer each input. Classify tasks score every label; below `abstain_below` confidence the label is
         "abstain" (hand the case to a human). Example: `adapter.predict(["where is my parcel??"])`."""
         inputs = _texts(inputs)
@@ -122,8 +132,14 @@ class Adapter:
         `contextual_calibration`, as `adapt` does by default: see adapters.scoring)."""
         inputs = _texts(inputs)
         with self.base.lock:
-            return label_scores(self.activate(), self.base.tokenizer, self.spec, inputs, batch_size=batch_size,
-                                calibrate=self.contextual_calibration)
+            return label_scores(
+                self.activate(),
+                self.base.tokenizer,
+                self.spec,
+                inputs,
+                batch_size=batch_size,
+                calibrate=self.contextual_calibration,
+            )
 
     @property
     def contextual_calibration(self) -> bool:
@@ -136,15 +152,22 @@ class Adapter:
         label = self.spec.labels[best]
         if abstain_below is not None and probabilities[best] < abstain_below:
             label = ABSTAIN
-        return Prediction(self.spec.labels[best], label, probabilities[best],
-                          dict(zip(self.spec.labels, probabilities)))
+        return Prediction(
+            self.spec.labels[best], label, probabilities[best], dict(zip(self.spec.labels, probabilities))
+        )
 
     def generate(self, inputs: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 8) -> list[str]:
         """Greedy answers with this adapter (for classify tasks too: the label as free text)."""
         inputs = _texts(inputs)
         with self.base.lock:
-            return generate_with(self.activate(), self.base.tokenizer, self.spec, inputs,
-                                 max_new_tokens=max_new_tokens, batch_size=batch_size)
+            return generate_with(
+                self.activate(),
+                self.base.tokenizer,
+                self.spec,
+                inputs,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+            )
 
     def stream(self, text: str, *, max_new_tokens: int = 96) -> Iterator[str]:
         """The answer to one input, piece by piece as it is generated. It holds the model's lock until it is done:
@@ -188,11 +211,18 @@ class Adapter:
             predictions = self.predict([e.input for e in examples])
             predicted = [p.text for p in predictions]
             correct = [p == g for p, g in zip(predicted, gold)]
-            return {"accuracy": METRICS["accuracy"](predicted, gold), "macro_f1": METRICS["macro_f1"](predicted, gold),
-                    "ece": expected_calibration_error([p.confidence for p in predictions], correct), "n": len(gold)}
+            return {
+                "accuracy": METRICS["accuracy"](predicted, gold),
+                "macro_f1": METRICS["macro_f1"](predicted, gold),
+                "ece": expected_calibration_error([p.confidence for p in predictions], correct),
+                "n": len(gold),
+            }
         predicted = self.generate([e.input for e in examples])
-        return {"exact_match": METRICS["exact_match"](predicted, gold),
-                "token_f1": METRICS["token_f1"](predicted, gold), "n": len(gold)}
+        return {
+            "exact_match": METRICS["exact_match"](predicted, gold),
+            "token_f1": METRICS["token_f1"](predicted, gold),
+            "n": len(gold),
+        }
 
 
 def _texts(inputs: Any) -> list[str]:
@@ -201,15 +231,19 @@ def _texts(inputs: Any) -> list[str]:
     if isinstance(inputs, str):
         return [inputs]
     if isinstance(inputs, (bytes, dict)) or not isinstance(inputs, Iterable):
-        raise ShopLoRAError(f"inputs must be a text or a list of texts, got a {type(inputs).__name__}; e.g. "
-                            "adapter.predict([\"where is my parcel?\"])")
+        raise ShopLoRAError(
+            f"inputs must be a text or a list of texts, got a {type(inputs).__name__}; e.g. "
+            'adapter.predict(["where is my parcel?"])'
+        )
     texts = list(inputs)
     for number, text in enumerate(texts):
         if not isinstance(text, str):
             shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:40] + "..."
             hint = " (pass example.input)" if isinstance(text, Example) else ""
-            raise ShopLoRAError(f"inputs[{number}] is {shown} ({type(text).__name__}), not a text{hint}; "
-                                "every input must be a string, e.g. adapter.predict([\"where is my parcel?\"])")
+            raise ShopLoRAError(
+                f"inputs[{number}] is {shown} ({type(text).__name__}), not a text{hint}; "
+                'every input must be a string, e.g. adapter.predict(["where is my parcel?"])'
+            )
     return texts
 
 
@@ -225,5 +259,7 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ExtractionError(f"the model's answer is not valid JSON ({error.msg} at column {error.colno}): {text!r}; "
-                              "adapt with more examples or check that the training outputs are JSON") from None
+        raise ExtractionError(
+            f"the model's answer is not valid JSON ({error.msg} at column {error.colno}): {text!r}; "
+            "adapt with more examples or check that the training outputs are JSON"
+        ) from None

@@ -60,10 +60,13 @@ class Base:
     @property
     def architecture(self) -> str:
         """The fingerprinted fields in words, e.g. 'llama, 30 layers, hidden size 576, vocabulary 49152'."""
-        shape = {key: getattr(self.model.config, key, "?")
-                 for key in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")}
+        shape = {
+            key: getattr(self.model.config, key, "?")
+            for key in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")
+        }
         return "{model_type}, {num_hidden_layers} layers, hidden size {hidden_size}, vocabulary {vocab_size}".format(
-            **shape)
+            **shape
+        )
 
 
 def device_name(device: Any) -> str:
@@ -80,8 +83,15 @@ def device_name(device: Any) -> str:
 
 def config_fingerprint(config: Any) -> str:
     """A short hash of the architecture fields an adapter depends on, to refuse loading onto another base."""
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-            "intermediate_size", "vocab_size")
+    keys = (
+        "model_type",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+    )
     shape = {k: getattr(config, k, None) for k in keys}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -186,8 +196,9 @@ def _cuda_bf16(device: str) -> bool:
     return device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def load_base(name: str | None = None, *, dtype: str = "float32", quantization: str | None = None,
-              device: str | None = None) -> Base:
+def load_base(
+    name: str | None = None, *, dtype: str = "float32", quantization: str | None = None, device: str | None = None
+) -> Base:
     """Load a base model and its tokenizer.
 
     `load_base()` loads the embedded SmolLM2-135M-Instruct (or `$SHOPLORA_BASE_MODEL`) in fp32, on the GPU when
@@ -261,8 +272,10 @@ def _four_bit_kwargs(device: str) -> dict[str, Any]:
 
     installed = version("bitsandbytes")
     if not device.startswith("cuda") and Version(installed) < Version(BNB_CPU):
-        raise ModelLoadError(f"4-bit on the CPU needs bitsandbytes >= {BNB_CPU} (its first CPU backend), found "
-                             f"{installed}: `pip install 'shoplora[4bit]'`, or load on a CUDA GPU")
+        raise ModelLoadError(
+            f"4-bit on the CPU needs bitsandbytes >= {BNB_CPU} (its first CPU backend), found "
+            f"{installed}: `pip install 'shoplora[4bit]'`, or load on a CUDA GPU"
+        )
 
     # The dtype the 4-bit weights are dequantised to for each matmul: bf16 where the GPU has it, else fp16 (as
     # QLoRA on T4/V100), fp32 on the CPU (bitsandbytes there computes in the activations' dtype anyway).
@@ -270,8 +283,9 @@ def _four_bit_kwargs(device: str) -> dict[str, Any]:
         compute = torch.bfloat16 if _cuda_bf16(device) else torch.float16
     else:
         compute = torch.float32
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                bnb_4bit_compute_dtype=compute)
+    config = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+    )
     return {"quantization_config": config, "device_map": {"": device}}
 
 

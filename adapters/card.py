@@ -25,8 +25,11 @@ def hub_id(model_id: str) -> bool:
 def metrics_of(record: dict) -> dict[str, float]:
     """The held-out metrics of the adapter's latest fit (an `update` records its own), scalars only."""
     latest = (record.get("updates") or [record])[-1]
-    return {k: v for k, v in (latest.get("metrics") or record.get("metrics") or {}).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in (latest.get("metrics") or record.get("metrics") or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def front_matter(name: str, base_model_id: str, record: dict) -> dict[str, Any]:
@@ -40,48 +43,98 @@ def front_matter(name: str, base_model_id: str, record: dict) -> dict[str, Any]:
     metrics = metrics_of(record)
     if spec and metrics:
         kind = "text-classification" if spec.get("kind") == "classify" else "text-generation"
-        meta["model-index"] = [{"name": name, "results": [{
-            "task": {"type": kind, "name": spec.get("name", "custom")},
-            "dataset": {"type": "custom", "name": f"held-out part of the {record.get('n_examples', '?')} training "
-                                                  "examples", "split": "held-out"},
-            "metrics": [{"type": key.removeprefix("held_out_"), "name": key, "value": round(float(value), 4)}
-                        for key, value in metrics.items()]}]}]
+        meta["model-index"] = [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": kind, "name": spec.get("name", "custom")},
+                        "dataset": {
+                            "type": "custom",
+                            "name": f"held-out part of the {record.get('n_examples', '?')} training examples",
+                            "split": "held-out",
+                        },
+                        "metrics": [
+                            {"type": key.removeprefix("held_out_"), "name": key, "value": round(float(value), 4)}
+                            for key, value in metrics.items()
+                        ],
+                    }
+                ],
+            }
+        ]
     return meta
 
 
 def model_card(name: str, base_model_id: str, record: dict) -> str:
     """README.md of adapter folder `name`: front matter, what it is, and how to reproduce its answers."""
-    lines = ["---", yaml.safe_dump(front_matter(name, base_model_id, record), sort_keys=False,
-                                   allow_unicode=True).rstrip(), "---", "", f"# {name}", "",
-             f"A ShopLoRA LoRA adapter for `{base_model_id}`."]
+    lines = [
+        "---",
+        yaml.safe_dump(front_matter(name, base_model_id, record), sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"A ShopLoRA LoRA adapter for `{base_model_id}`.",
+    ]
     lines += _facts(record)
     spec = TaskSpec.from_dict(record["spec"]) if record.get("spec") else None
     if spec is None:  # an init: no task to reproduce
-        lines += ["", "Load it with ShopLoRA (`adapt(..., init=\"<this folder>\")`) or plain PEFT:", "", "```python",
-                  "from peft import PeftModel", "from transformers import AutoModelForCausalLM", "",
-                  f"base_model = AutoModelForCausalLM.from_pretrained({base_model_id!r})",
-                  f"model = PeftModel.from_pretrained(base_model, {name!r})  # this folder", "```", ""]
+        lines += [
+            "",
+            'Load it with ShopLoRA (`adapt(..., init="<this folder>")`) or plain PEFT:',
+            "",
+            "```python",
+            "from peft import PeftModel",
+            "from transformers import AutoModelForCausalLM",
+            "",
+            f"base_model = AutoModelForCausalLM.from_pretrained({base_model_id!r})",
+            f"model = PeftModel.from_pretrained(base_model, {name!r})  # this folder",
+            "```",
+            "",
+        ]
         return "\n".join(lines)
-    lines += ["", "## The prompt", "",
-              "ShopLoRA asks the model through the base model's chat template: the system turn below, the input as "
-              "the user turn, the answer as the assistant turn. Use exactly this system prompt:", "", "```text",
-              system_prompt(spec), "```"]
+    lines += [
+        "",
+        "## The prompt",
+        "",
+        "ShopLoRA asks the model through the base model's chat template: the system turn below, the input as "
+        "the user turn, the answer as the assistant turn. Use exactly this system prompt:",
+        "",
+        "```text",
+        system_prompt(spec),
+        "```",
+    ]
     if spec.kind == "classify":
-        lines += ["", f"Labels ({len(spec.labels)}): " + ", ".join(f"`{label}`" for label in spec.labels), "",
-                  "ShopLoRA does not parse free text: it scores each label as the assistant's whole answer (the "
-                  "label's tokens and the chat template's end-of-turn, the prompt and answer tokenised apart) and "
-                  "takes the most likely. " + _calibration_note(record)]
-    lines += ["", "## Use it with transformers + PEFT", "", "```python", _snippet(name, base_model_id, spec, record),
-              "```", "", "With ShopLoRA: `load_adapter(\"<this folder>\").predict([...])`; served by vLLM or LoRAX: "
-              "`shoplora export NAME --for vllm OUT` (send the system prompt above with every request).", ""]
+        lines += [
+            "",
+            f"Labels ({len(spec.labels)}): " + ", ".join(f"`{label}`" for label in spec.labels),
+            "",
+            "ShopLoRA does not parse free text: it scores each label as the assistant's whole answer (the "
+            "label's tokens and the chat template's end-of-turn, the prompt and answer tokenised apart) and "
+            "takes the most likely. " + _calibration_note(record),
+        ]
+    lines += [
+        "",
+        "## Use it with transformers + PEFT",
+        "",
+        "```python",
+        _snippet(name, base_model_id, spec, record),
+        "```",
+        "",
+        'With ShopLoRA: `load_adapter("<this folder>").predict([...])`; served by vLLM or LoRAX: '
+        "`shoplora export NAME --for vllm OUT` (send the system prompt above with every request).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _calibration_note(record: dict) -> str:
     if record.get("contextual_calibration"):
-        return ("Its label scores use contextual calibration: each input's label probabilities are divided by their "
-                "mean on the content-free inputs " + ", ".join(repr(t) for t in CONTENT_FREE) + " under the same "
-                "prompt (the code below does the same).")
+        return (
+            "Its label scores use contextual calibration: each input's label probabilities are divided by their "
+            "mean on the content-free inputs " + ", ".join(repr(t) for t in CONTENT_FREE) + " under the same "
+            "prompt (the code below does the same)."
+        )
     return "Confidence is the softmax of the label scores divided by the temperature below."
 
 
@@ -95,22 +148,31 @@ def _facts(record: dict) -> list[str]:
     if record.get("init"):
         lines.append(f"- trained from: {record['init']}")
     if record.get("kind") == "init":
-        lines += [f"- meta-trained init: {record.get('algorithm')} over {len(record.get('tasks', []))} tasks of "
-                  f"{record.get('suite')}, on {record.get('device')} in {record.get('seconds', 0) / 60:.0f} min "
-                  f"({record.get('created')})",
-                  f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}"]
+        lines += [
+            f"- meta-trained init: {record.get('algorithm')} over {len(record.get('tasks', []))} tasks of "
+            f"{record.get('suite')}, on {record.get('device')} in {record.get('seconds', 0) / 60:.0f} min "
+            f"({record.get('created')})",
+            f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}",
+        ]
         if record.get("trained_on"):
             lines.append(f"- {record['trained_on']}")
     scenarios = record.get("scenarios", {})
     if len(scenarios) > 1:
-        lines.append("- scenarios: " + ", ".join(
-            f"{name} ({'these weights' if entry.get('weights', '.') == '.' else entry['weights'] + '/'})"
-            for name, entry in scenarios.items()) + "; the prompt below is the latest scenario's")
+        lines.append(
+            "- scenarios: "
+            + ", ".join(
+                f"{name} ({'these weights' if entry.get('weights', '.') == '.' else entry['weights'] + '/'})"
+                for name, entry in scenarios.items()
+            )
+            + "; the prompt below is the latest scenario's"
+        )
     if record.get("n_examples"):
         lines.append(f"- examples: {record['n_examples']}")
     if record.get("contextual_calibration"):
-        lines.append("- label scores use contextual calibration (ShopLoRA divides out each label's probability on "
-                     "content-free inputs)")
+        lines.append(
+            "- label scores use contextual calibration (ShopLoRA divides out each label's probability on "
+            "content-free inputs)"
+        )
     if record.get("metrics"):
         lines.append(f"- metrics: {json.dumps(record['metrics'])}")
     return lines
@@ -119,62 +181,72 @@ def _facts(record: dict) -> list[str]:
 def _snippet(name: str, base_model_id: str, spec: TaskSpec, record: dict) -> str:
     """Code that runs as written once the base model and this folder are reachable (ADAPTER: the folder's path or
     its Hub repo)."""
-    head = ["import torch",
-            "from peft import PeftModel",
-            "from transformers import AutoModelForCausalLM, AutoTokenizer",
-            "",
-            f"BASE_MODEL = {base_model_id!r}",
-            f"ADAPTER = {name!r}  # this folder's path, or its Hub repo id",
-            f"SYSTEM_PROMPT = {system_prompt(spec)!r}",
-            "",
-            "tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)",
-            "model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE_MODEL), ADAPTER).eval()",
-            "",
-            "",
-            "def prompt_ids(text):",
-            "    turns = [{'role': 'system', 'content': SYSTEM_PROMPT}, {'role': 'user', 'content': text}]",
-            "    prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)",
-            "    return turns, prompt, tokenizer(prompt, add_special_tokens=False)['input_ids']",
-            ""]
+    head = [
+        "import torch",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        f"BASE_MODEL = {base_model_id!r}",
+        f"ADAPTER = {name!r}  # this folder's path, or its Hub repo id",
+        f"SYSTEM_PROMPT = {system_prompt(spec)!r}",
+        "",
+        "tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)",
+        "model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE_MODEL), ADAPTER).eval()",
+        "",
+        "",
+        "def prompt_ids(text):",
+        "    turns = [{'role': 'system', 'content': SYSTEM_PROMPT}, {'role': 'user', 'content': text}]",
+        "    prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)",
+        "    return turns, prompt, tokenizer(prompt, add_special_tokens=False)['input_ids']",
+        "",
+    ]
     if spec.kind != "classify":
-        return "\n".join(head + [
+        return "\n".join(
+            head
+            + [
+                "",
+                "def answer(text, max_new_tokens=96):  # greedy, as ShopLoRA generates",
+                "    ids = torch.tensor([prompt_ids(text)[2]])",
+                "    with torch.no_grad():",
+                "        out = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False)",
+                "    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()",
+                "",
+                "",
+                'print(answer("your customer\'s message"))',
+            ]
+        )
+    return "\n".join(
+        head
+        + [
+            f"LABELS = {list(spec.labels)!r}",
+            f"TEMPERATURE = {float(record.get('temperature', 1.0))!r}",
+            f"CONTEXTUAL_CALIBRATION = {bool(record.get('contextual_calibration'))!r}",
             "",
-            "def answer(text, max_new_tokens=96):  # greedy, as ShopLoRA generates",
-            "    ids = torch.tensor([prompt_ids(text)[2]])",
-            "    with torch.no_grad():",
-            "        out = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False)",
-            "    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()",
+            "",
+            "def label_scores(text):",
+            '    """Log-likelihood of each label as the whole answer, end-of-turn included."""',
+            "    turns, prompt, ids = prompt_ids(text)",
+            "    scores = []",
+            "    for label in LABELS:",
+            "        full = tokenizer.apply_chat_template(turns + [{'role': 'assistant', 'content': label}], "
+            "tokenize=False)",
+            "        answer = tokenizer(full[len(prompt):].rstrip(), add_special_tokens=False)['input_ids']",
+            "        with torch.no_grad():",
+            "            logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1]",
+            "        scores.append(logits.log_softmax(-1)[torch.arange(len(answer)), answer].sum())",
+            "    return torch.stack(scores)",
             "",
             "",
-            "print(answer(\"your customer's message\"))"])
-    return "\n".join(head + [
-        f"LABELS = {list(spec.labels)!r}",
-        f"TEMPERATURE = {float(record.get('temperature', 1.0))!r}",
-        f"CONTEXTUAL_CALIBRATION = {bool(record.get('contextual_calibration'))!r}",
-        "",
-        "",
-        "def label_scores(text):",
-        "    \"\"\"Log-likelihood of each label as the whole answer, end-of-turn included.\"\"\"",
-        "    turns, prompt, ids = prompt_ids(text)",
-        "    scores = []",
-        "    for label in LABELS:",
-        "        full = tokenizer.apply_chat_template(turns + [{'role': 'assistant', 'content': label}], "
-        "tokenize=False)",
-        "        answer = tokenizer(full[len(prompt):].rstrip(), add_special_tokens=False)['input_ids']",
-        "        with torch.no_grad():",
-        "            logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1]",
-        "        scores.append(logits.log_softmax(-1)[torch.arange(len(answer)), answer].sum())",
-        "    return torch.stack(scores)",
-        "",
-        "",
-        "def classify(text):",
-        "    scores = label_scores(text)",
-        "    if CONTEXTUAL_CALIBRATION:  # divide out the labels' prior on content-free inputs",
-        f"        prior = torch.stack([label_scores(t).softmax(-1) for t in {list(CONTENT_FREE)!r}]).mean(0)",
-        "        scores = scores.log_softmax(-1) - prior.log()",
-        "    probabilities = (scores / TEMPERATURE).softmax(-1)",
-        "    best = int(probabilities.argmax())",
-        "    return LABELS[best], float(probabilities[best])",
-        "",
-        "",
-        "print(classify(\"your customer's message\"))"])
+            "def classify(text):",
+            "    scores = label_scores(text)",
+            "    if CONTEXTUAL_CALIBRATION:  # divide out the labels' prior on content-free inputs",
+            f"        prior = torch.stack([label_scores(t).softmax(-1) for t in {list(CONTENT_FREE)!r}]).mean(0)",
+            "        scores = scores.log_softmax(-1) - prior.log()",
+            "    probabilities = (scores / TEMPERATURE).softmax(-1)",
+            "    best = int(probabilities.argmax())",
+            "    return LABELS[best], float(probabilities[best])",
+            "",
+            "",
+            'print(classify("your customer\'s message"))',
+        ]
+    )

@@ -18,10 +18,24 @@ from .specs import check_arguments, examples_digest, spec_labels, task_spec
 if TYPE_CHECKING:
     from .adapter import Adapter
 
-def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = None, instruction: str | None = None,
-           scenario: str | None = None, spec: TaskSpec | None = None, kind: str | None = None,
-           own_weights: bool | None = None, steps: int | None = None, lr: float | None = None, seed: int = 0,
-           replay: bool = True, columns: dict[str, str] | None = None, progress: Progress | None = None) -> "Adapter":
+
+def update(
+    adapter: "Adapter",
+    examples: Any,
+    *,
+    labels: Sequence[str] | None = None,
+    instruction: str | None = None,
+    scenario: str | None = None,
+    spec: TaskSpec | None = None,
+    kind: str | None = None,
+    own_weights: bool | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    replay: bool = True,
+    columns: dict[str, str] | None = None,
+    progress: Progress | None = None,
+) -> "Adapter":
     """Continue training `adapter` on new examples without erasing what it knew.
 
     Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its
@@ -37,8 +51,10 @@ def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = 
     before = (adapter.spec, adapter.temperature, adapter.peft_name)  # put back if the update is refused
     new_scenario = spec is not None or instruction is not None
     if own_weights and not new_scenario:
-        raise ShopLoRAError("own_weights=True is for a new scenario: pass instruction= and scenario= too (examples "
-                            "for the current scenario always train its weights)")
+        raise ShopLoRAError(
+            "own_weights=True is for a new scenario: pass instruction= and scenario= too (examples "
+            "for the current scenario always train its weights)"
+        )
     if not new_scenario:
         examples = load_examples(examples, columns=columns)
         spec = adapter.spec
@@ -49,12 +65,16 @@ def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = 
         examples = load_examples(examples, columns=columns, labels=labels or spec_labels(spec))
         if spec is None:
             if not scenario:
-                raise ShopLoRAError("a new instruction starts a new scenario: name it, e.g. scenario=\"returns-de\" "
-                                    "(or leave out instruction= to add examples to the current scenario)")
+                raise ShopLoRAError(
+                    'a new instruction starts a new scenario: name it, e.g. scenario="returns-de" '
+                    "(or leave out instruction= to add examples to the current scenario)"
+                )
             spec = task_spec(examples, instruction, labels, kind, name=scenario)
         if spec.name in adapter.scenarios:
-            raise ShopLoRAError(f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
-                                "instruction= to add examples to the current scenario")
+            raise ShopLoRAError(
+                f"the adapter already has a scenario {spec.name!r}: pick another name, or leave out "
+                "instruction= to add examples to the current scenario"
+            )
         adapter.temperature = 1.0  # the earlier scenario's calibration does not carry over
         if own_weights is not False:
             adapter.peft_name = adapter.new_weights(adapter.state())
@@ -64,8 +84,9 @@ def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = 
     rng = random.Random(seed)
     earlier = record.get("replay", [])
     sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
-    replayed = [(adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"]))
-                for row in sampled]
+    replayed = [
+        (adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"])) for row in sampled
+    ]
     recipe = Recipe.from_dict(record["recipe"]) if "recipe" in record else DEFAULT_RECIPE
     trained_in_place = adapter.peft_name == before[2]
     weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
@@ -79,11 +100,21 @@ def update(adapter: "Adapter", examples: Any, *, labels: Sequence[str] | None = 
                 remove_lora(adapter.base, adapter.peft_name)
         adapter.spec, adapter.temperature, adapter.peft_name = before
         raise
-    record.setdefault("updates", []).append({"scenario": spec.name, "n_examples": len(examples),
-                                             "n_replayed": len(replayed), "examples_sha256": examples_digest(examples),
-                                             **fitted, "seconds": round(time.perf_counter() - started, 2)})
-    record.update(n_examples=record.get("n_examples", 0) + len(examples), metrics=fitted["metrics"],
-                  replay=replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng))
+    record.setdefault("updates", []).append(
+        {
+            "scenario": spec.name,
+            "n_examples": len(examples),
+            "n_replayed": len(replayed),
+            "examples_sha256": examples_digest(examples),
+            **fitted,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+    record.update(
+        n_examples=record.get("n_examples", 0) + len(examples),
+        metrics=fitted["metrics"],
+        replay=replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng),
+    )
     remember_scenario(adapter)
     return adapter
 
@@ -92,16 +123,19 @@ def remember_scenario(adapter: "Adapter") -> None:
     """Record the current scenario (spec and calibration) so `adapter.scenario(name)` finds it, saved or not."""
     adapter.record["spec"] = adapter.spec.to_dict()
     adapter.record["temperature"] = adapter.temperature
-    adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {"spec": adapter.spec.to_dict(),
-                                                                      "temperature": adapter.temperature}
+    adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {
+        "spec": adapter.spec.to_dict(),
+        "temperature": adapter.temperature,
+    }
     adapter.weights[adapter.spec.name] = adapter.peft_name
 
 
 REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk
 
 
-def replay_buffer(earlier: Sequence[dict], n_seen: int, new: Sequence[Example], scenario: str,
-                   rng: random.Random) -> list[dict]:
+def replay_buffer(
+    earlier: Sequence[dict], n_seen: int, new: Sequence[Example], scenario: str, rng: random.Random
+) -> list[dict]:
     """A uniform sample of at most REPLAY_SIZE of every example seen so far, each with its scenario: reservoir
     sampling (Algorithm R) over the `n_seen` examples behind `earlier` and then `new`, so an example of the first
     scenario is as likely to be kept as one of the last."""

@@ -39,9 +39,12 @@ LABEL_CHARS = 40
 TEXT_KEYS = ("input", "text", "message")
 TIME_KEYS = ("timestamp", "time", "created_at")
 NAMING = TaskSpec(
-    "discover-name", "service", "generate",
+    "discover-name",
+    "service",
+    "generate",
     "You name customer-support intents. Read the customer messages and reply with one short intent name of two or "
-    "three words in snake_case, such as track_order or refund_request. Reply with the name only.")
+    "three words in snake_case, such as track_order or refund_request. Reply with the name only.",
+)
 
 
 @dataclass
@@ -77,9 +80,15 @@ class Discovery:
 
     def summary(self) -> dict:
         """Everything but the member texts, for printing as JSON."""
-        return {"n_messages": self.n_messages, "n_unsure": self.n_unsure, "abstain_below": self.abstain_below,
-                "method": self.method, "embedding": self.embedding, "silhouettes": self.silhouettes,
-                "clusters": [{k: v for k, v in asdict(c).items() if k != "members"} for c in self.clusters]}
+        return {
+            "n_messages": self.n_messages,
+            "n_unsure": self.n_unsure,
+            "abstain_below": self.abstain_below,
+            "method": self.method,
+            "embedding": self.embedding,
+            "silhouettes": self.silhouettes,
+            "clusters": [{k: v for k, v in asdict(c).items() if k != "members"} for c in self.clusters],
+        }
 
     def proposals(self) -> list[dict]:
         """One editable training example per unsure message: `output` is its cluster's proposed label. Edit the
@@ -87,14 +96,32 @@ class Discovery:
         rows = []
         for number, cluster in enumerate(self.clusters):
             for rank, index in enumerate(cluster.members):
-                rows.append({"input": self.texts[index], "output": cluster.label, "cluster": number,
-                             "cluster_size": cluster.size, "rank": rank, "adapter_guess": cluster.adapter_guess})
+                rows.append(
+                    {
+                        "input": self.texts[index],
+                        "output": cluster.label,
+                        "cluster": number,
+                        "cluster_size": cluster.size,
+                        "rank": rank,
+                        "adapter_guess": cluster.adapter_guess,
+                    }
+                )
         return rows
 
 
-def discover(model: Adapter | Base, texts: Sequence[str], *, timestamps: Sequence[Any] | None = None,
-             abstain_below: float = DEFAULT_ABSTAIN, max_clusters: int = MAX_CLUSTERS, typical: int = TYPICAL,
-             embed_with: str = "base", name_clusters: bool = True, seed: int = 0, batch_size: int = 16) -> Discovery:
+def discover(
+    model: Adapter | Base,
+    texts: Sequence[str],
+    *,
+    timestamps: Sequence[Any] | None = None,
+    abstain_below: float = DEFAULT_ABSTAIN,
+    max_clusters: int = MAX_CLUSTERS,
+    typical: int = TYPICAL,
+    embed_with: str = "base",
+    name_clusters: bool = True,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> Discovery:
     """Cluster the messages `model` (a classify `Adapter`) is unsure about; with a `Base`, cluster every message.
     `timestamps` (ISO 8601 texts or Unix seconds, one per text) add each cluster's size and share over time."""
     texts = _texts(texts)
@@ -107,8 +134,9 @@ def discover(model: Adapter | Base, texts: Sequence[str], *, timestamps: Sequenc
     adapter = model if isinstance(model, Adapter) else None
     base = adapter.base if adapter else model
     if adapter is not None and adapter.spec.kind != "classify":
-        raise ShopLoRAError(f"discovery needs a classify adapter (labels to be unsure about); this one is "
-                            f"{adapter.spec.kind}")
+        raise ShopLoRAError(
+            f"discovery needs a classify adapter (labels to be unsure about); this one is {adapter.spec.kind}"
+        )
     if embed_with == "adapter" and adapter is None:
         raise ShopLoRAError("embed_with='adapter' needs an adapter, not a base model")
     guesses: list[str | None] = [None] * len(texts)
@@ -120,14 +148,17 @@ def discover(model: Adapter | Base, texts: Sequence[str], *, timestamps: Sequenc
         unsure = [i for i, c in enumerate(confidences) if c < abstain_below]
         if not unsure:
             lowest = min(confidences)
-            raise ShopLoRAError(f"the adapter is sure about all {len(texts)} messages (lowest confidence "
-                                f"{lowest:.3f}, threshold {abstain_below}): nothing new to discover; to look at its "
-                                f"least sure messages anyway, raise the threshold above {lowest:.3f}")
+            raise ShopLoRAError(
+                f"the adapter is sure about all {len(texts)} messages (lowest confidence "
+                f"{lowest:.3f}, threshold {abstain_below}): nothing new to discover; to look at its "
+                f"least sure messages anyway, raise the threshold above {lowest:.3f}"
+            )
     else:
         unsure = list(range(len(texts)))
     unsure_texts = [texts[i] for i in unsure]
-    vectors = normalise(embed(base, unsure_texts, adapter=adapter if embed_with == "adapter" else None,
-                              batch_size=batch_size))
+    vectors = normalise(
+        embed(base, unsure_texts, adapter=adapter if embed_with == "adapter" else None, batch_size=batch_size)
+    )
     assignment, method, silhouettes = cluster(vectors, max_clusters=max_clusters, seed=seed)
     clusters = _clusters(vectors, assignment, unsure, texts, guesses, confidences, typical)
     if name_clusters:
@@ -139,8 +170,15 @@ def discover(model: Adapter | Base, texts: Sequence[str], *, timestamps: Sequenc
         c.label = name
         if times is not None:
             c.timeline = timeline([times[i] for i in c.members], times)
-    return Discovery(clusters, texts, len(unsure), abstain_below if adapter else None, method, silhouettes,
-                     f"{'adapter' if embed_with == 'adapter' else 'base'} model, mean of last hidden states")
+    return Discovery(
+        clusters,
+        texts,
+        len(unsure),
+        abstain_below if adapter else None,
+        method,
+        silhouettes,
+        f"{'adapter' if embed_with == 'adapter' else 'base'} model, mean of last hidden states",
+    )
 
 
 # -- embedding and clustering --------------------------------------------------------------------------------------
@@ -160,9 +198,15 @@ def embed(base: Base, texts: Sequence[str], *, adapter: Adapter | None = None, b
             for start in range(0, len(texts), batch_size):
                 # Padding on the right keeps each message at the positions it has alone: its vector does not
                 # depend on the batch.
-                batch = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                                  padding_side="right", truncation=True, max_length=limit,
-                                  add_special_tokens=False).to(base.device)
+                batch = tokenizer(
+                    list(texts[start : start + batch_size]),
+                    return_tensors="pt",
+                    padding=True,
+                    padding_side="right",
+                    truncation=True,
+                    max_length=limit,
+                    add_special_tokens=False,
+                ).to(base.device)
                 if batch["input_ids"].shape[1] == 0:  # only empty texts: no token to average
                     rows.append(np.zeros((len(batch["input_ids"]), base.model.config.hidden_size), "float32"))
                     continue
@@ -201,8 +245,10 @@ def require_sklearn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise ShopLoRAError("discovery clusters messages with scikit-learn, which is not installed: "
-                            "pip install scikit-learn (or pip install -e '.[baselines]')") from None
+        raise ShopLoRAError(
+            "discovery clusters messages with scikit-learn, which is not installed: "
+            "pip install scikit-learn (or pip install -e '.[baselines]')"
+        ) from None
 
 
 def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> tuple[list[int], str, dict]:
@@ -221,8 +267,10 @@ def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) ->
     best: tuple[float, str, list[int]] | None = None
     scores: dict[str, float] = {}
     for k in range(2, min(max_clusters, distinct - 1) + 1):
-        candidates = {"kmeans": KMeans(k, n_init=4, random_state=seed).fit_predict(dense),
-                      "ward": AgglomerativeClustering(k, linkage="ward").fit_predict(dense)}
+        candidates = {
+            "kmeans": KMeans(k, n_init=4, random_state=seed).fit_predict(dense),
+            "ward": AgglomerativeClustering(k, linkage="ward").fit_predict(dense),
+        }
         for name, labels in candidates.items():
             if len(set(labels)) < 2:
                 continue
@@ -235,8 +283,15 @@ def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) ->
     return best[2], best[1], scores
 
 
-def _clusters(vectors: Any, assignment: Sequence[int], unsure: Sequence[int], texts: Sequence[str],
-              guesses: Sequence[str | None], confidences: Sequence[float | None], typical: int) -> list[Cluster]:
+def _clusters(
+    vectors: Any,
+    assignment: Sequence[int],
+    unsure: Sequence[int],
+    texts: Sequence[str],
+    guesses: Sequence[str | None],
+    confidences: Sequence[float | None],
+    typical: int,
+) -> list[Cluster]:
     import numpy as np
 
     found = []
@@ -247,10 +302,17 @@ def _clusters(vectors: Any, assignment: Sequence[int], unsure: Sequence[int], te
         members = [unsure[r] for r in rows]
         known = [guesses[i] for i in members if guesses[i] is not None]
         sure = [confidences[i] for i in members if confidences[i] is not None]
-        found.append(Cluster(label="", size=len(members), share=round(len(members) / len(unsure), 4),
-                             typical=_distinct([texts[i] for i in members])[:typical], members=members,
-                             adapter_guess=Counter(known).most_common(1)[0][0] if known else None,
-                             mean_confidence=round(sum(sure) / len(sure), 4) if sure else None))
+        found.append(
+            Cluster(
+                label="",
+                size=len(members),
+                share=round(len(members) / len(unsure), 4),
+                typical=_distinct([texts[i] for i in members])[:typical],
+                members=members,
+                adapter_guess=Counter(known).most_common(1)[0][0] if known else None,
+                mean_confidence=round(sum(sure) / len(sure), 4) if sure else None,
+            )
+        )
     return sorted(found, key=lambda c: -c.size)
 
 
@@ -262,8 +324,9 @@ def _distinct(texts: Sequence[str]) -> list[str]:
 def propose_labels(base: Base, groups: Sequence[Sequence[str]], *, taken: set[str] = frozenset()) -> list[str]:
     """A label name for each group of messages, written by the base model (no adapter) and made a valid label that
     no other group and none of `taken` uses."""
-    answers = generate(base, NAMING, [_naming_input(group) for group in groups], shots=NAMING_SHOTS,
-                       max_new_tokens=NAME_TOKENS)
+    answers = generate(
+        base, NAMING, [_naming_input(group) for group in groups], shots=NAMING_SHOTS, max_new_tokens=NAME_TOKENS
+    )
     used = set(taken) | {ABSTAIN}
     names = []
     for number, (answer, group) in enumerate(zip(answers, groups), start=1):
@@ -283,10 +346,26 @@ def _naming_input(messages: Sequence[str]) -> str:
 # Two worked answers in the prompt: a 135M model asked only by the instruction answers like a support agent
 # ("i_m_sorry_for_the"); with them it answers with a name.
 NAMING_SHOTS = (
-    Example(_naming_input(["where is my parcel? it's been a week", "my order still hasn't arrived",
-                           "can you tell me when my package will come"]), "track_order"),
-    Example(_naming_input(["I want my money back for the blender", "please refund the shoes I returned",
-                           "how long does a refund take"]), "refund_request"),
+    Example(
+        _naming_input(
+            [
+                "where is my parcel? it's been a week",
+                "my order still hasn't arrived",
+                "can you tell me when my package will come",
+            ]
+        ),
+        "track_order",
+    ),
+    Example(
+        _naming_input(
+            [
+                "I want my money back for the blender",
+                "please refund the shoes I returned",
+                "how long does a refund take",
+            ]
+        ),
+        "refund_request",
+    ),
 )
 
 
@@ -306,8 +385,9 @@ def keywords(group: Sequence[str], groups: Sequence[Sequence[str]], n: int = 3) 
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     def words(messages: Sequence[str]) -> Counter[str]:
-        return Counter(w for text in messages for w in set(re.findall(r"[a-z]{3,}", text.lower()))
-                       if w not in ENGLISH_STOP_WORDS)
+        return Counter(
+            w for text in messages for w in set(re.findall(r"[a-z]{3,}", text.lower())) if w not in ENGLISH_STOP_WORDS
+        )
 
     mine = words(group)
     spread = Counter(w for other in groups for w in words(other))
@@ -359,8 +439,9 @@ def parse_time(value: Any, where: str) -> datetime:
             raise ValueError
     except (ValueError, OverflowError, OSError):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
-        raise ShopLoRAError(f"{where} is {shown}, not a time: use ISO 8601 (e.g. \"2026-12-01T09:30:00Z\") or "
-                            "Unix seconds") from None
+        raise ShopLoRAError(
+            f'{where} is {shown}, not a time: use ISO 8601 (e.g. "2026-12-01T09:30:00Z") or Unix seconds'
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -371,8 +452,10 @@ def timeline(members: Sequence[datetime], everything: Sequence[datetime]) -> lis
     fmt = "%Y-%m-%d %H:00" if span.days < 2 else "%Y-%m-%d" if span.days < 60 else "%G-W%V"
     total = Counter(t.astimezone(timezone.utc).strftime(fmt) for t in everything)
     mine = Counter(t.astimezone(timezone.utc).strftime(fmt) for t in members)
-    return [{"period": period, "size": mine[period], "share": round(mine[period] / total[period], 4)}
-            for period in sorted(total)]
+    return [
+        {"period": period, "size": mine[period], "share": round(mine[period] / total[period], 4)}
+        for period in sorted(total)
+    ]
 
 
 # -- traffic files -------------------------------------------------------------------------------------------------
@@ -381,21 +464,22 @@ def load_traffic(path: str | Path) -> tuple[list[str], list[Any] | None]:
     optionally a time column (timestamp, time or created_at) on every row."""
     path = Path(path)
     if path.is_file() and not path.read_bytes().strip():
-        raise DataError(f"{path} is empty: traffic is one message a line, e.g. "
-                        '{"input": "do you sell rabbit food?", "timestamp": "2026-12-01T09:30:00Z"}')
+        raise DataError(
+            f"{path} is empty: traffic is one message a line, e.g. "
+            '{"input": "do you sell rabbit food?", "timestamp": "2026-12-01T09:30:00Z"}'
+        )
     texts, times = [], []
     for place, row in read_rows(path):
         key = next((k for k in TEXT_KEYS if k in row), None)
         if key is None or not isinstance(row[key], str) or not row[key].strip():
-            raise DataError(f"{place}: no message; each row needs a non-empty text in one of "
-                            f"{', '.join(TEXT_KEYS)}")
+            raise DataError(f"{place}: no message; each row needs a non-empty text in one of {', '.join(TEXT_KEYS)}")
         if len(row[key]) > MAX_CHARS:
             raise DataError(f"{place}: the message has {len(row[key])} characters, over {MAX_CHARS}; shorten it")
         texts.append(row[key])
         time_key = next((k for k in TIME_KEYS if k in row and row[k] not in (None, "")), None)
         times.append(parse_time(row[time_key], f"{place}, {time_key}") if time_key else None)
     if not texts:
-        raise DataError(f"{path} holds no messages; add rows like {{\"input\": \"...\"}}")
+        raise DataError(f'{path} holds no messages; add rows like {{"input": "..."}}')
     if all(t is None for t in times):
         return texts, None
     if any(t is None for t in times):
@@ -407,16 +491,26 @@ def load_traffic(path: str | Path) -> tuple[list[str], list[Any] | None]:
 def check_traffic(texts: Sequence[str]) -> None:
     """Refuse traffic too small to group, before any model work."""
     if len(texts) < 2:
-        raise ShopLoRAError(f"{'no messages' if not texts else 'a single message'} to look at: discovery groups "
-                            "messages, give at least 2 (e.g. a day of customer messages)")
+        raise ShopLoRAError(
+            f"{'no messages' if not texts else 'a single message'} to look at: discovery groups "
+            "messages, give at least 2 (e.g. a day of customer messages)"
+        )
 
 
 # -- teaching what was found ---------------------------------------------------------------------------------------
 MAX_KEPT_CHECK = 200  # confident traffic answers re-scored after teaching, to see that old labels stay put
 
 
-def teach(adapter: Adapter, examples: Any, *, traffic: Sequence[str] = (), test: Any = None,
-          abstain_below: float = DEFAULT_ABSTAIN, seed: int = 0, progress: Any = None) -> dict:
+def teach(
+    adapter: Adapter,
+    examples: Any,
+    *,
+    traffic: Sequence[str] = (),
+    test: Any = None,
+    abstain_below: float = DEFAULT_ABSTAIN,
+    seed: int = 0,
+    progress: Any = None,
+) -> dict:
     """Update `adapter` with the accepted examples (new labels join its label set; earlier examples are replayed)
     and measure what it did: accuracy on a stratified fifth of the examples held out from training (16 or more),
     old vs new labels; how many of the adapter's confident answers on `traffic` stayed the same; and with `test`
@@ -439,8 +533,12 @@ def teach(adapter: Adapter, examples: Any, *, traffic: Sequence[str] = (), test:
         sure = sure[:MAX_KEPT_CHECK]
     before = _accuracy_by_kind(adapter, tests, old) if tests else {}
     adapter.update(train, seed=seed, progress=progress)
-    report: dict[str, Any] = {"new_labels": new_labels, "labels": list(adapter.spec.labels), "n_train": len(train),
-                              "n_held_out": len(held_out)}
+    report: dict[str, Any] = {
+        "new_labels": new_labels,
+        "labels": list(adapter.spec.labels),
+        "n_train": len(train),
+        "n_held_out": len(held_out),
+    }
     if held_out:
         report["held_out"] = _accuracy_by_kind(adapter, held_out, old)
     if sure:
@@ -457,12 +555,16 @@ def teach(adapter: Adapter, examples: Any, *, traffic: Sequence[str] = (), test:
 def _accuracy_by_kind(adapter: Adapter, examples: Sequence[Any], old: set[str]) -> dict:
     """Accuracy on the examples whose label the adapter had before (old_labels) and on the others (new_labels)."""
     out = {}
-    for kind, part in (("old_labels", [e for e in examples if e.output in old]),
-                       ("new_labels", [e for e in examples if e.output not in old])):
+    for kind, part in (
+        ("old_labels", [e for e in examples if e.output in old]),
+        ("new_labels", [e for e in examples if e.output not in old]),
+    ):
         if part:
             predicted = adapter.predict([e.input for e in part])
-            out[kind] = {"accuracy": round(sum(p.text == e.output for p, e in zip(predicted, part)) / len(part), 4),
-                         "n": len(part)}
+            out[kind] = {
+                "accuracy": round(sum(p.text == e.output for p, e in zip(predicted, part)) / len(part), 4),
+                "n": len(part),
+            }
     return out
 
 

@@ -61,8 +61,10 @@ def compatibility_problems(settings: LoraSettings, state: dict[str, Any], base_m
     """What would stop this adapter from loading in vLLM or LoRAX as they are usually run."""
     problems = []
     if settings.r > VLLM_MAX_LORA_RANK:
-        problems.append(f"rank {settings.r} is over vLLM's default max_lora_rank {VLLM_MAX_LORA_RANK}: start vLLM "
-                        f"with --max-lora-rank {settings.r}")
+        problems.append(
+            f"rank {settings.r} is over vLLM's default max_lora_rank {VLLM_MAX_LORA_RANK}: start vLLM "
+            f"with --max-lora-rank {settings.r}"
+        )
     if os.path.isabs(base_model_id) or base_model_id.startswith("."):
         problems.append(f"the base model is a local path ({base_model_id}); vLLM and LoRAX need a hub id")
     if any("lm_head" in key or "embed_tokens" in key for key in state):
@@ -70,9 +72,17 @@ def compatibility_problems(settings: LoraSettings, state: dict[str, Any], base_m
     return problems
 
 
-def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSettings, base_model_id: str, record: dict,
-                   base_fingerprint: str | None = None, overwrite: bool = False,
-                   scenario_states: dict[str, dict[str, Any]] | None = None) -> Path:
+def write_lora_dir(
+    target: Path,
+    *,
+    state: dict[str, Any],
+    settings: LoraSettings,
+    base_model_id: str,
+    record: dict,
+    base_fingerprint: str | None = None,
+    overwrite: bool = False,
+    scenario_states: dict[str, dict[str, Any]] | None = None,
+) -> Path:
     """Write an adapter folder atomically. Over an existing folder only with `overwrite=True`, and then the previous
     version is kept beside it (`previous_versions`) so a mistaken overwrite can be undone (the newest KEEP_PREVIOUS
     of them: an adapter saved after every update must not fill the disk). `scenario_states` (scenario name ->
@@ -85,11 +95,17 @@ def write_lora_dir(target: Path, *, state: dict[str, Any], settings: LoraSetting
     scenario_states = {check_name(name, "scenario"): s for name, s in (scenario_states or {}).items()}
     for what, tensors in [("", state), *((f"scenario {name!r}: ", s) for name, s in scenario_states.items())]:
         if (key := _nonfinite(tensors)) is not None:
-            raise AdapterFileError(f"not saving {target.name}: {what}{key} holds NaN or inf values, so training "
-                                   "diverged; train it again with a lower learning rate or fewer steps")
-    record = {**record, "base_model": base_model_id, "base_fingerprint": base_fingerprint,
-              "lora": {**settings.to_dict(), "targets": module_names(state)},
-              "compatibility": compatibility_problems(settings, state, base_model_id)}
+            raise AdapterFileError(
+                f"not saving {target.name}: {what}{key} holds NaN or inf values, so training "
+                "diverged; train it again with a lower learning rate or fewer steps"
+            )
+    record = {
+        **record,
+        "base_model": base_model_id,
+        "base_fingerprint": base_fingerprint,
+        "lora": {**settings.to_dict(), "targets": module_names(state)},
+        "compatibility": compatibility_problems(settings, state, base_model_id),
+    }
     _finish_deletes(target)
     with staging_dir(target) as staging:
         _write_peft(staging, state, settings, base_model_id)
@@ -222,9 +238,15 @@ def _write_peft(folder: Path, state: dict[str, Any], settings: LoraSettings, bas
     from peft import LoraConfig
     from safetensors.torch import save_file
 
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=module_names(state), task_type="CAUSAL_LM",
-                        base_model_name_or_path=base_model_id, inference_mode=True)
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=module_names(state),
+        task_type="CAUSAL_LM",
+        base_model_name_or_path=base_model_id,
+        inference_mode=True,
+    )
     config.save_pretrained(folder)
     tensors = {key: t.detach().to("cpu").contiguous() for key, t in state.items()}
     save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt"})
@@ -238,17 +260,21 @@ def _read_weights(path: Path, file: str = WEIGHTS_FILE) -> dict[str, Any]:
     try:
         state = load_file(path / file)
     except (SafetensorError, OSError) as error:
-        raise AdapterFileError(f"{path}/{file} is corrupted or missing ({error}); delete the folder and save it "
-                               "again") from None
+        raise AdapterFileError(
+            f"{path}/{file} is corrupted or missing ({error}); delete the folder and save it again"
+        ) from None
     if (key := _nonfinite(state)) is not None:  # what a checksum cannot catch: adapters saved before checksums
-        raise AdapterFileError(f"{path}/{file}: {key} holds NaN or inf values, so every score would be NaN; "
-                               f"{_recover(path)}")
+        raise AdapterFileError(
+            f"{path}/{file}: {key} holds NaN or inf values, so every score would be NaN; {_recover(path)}"
+        )
     return state
 
 
 def _recover(path: Path) -> str:
-    return (f"restore a previous version (the .{path.name}.v-* folders beside it, oldest first in "
-            "AdapterStore.previous_versions) or train it again")
+    return (
+        f"restore a previous version (the .{path.name}.v-* folders beside it, oldest first in "
+        "AdapterStore.previous_versions) or train it again"
+    )
 
 
 def _nonfinite(state: dict[str, Any]) -> str | None:
@@ -280,9 +306,11 @@ def check_weights(path: Path, record: dict) -> None:
         except OSError as error:
             raise AdapterFileError(f"{path}/{file} cannot be read ({error}); {_recover(path)}") from None
         if found != saved.get(file):
-            raise AdapterFileError(f"{path}/{file} changed since it was saved (SHA-256 {found[:12]}..., saved "
-                                   f"{str(saved.get(file))[:12]}...): it is corrupted or was edited; "
-                                   f"{_recover(path)}")
+            raise AdapterFileError(
+                f"{path}/{file} changed since it was saved (SHA-256 {found[:12]}..., saved "
+                f"{str(saved.get(file))[:12]}...): it is corrupted or was edited; "
+                f"{_recover(path)}"
+            )
 
 
 def read_record(path: Path) -> dict:
@@ -296,8 +324,9 @@ def read_record(path: Path) -> dict:
         with safe_open(path / WEIGHTS_FILE, "pt") as weights:
             weights.keys()
     except (SafetensorError, OSError) as error:
-        raise AdapterFileError(f"{path}/{WEIGHTS_FILE} is corrupted ({error}); delete the folder and save it "
-                               "again") from None
+        raise AdapterFileError(
+            f"{path}/{WEIGHTS_FILE} is corrupted ({error}); delete the folder and save it again"
+        ) from None
     return record
 
 
@@ -308,18 +337,23 @@ def _read_json(path: Path) -> tuple[dict, dict]:
             raise AdapterFileError(f"{path} points to {os.readlink(path)}, which is gone; {_recover(path)}")
         raise AdapterFileError(f"no adapter folder at {path}")
     if (path / "adapter_model.bin").exists() and not (path / WEIGHTS_FILE).exists():
-        raise AdapterFileError(f"{path} holds adapter_model.bin, a pickle that can run code when loaded; ShopLoRA "
-                               "loads safetensors only (re-save it with safe_serialization=True)")
+        raise AdapterFileError(
+            f"{path} holds adapter_model.bin, a pickle that can run code when loaded; ShopLoRA "
+            "loads safetensors only (re-save it with safe_serialization=True)"
+        )
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
-        raise AdapterFileError(f"{path} is incomplete (missing {', '.join(missing)}): it was not fully written; "
-                               "delete it and save or train it again")
+        raise AdapterFileError(
+            f"{path} is incomplete (missing {', '.join(missing)}): it was not fully written; "
+            "delete it and save or train it again"
+        )
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
         record = json.loads((path / RECORD_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AdapterFileError(
-            f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again") from None
+            f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again"
+        ) from None
     return config, record
 
 
@@ -329,14 +363,18 @@ def read_lora_dir(path: Path) -> LoraFiles:
     config, record = _read_json(path)
     check_weights(path, record)
     state = _read_weights(path)
-    scenario_states = {name: _read_weights(path, f"{folder}/{WEIGHTS_FILE}")
-                       for folder, name in _scenario_folders(path, record).items()}
+    scenario_states = {
+        name: _read_weights(path, f"{folder}/{WEIGHTS_FILE}")
+        for folder, name in _scenario_folders(path, record).items()
+    }
     targets = config.get("target_modules")
-    settings = LoraSettings(r=int(config["r"]), alpha=int(config["lora_alpha"]),
-                            dropout=float(config.get("lora_dropout", 0.0)),
-                            targets=targets if isinstance(targets, str) else tuple(targets))
-    return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""),
-                     scenario_states)
+    settings = LoraSettings(
+        r=int(config["r"]),
+        alpha=int(config["lora_alpha"]),
+        dropout=float(config.get("lora_dropout", 0.0)),
+        targets=targets if isinstance(targets, str) else tuple(targets),
+    )
+    return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""), scenario_states)
 
 
 def _scenario_folders(path: Path, record: dict) -> dict[str, str]:
@@ -347,8 +385,10 @@ def _scenario_folders(path: Path, record: dict) -> dict[str, str]:
     for folder in sorted(folders):
         name = folder.removeprefix(f"{SCENARIOS_DIR}/")
         if folder != f"{SCENARIOS_DIR}/{name}":
-            raise AdapterFileError(f"{path}/{RECORD_FILE} points scenario weights at {folder!r}, outside "
-                                   f"{SCENARIOS_DIR}/: the record was edited or corrupted; save the adapter again")
+            raise AdapterFileError(
+                f"{path}/{RECORD_FILE} points scenario weights at {folder!r}, outside "
+                f"{SCENARIOS_DIR}/: the record was edited or corrupted; save the adapter again"
+            )
         named[folder] = check_name(name, "scenario")
     return named
 
@@ -356,6 +396,8 @@ def _scenario_folders(path: Path, record: dict) -> dict[str, str]:
 def check_name(name: str, what: str = "adapter") -> str:
     """An adapter (or scenario) name is a plain lowercase folder name, so it can never point outside its store."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
-        raise ShopLoRAError(f"{what} name {name!r} is not allowed: use 1-64 lowercase letters, digits, '.', '_' or "
-                            "'-', starting with a letter or digit (e.g. 'acme-returns')")
+        raise ShopLoRAError(
+            f"{what} name {name!r} is not allowed: use 1-64 lowercase letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit (e.g. 'acme-returns')"
+        )
     return name

@@ -49,10 +49,12 @@ Budget = Callable[[int], InnerLoop]  # training examples -> the inner loop to ru
 
 def budget_for(recipe: Recipe, steps: int | None, lr: float | None) -> Budget:
     """The recipe's inner loop for a number of training examples, with the caller's steps (run exactly) and lr."""
+
     def loop(n_train: int) -> InnerLoop:
         chosen = recipe.loop(n_train)
-        return replace(chosen, steps=steps if steps is not None else chosen.steps,
-                       lr=lr if lr is not None else chosen.lr)
+        return replace(
+            chosen, steps=steps if steps is not None else chosen.steps, lr=lr if lr is not None else chosen.lr
+        )
 
     return loop
 
@@ -77,10 +79,18 @@ class Checkpoint:
         return self.loss <= other.loss
 
 
-def fit(adapter: "Adapter", examples: Sequence[Example], budget: Budget, rng: random.Random,
-         progress: Progress | None, watch: Watch | None = None,
-         replayed: Sequence[tuple[TaskSpec, Example]] = (), keep: str = "best", refit: bool = False,
-         phase: Phase | None = None) -> dict[str, Any]:
+def fit(
+    adapter: "Adapter",
+    examples: Sequence[Example],
+    budget: Budget,
+    rng: random.Random,
+    progress: Progress | None,
+    watch: Watch | None = None,
+    replayed: Sequence[tuple[TaskSpec, Example]] = (),
+    keep: str = "best",
+    refit: bool = False,
+    phase: Phase | None = None,
+) -> dict[str, Any]:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones,
     holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. `refit`: when a
     trained step was kept, train again from the start on every example for that many steps (see Recipe.refit).
@@ -93,15 +103,25 @@ def fit(adapter: "Adapter", examples: Sequence[Example], budget: Budget, rng: ra
         loop = replace(loop, loss="answer")
     rendered = [render(s, e, base.tokenizer) for s, e in pairs]
     held_rendered = [render(spec, e, base.tokenizer) for e in held_out]
-    check_context(base.model, rendered + held_rendered,
-                  texts=[e.input for _, e in pairs] + [e.input for e in held_out])
+    check_context(base.model, rendered + held_rendered, texts=[e.input for _, e in pairs] + [e.input for e in held_out])
     check = held_out_check(adapter, held_out, held_rendered) if held_out else None
     gold = [spec.labels.index(e.output) for e in held_out] if spec.kind == "classify" else []
     label_ids = [answer_ids(label, base.tokenizer) for label in spec.labels] if loop.loss == "labels" else None
     start = adapter.state() if refit and held_out else None
-    run = checked_run(adapter, rendered, check, loop, rng, progress, watch,
-                      choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION, keep=keep, gold=gold, label_ids=label_ids,
-                      phase=phase)
+    run = checked_run(
+        adapter,
+        rendered,
+        check,
+        loop,
+        rng,
+        progress,
+        watch,
+        choose=len(held_out) >= MIN_HELD_OUT_FOR_SELECTION,
+        keep=keep,
+        gold=gold,
+        label_ids=label_ids,
+        phase=phase,
+    )
     refit_steps = 0
     if start is not None and run.kept is not None and run.kept.step > 0:
         refit_steps = run.kept.step
@@ -110,9 +130,16 @@ def fit(adapter: "Adapter", examples: Sequence[Example], budget: Budget, rng: ra
             adapter.activate()
             if phase:
                 phase("refitting", 0, refit_steps)
-            train_steps(base.peft, rendered + held_rendered, replace(loop, steps=refit_steps),
-                        pad_id=base.tokenizer.pad_token_id, rng=rng, name=adapter.peft_name, labels=label_ids,
-                        on_step=(lambda step, loss: phase("refitting", step + 1, refit_steps)) if phase else None)
+            train_steps(
+                base.peft,
+                rendered + held_rendered,
+                replace(loop, steps=refit_steps),
+                pad_id=base.tokenizer.pad_token_id,
+                rng=rng,
+                name=adapter.peft_name,
+                labels=label_ids,
+                on_step=(lambda step, loss: phase("refitting", step + 1, refit_steps)) if phase else None,
+            )
     metrics: dict[str, Any] = {}
     found: list[str] = []
     if run.kept is not None:
@@ -126,10 +153,18 @@ def fit(adapter: "Adapter", examples: Sequence[Example], budget: Budget, rng: ra
             found = fit_warnings(spec.labels, gold, run, keep)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
-    return {"n_train": len(train), "n_held_out": len(held_out), "inner_loop": loop.to_dict(),
-            "steps_run": len(run.losses), "steps_kept": run.kept.step if run.kept else len(run.losses),
-            "train_loss": [round(x, 4) for x in run.losses], "metrics": metrics, "temperature": adapter.temperature,
-            "refit_steps": refit_steps, "warnings": found}
+    return {
+        "n_train": len(train),
+        "n_held_out": len(held_out),
+        "inner_loop": loop.to_dict(),
+        "steps_run": len(run.losses),
+        "steps_kept": run.kept.step if run.kept else len(run.losses),
+        "train_loss": [round(x, 4) for x in run.losses],
+        "metrics": metrics,
+        "temperature": adapter.temperature,
+        "refit_steps": refit_steps,
+        "warnings": found,
+    }
 
 
 def per_label(labels: Sequence[str], gold: Sequence[int], before: Any, after: Any) -> dict[str, dict[str, int]]:
@@ -150,20 +185,28 @@ def fit_warnings(labels: Sequence[str], gold: Sequence[int], run: "Run", keep: s
     found = []
     start, last, kept = run.start, run.last, run.kept
     if last.accuracy < start.accuracy:
-        where = ("the last step's weights were kept, as asked (keep=\"last\")" if keep == "last" else
-                 "the starting weights were kept" if kept.step == 0 else
-                 f"the weights of step {kept.step} were kept (accuracy {kept.accuracy:.2f})")
-        found.append(f"held-out accuracy fell while adapting, from {start.accuracy:.2f} before to {last.accuracy:.2f} "
-                     f"after the last step: {where}; check the examples' labels, or add examples of the labels "
-                     "it gets wrong (record[\"metrics\"][\"held_out_per_label\"])")
+        where = (
+            'the last step\'s weights were kept, as asked (keep="last")'
+            if keep == "last"
+            else "the starting weights were kept"
+            if kept.step == 0
+            else f"the weights of step {kept.step} were kept (accuracy {kept.accuracy:.2f})"
+        )
+        found.append(
+            f"held-out accuracy fell while adapting, from {start.accuracy:.2f} before to {last.accuracy:.2f} "
+            f"after the last step: {where}; check the examples' labels, or add examples of the labels "
+            'it gets wrong (record["metrics"]["held_out_per_label"])'
+        )
     answered = argmax(kept.scores)
     top = max(set(answered), key=answered.count)
     share, right_share = answered.count(top) / len(answered), gold.count(top) / len(gold)
     if len(answered) >= 4 and share >= COLLAPSE_SHARE and share >= 2 * right_share:
-        found.append(f"one label takes most held-out answers: {labels[top]!r} for {answered.count(top)} of "
-                     f"{len(answered)}, though it is right for {gold.count(top)}; the adapter has learned to answer "
-                     "one label, not the task: add examples of the other labels, or check that the instruction and "
-                     "labels say what tells them apart")
+        found.append(
+            f"one label takes most held-out answers: {labels[top]!r} for {answered.count(top)} of "
+            f"{len(answered)}, though it is right for {gold.count(top)}; the adapter has learned to answer "
+            "one label, not the task: add examples of the other labels, or check that the instruction and "
+            "labels say what tells them apart"
+        )
     return found
 
 
@@ -215,9 +258,21 @@ class TrainingDiverged(ShopLoRAError):
     """The training loss became NaN or infinite: the learning rate is too high for these examples."""
 
 
-def checked_run(adapter: "Adapter", rendered, check: Check | None, loop: InnerLoop, rng: random.Random,
-                progress: Progress | None, watch: Watch | None, *, choose: bool, keep: str, gold: Sequence[int],
-                label_ids: Sequence[Sequence[int]] | None = None, phase: Phase | None = None) -> Run:
+def checked_run(
+    adapter: "Adapter",
+    rendered,
+    check: Check | None,
+    loop: InnerLoop,
+    rng: random.Random,
+    progress: Progress | None,
+    watch: Watch | None,
+    *,
+    choose: bool,
+    keep: str,
+    gold: Sequence[int],
+    label_ids: Sequence[Sequence[int]] | None = None,
+    phase: Phase | None = None,
+) -> Run:
     """The inner loop. With a held-out `check`, the starting weights and the last step are candidates, and with
     `choose` (enough held-out examples) also every loop.steps / CHECKS steps, with early stopping when PATIENCE
     checks in a row beat neither the best loss nor the best accuracy. The best candidate's weights are kept
@@ -241,15 +296,20 @@ def checked_run(adapter: "Adapter", rendered, check: Check | None, loop: InnerLo
                 best["kept"].state = None  # one copy of the weights at a time
             best["kept"] = point
         improved = loss < best["loss"] or (accuracy is not None and accuracy > best["accuracy"])
-        best.update(loss=min(best["loss"], loss), accuracy=max(best["accuracy"], accuracy or -math.inf),
-                    since=0 if improved else best["since"] + 1)
+        best.update(
+            loss=min(best["loss"], loss),
+            accuracy=max(best["accuracy"], accuracy or -math.inf),
+            since=0 if improved else best["since"] + 1,
+        )
         return point
 
     def on_step(step: int, loss: float) -> bool:
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"training diverged: the loss is {loss} at step {step + 1} of {loop.steps} (lr "
-                                   f"{loop.lr:g}); lower the learning rate (e.g. lr={loop.lr / 10:g}) or leave it "
-                                   "to the recipe")
+            raise TrainingDiverged(
+                f"training diverged: the loss is {loss} at step {step + 1} of {loop.steps} (lr "
+                f"{loop.lr:g}); lower the learning rate (e.g. lr={loop.lr / 10:g}) or leave it "
+                "to the recipe"
+            )
         if progress:
             progress(step + 1, loop.steps, loss)
         elif bar is not None:
@@ -283,8 +343,16 @@ def checked_run(adapter: "Adapter", rendered, check: Check | None, loop: InnerLo
                 phase("scoring before", 0, loop.steps)
             run.start = checkpoint(0)
         try:
-            run.losses = train_steps(base.peft, rendered, loop, pad_id=pad_id, rng=rng, name=adapter.peft_name,
-                                     on_step=on_step, labels=label_ids)
+            run.losses = train_steps(
+                base.peft,
+                rendered,
+                loop,
+                pad_id=pad_id,
+                rng=rng,
+                name=adapter.peft_name,
+                on_step=on_step,
+                labels=label_ids,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -296,8 +364,9 @@ def checked_run(adapter: "Adapter", rendered, check: Check | None, loop: InnerLo
     return run
 
 
-def calibrate(adapter: "Adapter", held_out: Sequence[Example], scores: Sequence[Sequence[float]],
-               metrics: dict) -> None:
+def calibrate(
+    adapter: "Adapter", held_out: Sequence[Example], scores: Sequence[Sequence[float]], metrics: dict
+) -> None:
     """Fit the temperature on the held-out examples' label scores and record accuracy and ECE before/after."""
     labels = adapter.spec.labels
     gold = [labels.index(e.output) for e in held_out]
@@ -305,6 +374,8 @@ def calibrate(adapter: "Adapter", held_out: Sequence[Example], scores: Sequence[
     raw = [max(softmax(s)) for s in scores]
     adapter.temperature = fit_temperature(scores, gold)
     calibrated = [max(softmax(s, adapter.temperature)) for s in scores]
-    metrics.update(held_out_accuracy=sum(correct) / len(correct),
-                   held_out_ece_raw=round(expected_calibration_error(raw, correct), 4),
-                   held_out_ece=round(expected_calibration_error(calibrated, correct), 4))
+    metrics.update(
+        held_out_accuracy=sum(correct) / len(correct),
+        held_out_ece_raw=round(expected_calibration_error(raw, correct), 4),
+        held_out_ece=round(expected_calibration_error(calibrated, correct), 4),
+    )

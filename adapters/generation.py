@@ -26,12 +26,20 @@ def base_only(base: Base) -> Any:
     return base.peft.disable_adapter() if base.peft is not None else nullcontext()
 
 
-def generate(base: Base, spec: TaskSpec, inputs: Sequence[str], *, shots: Sequence[Example] = (),
-             max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
+def generate(
+    base: Base,
+    spec: TaskSpec,
+    inputs: Sequence[str],
+    *,
+    shots: Sequence[Example] = (),
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+) -> list[str]:
     """The base model's greedy answers (no adapter), prompted exactly as in training; k-shot with `shots`."""
     with base.lock, base_only(base):
-        return generate_with(base.model, base.tokenizer, spec, inputs, shots=shots, max_new_tokens=max_new_tokens,
-                             batch_size=batch_size)
+        return generate_with(
+            base.model, base.tokenizer, spec, inputs, shots=shots, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
@@ -45,8 +53,9 @@ def left_pad(prompts: list[list[int]], pad_id: int, device: Any) -> tuple[Any, A
     return ids, mask
 
 
-def check_context(model: Any, prompts: Sequence[Sequence[int]], *, reserve: int = 0,
-                  texts: Sequence[str] | None = None) -> None:
+def check_context(
+    model: Any, prompts: Sequence[Sequence[int]], *, reserve: int = 0, texts: Sequence[str] | None = None
+) -> None:
     """Refuse sequences longer than the model's context (plus `reserve` tokens to generate) with a clear error:
     truncating would silently answer a different question, and positions past the context are untrained."""
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -54,12 +63,22 @@ def check_context(model: Any, prompts: Sequence[Sequence[int]], *, reserve: int 
         if limit and len(prompt) + reserve > limit:
             room = f" + {reserve} tokens to generate" if reserve else ""
             start = f" (input starts {texts[i][:60]!r})" if texts else ""
-            raise ShopLoRAError(f"an input is {len(prompt)} tokens with its prompt{room}, over the model's context of "
-                                f"{limit}: shorten or split it{start}")
+            raise ShopLoRAError(
+                f"an input is {len(prompt)} tokens with its prompt{room}, over the model's context of "
+                f"{limit}: shorten or split it{start}"
+            )
 
 
-def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *,
-                  shots: Sequence[Example] = (), max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
+def generate_with(
+    model: Any,
+    tokenizer: Any,
+    spec: TaskSpec,
+    inputs: Sequence[str],
+    *,
+    shots: Sequence[Example] = (),
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+) -> list[str]:
     """Greedy answers from `model` as it is (with whatever adapter is active)."""
     answers: list[str] = []
     for start in range(0, len(inputs), batch_size):
@@ -70,8 +89,9 @@ def generate_with(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[s
     return answers
 
 
-def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, max_new_tokens: int = 64,
-                     **generate_kwargs: Any) -> list[str]:
+def generate_prompts(
+    model: Any, tokenizer: Any, prompts: list[list[int]], *, max_new_tokens: int = 64, **generate_kwargs: Any
+) -> list[str]:
     """Greedy answers to rendered prompts as one left-padded batch. `generate_kwargs` go to `model.generate`
     (serving passes `max_time` and `stop_strings`; its benchmark `min_new_tokens`, so every variant generates as many
     tokens)."""
@@ -82,10 +102,16 @@ def generate_prompts(model: Any, tokenizer: Any, prompts: list[list[int]], *, ma
     if generate_kwargs.get("stop_strings"):  # transformers matches stop strings through the tokenizer's vocabulary
         generate_kwargs["tokenizer"] = tokenizer
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
-                             **generate_kwargs)
-    return [tokenizer.decode(row[ids.size(1):], skip_special_tokens=True).strip() for row in out]
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=stop_token_ids(tokenizer),
+            **generate_kwargs,
+        )
+    return [tokenizer.decode(row[ids.size(1) :], skip_special_tokens=True).strip() for row in out]
 
 
 def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_new_tokens: int = 64) -> Iterator[str]:
@@ -95,8 +121,15 @@ def stream_with(model: Any, tokenizer: Any, spec: TaskSpec, text: str, *, max_ne
     return stream_prompt(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
 
 
-def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_tokens: int = 64,
-                  stop: threading.Event | None = None, **generate_kwargs: Any) -> Iterator[str]:
+def stream_prompt(
+    model: Any,
+    tokenizer: Any,
+    prompt: list[int],
+    *,
+    max_new_tokens: int = 64,
+    stop: threading.Event | None = None,
+    **generate_kwargs: Any,
+) -> Iterator[str]:
     """The greedy answer to one rendered prompt, piece by piece; `generate_kwargs` go to `model.generate`. Setting
     `stop` (from any thread) ends the generation after the token being computed, even while no piece is read."""
     import torch
@@ -117,10 +150,17 @@ def stream_prompt(model: Any, tokenizer: Any, prompt: list[int], *, max_new_toke
     def work() -> None:
         try:
             with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                               pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer),
-                               streamer=streamer, stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
-                               **generate_kwargs)
+                model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=stop_token_ids(tokenizer),
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
+                    **generate_kwargs,
+                )
         except BaseException as error:  # ends the stream instead of leaving the reader waiting forever
             failed.append(error)
             streamer.end()

@@ -28,12 +28,16 @@ def check_base(files: LoraFiles, base: Base, what: str) -> None:
     made_for = files.base_model_id or files.record.get("base_model") or "an unrecorded base model"
     loaded = f"{base.model_id} ({base.architecture}; architecture {base.fingerprint})"
     if made_for == base.model_id:
-        raise ShopLoRAError(f"{what} was made for {made_for} when that model had architecture {fingerprint}; the "
-                            f"model under that name now is another one ({base.architecture}; architecture "
-                            f"{base.fingerprint}): it was replaced since. Load the model it was made for from where it "
-                            "is now (CLI: --model PATH, Python: base=load_base(PATH)), or adapt again on this one")
-    raise ShopLoRAError(f"{what} was made for {made_for} (architecture {fingerprint}), not for the loaded base "
-                        f"{loaded}; load {made_for} instead (CLI: --model {made_for})")
+        raise ShopLoRAError(
+            f"{what} was made for {made_for} when that model had architecture {fingerprint}; the "
+            f"model under that name now is another one ({base.architecture}; architecture "
+            f"{base.fingerprint}): it was replaced since. Load the model it was made for from where it "
+            "is now (CLI: --model PATH, Python: base=load_base(PATH)), or adapt again on this one"
+        )
+    raise ShopLoRAError(
+        f"{what} was made for {made_for} (architecture {fingerprint}), not for the loaded base "
+        f"{loaded}; load {made_for} instead (CLI: --model {made_for})"
+    )
 
 
 def _standard(init: str | Path | None) -> bool:
@@ -48,8 +52,9 @@ def _folder(init: str | Path) -> Path:
         path = shipped[str(init)]
     if not path.exists():
         names = ", ".join(shipped) or "none shipped"
-        raise ShopLoRAError(f"no init at {init!r}: pass a folder made by meta-training, a shipped init ({names}), "
-                            "or none")
+        raise ShopLoRAError(
+            f"no init at {init!r}: pass a folder made by meta-training, a shipped init ({names}), or none"
+        )
     return path
 
 
@@ -71,8 +76,10 @@ def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
             files = read_lora_dir(path)
             if files.record.get("default") and files.record.get("base_fingerprint") == base.fingerprint:
                 return files
-        raise ShopLoRAError(f"no shipped default init for {base.model_id}; pass init=None (CLI: --init none) for a "
-                            "standard LoRA init, or init=PATH to one trained with `shoplora meta-train`")
+        raise ShopLoRAError(
+            f"no shipped default init for {base.model_id}; pass init=None (CLI: --init none) for a "
+            "standard LoRA init, or init=PATH to one trained with `shoplora meta-train`"
+        )
     files = read_lora_dir(_folder(init))
     check_base(files, base, f"init {init}")
     return files
@@ -91,6 +98,8 @@ def trained_base_settings(inits: list[str | Path | None]) -> dict[str, str | Non
             recorded.append((str(init), {key: config.get(key) for key in ("dtype", "quantization")}))
     if len({settings["quantization"] for _, settings in recorded}) > 1:
         made = ", ".join(f"{init} on quantization {settings['quantization']}" for init, settings in recorded)
-        raise ShopLoRAError(f"the inits were meta-trained on different bases ({made}); evaluate them in separate "
-                            "grids (methods: ...) so each gets the base it was trained on")
+        raise ShopLoRAError(
+            f"the inits were meta-trained on different bases ({made}); evaluate them in separate "
+            "grids (methods: ...) so each gets the base it was trained on"
+        )
     return recorded[0][1] if recorded else {}

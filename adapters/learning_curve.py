@@ -35,17 +35,28 @@ class ExamplesNeeded:
     def note(self, method: str) -> str:
         where = f"{method} reaches {self.target:.2f}"
         if self.k is None:
-            trend = f"the error falls as k^-{self.exponent:.2f}" if self.exponent > 0 else \
-                "the error does not fall as k grows"
-            return f"{where}: not within {MAX_EXTRAPOLATION}x the largest k tried ({max(self.tried)}) on this " \
-                   f"evidence ({trend})"
-        spread = "" if self.low is None else \
-            f" (80% range {whole_examples(self.low)}-{'?' if self.high is None else whole_examples(self.high)})"
+            trend = (
+                f"the error falls as k^-{self.exponent:.2f}"
+                if self.exponent > 0
+                else "the error does not fall as k grows"
+            )
+            return (
+                f"{where}: not within {MAX_EXTRAPOLATION}x the largest k tried ({max(self.tried)}) on this "
+                f"evidence ({trend})"
+            )
+        spread = (
+            ""
+            if self.low is None
+            else f" (80% range {whole_examples(self.low)}-{'?' if self.high is None else whole_examples(self.high)})"
+        )
         if self.observed:
             fewest = " (the fewest tried)" if self.k == min(self.tried) else ""
             return f"{where} already with {whole_examples(self.k)} examples on average{fewest}{spread}"
-        inside = "" if min(self.tried) <= self.k <= max(self.tried) else \
-            f", extrapolated from k = {', '.join(map(str, self.tried))}"
+        inside = (
+            ""
+            if min(self.tried) <= self.k <= max(self.tried)
+            else f", extrapolated from k = {', '.join(map(str, self.tried))}"
+        )
         return f"{where} with about {whole_examples(self.k)} examples{spread}{inside}"
 
     def to_dict(self) -> dict:
@@ -89,8 +100,9 @@ def _estimate(means: Mapping[int, float], target: float, floor: float) -> tuple[
     return (math.exp(log_k) if log_k <= math.log(MAX_EXTRAPOLATION * max(means)) else None), b, False
 
 
-def examples_needed(by_seed: Mapping[int, Sequence[tuple[int, float]]], target: float, *, n_scored: int,
-                    seed: int = 0) -> ExamplesNeeded | None:
+def examples_needed(
+    by_seed: Mapping[int, Sequence[tuple[int, float]]], target: float, *, n_scored: int, seed: int = 0
+) -> ExamplesNeeded | None:
     """How many examples reach `target` (0 < target < 1), from (k, score) points per seed, each score an accuracy on
     `n_scored` examples; None without two distinct k. The mean error over seeds is fitted as a * k^-b, the usual
     shape of a learning curve. The 80% range resamples the seeds, or with one seed the scores themselves (binomial
@@ -115,6 +127,11 @@ def examples_needed(by_seed: Mapping[int, Sequence[tuple[int, float]]], target: 
         found = _estimate(again, target, floor)[0] if len(again) > 1 else None
         estimates.append(math.inf if found is None else found)
     estimates.sort()
-    low, high = (None, None) if not estimates else (
-        None if math.isinf(x) else x for x in (estimates[len(estimates) // 10], estimates[len(estimates) * 9 // 10]))
+    low, high = (
+        (None, None)
+        if not estimates
+        else (
+            None if math.isinf(x) else x for x in (estimates[len(estimates) // 10], estimates[len(estimates) * 9 // 10])
+        )
+    )
     return ExamplesNeeded(target, k, low, high, exponent, tuple(means), observed)

@@ -48,8 +48,9 @@ class LoraSettings:
         from peft import LoraConfig
 
         targets = self.targets if isinstance(self.targets, str) else list(self.targets)
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
-                          task_type="CAUSAL_LM")
+        return LoraConfig(
+            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, task_type="CAUSAL_LM"
+        )
 
 
 def add_lora(base: Any, name: str = "default", settings: LoraSettings = LoraSettings()) -> Any:
@@ -63,8 +64,9 @@ def add_lora(base: Any, name: str = "default", settings: LoraSettings = LoraSett
         with warnings.catch_warnings():
             # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`: a FutureWarning on every run
             # that users cannot act on. Only that message is silenced.
-            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
-                                    category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+            )
             base.peft = get_peft_model(base.model, settings.peft_config(), adapter_name=name)
     else:
         if name in base.peft.peft_config:
@@ -92,8 +94,7 @@ def remove_lora(base: Any, name: str) -> None:
 def lora_parameters(model: Any, name: str = "default") -> dict[str, Any]:
     """Adapter `name`'s LoRA parameters, keyed as in PEFT's files ('...q_proj.lora_A.weight')."""
     marker = f".{name}."
-    return {key.replace(marker, "."): p for key, p in model.named_parameters()
-            if "lora_" in key and marker in key}
+    return {key.replace(marker, "."): p for key, p in model.named_parameters() if "lora_" in key and marker in key}
 
 
 def lora_state(model: Any, name: str = "default") -> dict[str, Any]:
@@ -108,11 +109,15 @@ def load_lora_state(model: Any, state: dict[str, Any], name: str = "default") ->
     params = lora_parameters(model, name)
     if params.keys() != state.keys():
         missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
-        raise ShopLoRAError(f"LoRA tensors do not match the model (missing {missing[:2]}, unexpected {extra[:2]}); "
-                            "was this made for another base model or LoRA shape?")
+        raise ShopLoRAError(
+            f"LoRA tensors do not match the model (missing {missing[:2]}, unexpected {extra[:2]}); "
+            "was this made for another base model or LoRA shape?"
+        )
     with torch.no_grad():
         for key, param in params.items():
             if param.shape != state[key].shape:
-                raise ShopLoRAError(f"LoRA tensor {key} has shape {tuple(state[key].shape)}, the model expects "
-                                    f"{tuple(param.shape)}: the LoRA rank or base model differs")
+                raise ShopLoRAError(
+                    f"LoRA tensor {key} has shape {tuple(state[key].shape)}, the model expects "
+                    f"{tuple(param.shape)}: the LoRA rank or base model differs"
+                )
             param.copy_(state[key])

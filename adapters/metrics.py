@@ -81,6 +81,7 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
 def fit_temperature(scores: Sequence[Sequence[float]], gold_index: Sequence[int]) -> float:
     """The temperature that minimises the negative log-likelihood of the gold labels (grid search in log space:
     one parameter, a handful of examples, no optimiser needed)."""
+
     def nll(t: float) -> float:
         return -sum(math.log(max(softmax(s, t)[g], 1e-12)) for s, g in zip(scores, gold_index))
 

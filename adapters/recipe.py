@@ -59,16 +59,24 @@ class Recipe:
         """The inner loop for `n_train` training examples."""
         batch = max(1, min(self.batch_size, n_train))
         steps = self.epochs * math.ceil(n_train / batch)
-        return InnerLoop(steps=min(self.max_steps, max(self.min_steps, steps)), lr=self.lr, optimizer=self.optimizer,
-                         batch_size=batch, max_length=max_length, min_epochs=0, loss=self.loss,
-                         share_prefix=self.share_prefix)
+        return InnerLoop(
+            steps=min(self.max_steps, max(self.min_steps, steps)),
+            lr=self.lr,
+            optimizer=self.optimizer,
+            batch_size=batch,
+            max_length=max_length,
+            min_epochs=0,
+            loss=self.loss,
+            share_prefix=self.share_prefix,
+        )
 
 
 DEFAULT_RECIPE = Recipe()
 
 
-def held_out_split(examples: Sequence[Example], rng: random.Random, *,
-                   classify: bool) -> tuple[list[Example], list[Example]]:
+def held_out_split(
+    examples: Sequence[Example], rng: random.Random, *, classify: bool
+) -> tuple[list[Example], list[Example]]:
     """(held out, train) from 16 or more examples: a fifth held out, in a shuffled order. Classify tasks are
     stratified: every label with two or more examples has one held out (more than a fifth when labels are many),
     and no label loses its last training example; the rest of the fifth is filled from the labels with most left."""

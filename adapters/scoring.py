@@ -72,8 +72,16 @@ def _ancestor_mask(tree: LabelTree) -> Any:
 CONTENT_FREE = ("N/A", "[MASK]", "")  # inputs that say nothing: the prior of contextual calibration
 
 
-def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[str], *, batch_size: int = 8,
-                 shots: Sequence = (), calibrate: bool = False) -> list[list[float]]:
+def label_scores(
+    model: Any,
+    tokenizer: Any,
+    spec: TaskSpec,
+    inputs: Sequence[str],
+    *,
+    batch_size: int = 8,
+    shots: Sequence = (),
+    calibrate: bool = False,
+) -> list[list[float]]:
     """Log-likelihood of each of `spec.labels` as the answer to each input: a list per input, in label order.
     `calibrate`: contextual calibration instead, log p(label | input) - log p(label | content-free input), where the
     probabilities are normalised over the labels and the second is the mean over CONTENT_FREE; its softmax is the
@@ -100,8 +108,9 @@ def label_scores(model: Any, tokenizer: Any, spec: TaskSpec, inputs: Sequence[st
         if not calibrate:
             return scores
         # One batch of their own, so the prior is the same whichever inputs come with it.
-        prior = _score_batch(model, [p[prefix.length :] for p in free], prefix, tokenizer.pad_token_id, tree,
-                             ancestors, device)
+        prior = _score_batch(
+            model, [p[prefix.length :] for p in free], prefix, tokenizer.pad_token_id, tree, ancestors, device
+        )
     log_prior = prior.log_softmax(-1).exp().mean(0).log()
     return (torch.tensor(scores).log_softmax(-1) - log_prior).tolist()
 
@@ -136,8 +145,9 @@ def _shared_prefix(model: Any, prompts: list[list[int]], device: Any) -> Prefix:
     return Prefix(length, output_cache(out))
 
 
-def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: int, tree: LabelTree,
-                 ancestors: Any, device: Any) -> Any:
+def _score_batch(
+    model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: int, tree: LabelTree, ancestors: Any, device: Any
+) -> Any:
     """The (prompts, labels) tensor of label log-likelihoods. `prompts` are the parts after the shared prefix,
     padded on the left: the padding sits between the prefix and each prompt's own tokens, masked out, and positions
     continue from the prefix. Differentiable when called outside inference mode with no prefix cache."""
@@ -148,20 +158,32 @@ def _score_batch(model: Any, prompts: list[list[int]], prefix: Prefix, pad_id: i
     positions = prefix.length + (own.cumsum(1) - 1).clamp(min=0)
     mask = torch.cat([own.new_ones(n_prompts, prefix.length), own], dim=1)
     width = mask.shape[1]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(tree.tokens),
-                logits_to_keep=1, **cache_kwargs(model, prefix.for_batch(n_prompts)))
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=bool(tree.tokens),
+        logits_to_keep=1,
+        **cache_kwargs(model, prefix.for_batch(n_prompts)),
+    )
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (P, V): the answer's first token
     if tree.tokens:
         n = len(tree.tokens)
         dtype = out.logits.dtype if out.logits.is_floating_point() else torch.float32
-        allowed = torch.cat([mask.bool()[:, None, :].expand(n_prompts, n, width),
-                             ancestors[None].expand(n_prompts, n, n)], dim=2)
+        allowed = torch.cat(
+            [mask.bool()[:, None, :].expand(n_prompts, n, width), ancestors[None].expand(n_prompts, n, n)], dim=2
+        )
         additive = torch.zeros(allowed.shape, dtype=dtype, device=device)
         additive.masked_fill_(~allowed, torch.finfo(dtype).min)  # a prepared 4D mask is used as given
         node_ids = torch.tensor(tree.tokens, device=device).expand(n_prompts, n)
         node_positions = positions[:, -1:] + 1 + torch.tensor(tree.depths, device=device)
-        nodes = model(input_ids=node_ids, attention_mask=additive[:, None], position_ids=node_positions,
-                      use_cache=False, **cache_kwargs(model, output_cache(out))).logits
+        nodes = model(
+            input_ids=node_ids,
+            attention_mask=additive[:, None],
+            position_ids=node_positions,
+            use_cache=False,
+            **cache_kwargs(model, output_cache(out)),
+        ).logits
         nodes = torch.log_softmax(nodes.float(), dim=-1)  # (P, N, V)
     totals = []
     for path in tree.paths:
@@ -188,8 +210,10 @@ def label_loss(model: Any, rendered: Sequence[Rendered], labels: Sequence[Sequen
     for r in rendered:
         answer = tuple(r.input_ids[r.prompt_length :])
         if answer not in index:
-            raise ShopLoRAError("an example's answer is not one of the labels it is scored against; the label loss "
-                                "is for classify examples rendered with the same labels")
+            raise ShopLoRAError(
+                "an example's answer is not one of the labels it is scored against; the label loss "
+                "is for classify examples rendered with the same labels"
+            )
         prompts.append(r.input_ids[: r.prompt_length])
         gold.append(index[answer])
     tree = label_tree(labels)

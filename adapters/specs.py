@@ -13,13 +13,19 @@ from prompts import Example, ShopLoRAError, TaskSpec, infer_labels
 KEEP = ("best", "last")  # which weights adapting keeps: the best held-out step, or the last step
 
 
-def task_spec(examples: Sequence[Example], instruction: str | None, labels: Sequence[str] | None,
-              kind: str | None, name: str = "custom") -> TaskSpec:
+def task_spec(
+    examples: Sequence[Example],
+    instruction: str | None,
+    labels: Sequence[str] | None,
+    kind: str | None,
+    name: str = "custom",
+) -> TaskSpec:
     """The spec of a user's task. Without `kind`: classify when labels are given or the answers repeat as short
     labels, extract when every answer is a JSON object, generate otherwise."""
     if not instruction or not instruction.strip():
-        raise ShopLoRAError("the instruction is empty: say what the model should do, e.g. "
-                            "\"Classify the customer's message.\"")
+        raise ShopLoRAError(
+            'the instruction is empty: say what the model should do, e.g. "Classify the customer\'s message."'
+        )
     if kind is None:
         outputs = [e.output for e in examples]
         if labels:
@@ -61,14 +67,18 @@ def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example], *, cali
         return []
     shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
     if calibrated:
-        return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): contextual calibration keeps "
-                "them predictable, but less reliably (on a new shop's intents, 0.54 accuracy on such labels against "
-                "0.72 on the others); add at least one example of each label (two from 16 examples up: a fifth is "
-                "held out)"]
-    return [f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): after adapting without contextual "
-            "calibration they are rarely predicted (on a new shop's intents, 0.08 accuracy on such labels against "
-            "0.42 before adapting); add at least one example of each label (two from 16 examples up: a fifth is held "
-            "out), or leave contextual calibration on"]
+        return [
+            f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): contextual calibration keeps "
+            "them predictable, but less reliably (on a new shop's intents, 0.54 accuracy on such labels against "
+            "0.72 on the others); add at least one example of each label (two from 16 examples up: a fifth is "
+            "held out)"
+        ]
+    return [
+        f"{len(missing)} of {len(spec.labels)} labels have no example ({shown}): after adapting without contextual "
+        "calibration they are rarely predicted (on a new shop's intents, 0.08 accuracy on such labels against "
+        "0.42 before adapting); add at least one example of each label (two from 16 examples up: a fifth is held "
+        "out), or leave contextual calibration on"
+    ]
 
 
 CALIBRATION = {"auto": None, "always": True, "never": False}  # setting names (CLI, eval config) -> needs_calibration
@@ -102,8 +112,10 @@ def check_arguments(*, labels: Any, steps: Any, lr: Any, seed: Any, keep: str = 
     """Refuse arguments that would otherwise be misread (a string of labels split into characters, steps=0 replaced
     by a default), naming the argument."""
     if isinstance(labels, str):
-        raise ShopLoRAError(f"labels must be a list of label names, not a string ({labels[:40]!r}); e.g. "
-                            "labels=[\"return_item\", \"cancel_order\"]")
+        raise ShopLoRAError(
+            f"labels must be a list of label names, not a string ({labels[:40]!r}); e.g. "
+            'labels=["return_item", "cancel_order"]'
+        )
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ShopLoRAError(f"steps must be a whole number >= 1 (or None for the recipe's budget), got {steps!r}")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf):

@@ -13,8 +13,18 @@ from prompts import ShopLoRAError, TaskSpec
 
 from .adapter import Adapter
 from .base import EMBEDDED, EMBEDDED_ID, Base, load_base, loaded_base
-from .files import (SCENARIOS_DIR, AdapterFileError, LoraFiles, check_name, check_weights, delete_lora_dir,
-                    previous_versions, read_lora_dir, read_record, write_lora_dir)
+from .files import (
+    SCENARIOS_DIR,
+    AdapterFileError,
+    LoraFiles,
+    check_name,
+    check_weights,
+    delete_lora_dir,
+    previous_versions,
+    read_lora_dir,
+    read_record,
+    write_lora_dir,
+)
 from .inits import check_base
 from .lora import remove_lora
 
@@ -24,8 +34,10 @@ class AdapterStore:
 
     def __init__(self, root: str | Path = "adapters_store"):
         if not isinstance(root, (str, os.PathLike)) or not str(root):
-            raise ShopLoRAError(f"AdapterStore(root): root must be a folder path, got {root!r}; e.g. "
-                                "AdapterStore(\"adapters_store\") (it is created on the first save)")
+            raise ShopLoRAError(
+                f"AdapterStore(root): root must be a folder path, got {root!r}; e.g. "
+                'AdapterStore("adapters_store") (it is created on the first save)'
+            )
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ShopLoRAError(f"the adapter store {self.root} is a file; pass a folder (it is created if missing)")
@@ -43,14 +55,27 @@ class AdapterStore:
         scenarios = {}
         for scenario, entry in adapter.record.get("scenarios", {}).items():
             peft_name = adapter.weights.get(scenario, adapter.peft_name)
-            scenarios[scenario] = {**entry, "weights": f"{SCENARIOS_DIR}/{owners[peft_name]}" if peft_name in owners
-                                   else "."}  # "." = the main weights
-        record = {**adapter.record, "name": name, "spec": adapter.spec.to_dict(), "temperature": adapter.temperature,
-                  "scenarios": scenarios}
-        return write_lora_dir(self.path(name), state=adapter.state(), settings=adapter.settings,
-                              base_model_id=adapter.base.model_id, base_fingerprint=adapter.base.fingerprint,
-                              record=record, overwrite=overwrite,
-                              scenario_states={owner: adapter.scenario(owner).state() for owner in owners.values()})
+            scenarios[scenario] = {
+                **entry,
+                "weights": f"{SCENARIOS_DIR}/{owners[peft_name]}" if peft_name in owners else ".",
+            }  # "." = the main weights
+        record = {
+            **adapter.record,
+            "name": name,
+            "spec": adapter.spec.to_dict(),
+            "temperature": adapter.temperature,
+            "scenarios": scenarios,
+        }
+        return write_lora_dir(
+            self.path(name),
+            state=adapter.state(),
+            settings=adapter.settings,
+            base_model_id=adapter.base.model_id,
+            base_fingerprint=adapter.base.fingerprint,
+            record=record,
+            overwrite=overwrite,
+            scenario_states={owner: adapter.scenario(owner).state() for owner in owners.values()},
+        )
 
     def read(self, name: str) -> LoraFiles:
         return read_lora_dir(self._existing(name))
@@ -70,8 +95,11 @@ class AdapterStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()  # links to versions, and real folders saved before them
-                      if (p.is_dir() or p.is_symlink()) and not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in self.root.iterdir()  # links to versions, and real folders saved before them
+            if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")
+        )
 
     def list(self) -> list[dict]:
         """One summary per stored adapter; a broken folder is listed with its problem instead of hidden (weights that
@@ -85,9 +113,17 @@ class AdapterStore:
                 rows.append({"name": name, "error": str(error)})
                 continue
             spec = record.get("spec", {})
-            rows.append({"name": name, "kind": spec.get("kind"), "labels": len(spec.get("labels", [])),
-                         "examples": record.get("n_examples"), "init": record.get("init"),
-                         "base_model": record.get("base_model"), "created": record.get("created")})
+            rows.append(
+                {
+                    "name": name,
+                    "kind": spec.get("kind"),
+                    "labels": len(spec.get("labels", [])),
+                    "examples": record.get("n_examples"),
+                    "init": record.get("init"),
+                    "base_model": record.get("base_model"),
+                    "created": record.get("created"),
+                }
+            )
         return rows
 
     def show(self, name: str) -> dict:
@@ -109,10 +145,18 @@ def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
     check_base(files, base, what)
     record = files.record
     if "spec" not in record:
-        raise AdapterFileError(f"{files.path} has no task spec in shoplora.json: it is an init, not an adapter; "
-                               "pass it as init= to adapt()")
-    adapter = Adapter(base, TaskSpec.from_dict(record["spec"]), files.state, files.settings, record,
-                      temperature=float(record.get("temperature", 1.0)))
+        raise AdapterFileError(
+            f"{files.path} has no task spec in shoplora.json: it is an init, not an adapter; "
+            "pass it as init= to adapt()"
+        )
+    adapter = Adapter(
+        base,
+        TaskSpec.from_dict(record["spec"]),
+        files.state,
+        files.settings,
+        record,
+        temperature=float(record.get("temperature", 1.0)),
+    )
     own: dict[str, str] = {}  # scenario folder name -> the PEFT adapter holding its weights
     try:
         for name, state in files.scenario_states.items():
@@ -139,5 +183,6 @@ def load_adapter(name_or_path: str | Path, *, store: AdapterStore | None = None,
         files = read_lora_dir(path)
     if base is None:  # the base already loaded for it in this process, else load it (the embedded one offline)
         base = loaded_base(files.base_model_id) or load_base(
-            EMBEDDED if files.base_model_id == EMBEDDED_ID else files.base_model_id)
+            EMBEDDED if files.base_model_id == EMBEDDED_ID else files.base_model_id
+        )
     return adapter_from_files(files, base, f"adapter {name_or_path}")

@@ -26,12 +26,15 @@ def check_report_to(value: str | None, what: str = "report_to") -> str | None:
     if value is None or value == "none":
         return None
     if value not in REPORT_TO:
-        raise TrackerError(f"{what} {value!r} is not a tracker ShopLoRA reports to; use one of "
-                           f"{' | '.join(REPORT_TO[1:])} | none")
+        raise TrackerError(
+            f"{what} {value!r} is not a tracker ShopLoRA reports to; use one of {' | '.join(REPORT_TO[1:])} | none"
+        )
     package = PACKAGES[value]
     if importlib.util.find_spec(package) is None:
-        raise TrackerError(f"{what}={value} needs the {package} package, which is not installed: pip install "
-                           f"{package} (or {what} none)")
+        raise TrackerError(
+            f"{what}={value} needs the {package} package, which is not installed: pip install "
+            f"{package} (or {what} none)"
+        )
     return value
 
 
@@ -65,8 +68,9 @@ class Tracker:
         self.tracker.finish()
 
 
-def open_tracker(report_to: str | None, run_name: str, logging_dir: str | Path,
-                 config: dict | None = None) -> Tracker | None:
+def open_tracker(
+    report_to: str | None, run_name: str, logging_dir: str | Path, config: dict | None = None
+) -> Tracker | None:
     """The tracker `report_to` names, started (None for none). TensorBoard writes to `logging_dir/run_name`."""
     name = check_report_to(report_to)
     return Tracker(name, run_name, logging_dir, config) if name else None
@@ -75,16 +79,23 @@ def open_tracker(report_to: str | None, run_name: str, logging_dir: str | Path,
 def report_adaptation(report_to: str | None, record: dict, run_name: str, logging_dir: str | Path = "runs") -> None:
     """Log an adaptation's record to the tracker `report_to`: the training loss of each step, then the held-out
     metrics at the last step. Example: `report_adaptation("tensorboard", adapter.record, "acme-returns")`."""
-    tracker = open_tracker(report_to, run_name, logging_dir, {"init": record.get("init"), "seed": record.get("seed"),
-                                                              "n_examples": record.get("n_examples")})
+    tracker = open_tracker(
+        report_to,
+        run_name,
+        logging_dir,
+        {"init": record.get("init"), "seed": record.get("seed"), "n_examples": record.get("n_examples")},
+    )
     if tracker is None:
         return
     fitted = (record.get("updates") or [record])[-1]
     try:
         for step, loss in enumerate(fitted.get("train_loss", []), start=1):
             tracker.log({"train/loss": loss}, step=step)
-        metrics = {f"held_out/{k.removeprefix('held_out_')}": v for k, v in (fitted.get("metrics") or {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = {
+            f"held_out/{k.removeprefix('held_out_')}": v
+            for k, v in (fitted.get("metrics") or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if metrics:
             tracker.log(metrics, step=len(fitted.get("train_loss", [])))
     finally:

@@ -71,7 +71,6 @@ class InnerLoop:
         return asdict(self)
 
 
-
 @dataclass
 class Batch:
     input_ids: Any  # (B, T) left padded
@@ -91,19 +90,25 @@ def collate(rendered: Sequence[Rendered], pad_id: int, device: Any = "cpu") -> B
     labels = torch.full((len(rendered), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(rendered), width), dtype=torch.long)
     for row, r in enumerate(rendered):
-        ids[row, width - len(r):] = torch.tensor(r.input_ids)
-        labels[row, width - len(r):] = torch.tensor(r.labels)
-        mask[row, width - len(r):] = 1
+        ids[row, width - len(r) :] = torch.tensor(r.input_ids)
+        labels[row, width - len(r) :] = torch.tensor(r.labels)
+        mask[row, width - len(r) :] = 1
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    return Batch(ids.to(device), mask.to(device), positions.to(device), labels[:, width - keep + 1:].to(device), keep)
+    return Batch(ids.to(device), mask.to(device), positions.to(device), labels[:, width - keep + 1 :].to(device), keep)
 
 
 def answer_loss(model: Any, batch: Batch, cache: Any = None) -> Any:
     """Mean cross-entropy over the batch's answer tokens (after the KV `cache` of a shared prefix, if given)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                   logits_to_keep=batch.keep, use_cache=cache is not None, **cache_kwargs(model, cache)).logits
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=batch.keep,
+        use_cache=cache is not None,
+        **cache_kwargs(model, cache),
+    ).logits
     predicted = logits[:, :-1].float()  # the last position predicts past the answer's end
     return F.cross_entropy(predicted.reshape(-1, predicted.size(-1)), batch.targets.reshape(-1), ignore_index=IGNORE)
 
@@ -130,13 +135,13 @@ def shared_prefix_loss(model: Any, rendered: Sequence[Rendered], pad_id: int, de
     length = shared_prefix_length(rendered)
     if length < MIN_SHARED_PREFIX:
         return answer_loss(model, collate(rendered, pad_id, device))
-    cache = output_cache(model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device),
-                               use_cache=True, logits_to_keep=1))
+    cache = output_cache(
+        model(input_ids=torch.tensor([rendered[0].input_ids[:length]], device=device), use_cache=True, logits_to_keep=1)
+    )
     cache.batch_repeat_interleave(len(rendered))
     rest = collate([Rendered(r.input_ids[length:], r.labels[length:]) for r in rendered], pad_id, device)
     mask = torch.cat([rest.attention_mask.new_ones(len(rendered), length), rest.attention_mask], dim=1)
-    return answer_loss(model, replace(rest, attention_mask=mask, position_ids=rest.position_ids + length),
-                       cache=cache)
+    return answer_loss(model, replace(rest, attention_mask=mask, position_ids=rest.position_ids + length), cache=cache)
 
 
 def length_batches(rendered: Sequence[Rendered], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -157,9 +162,17 @@ def make_optimizer(name: str, params: Sequence[Any], lr: float) -> Any:
     raise ShopLoRAError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
 
 
-def train_steps(model: Any, rendered: Sequence[Rendered], loop: InnerLoop, *, pad_id: int, rng: random.Random,
-                name: str = "default", on_step: Callable[[int, float], bool] | None = None,
-                labels: Sequence[Sequence[int]] | None = None) -> list[float]:
+def train_steps(
+    model: Any,
+    rendered: Sequence[Rendered],
+    loop: InnerLoop,
+    *,
+    pad_id: int,
+    rng: random.Random,
+    name: str = "default",
+    on_step: Callable[[int, float], bool] | None = None,
+    labels: Sequence[Sequence[int]] | None = None,
+) -> list[float]:
     """`loop.steps` optimizer steps on adapter `name`'s LoRA tensors over `rendered` (epochs of length-grouped
     batches). `on_step(step, loss)` is called after each step; returning True stops early. Returns the losses.
     With loop.loss "labels", `labels` (every label's answer ids, see prompts.render.answer_ids) must be given and

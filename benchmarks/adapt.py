@@ -60,8 +60,10 @@ def main() -> None:
     base = load_base(args.model)
     task = suite.get_task(args.task)
     where = device_name(base.device)
-    print(f"adapt benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, task {task.name}, "
-          f"init {args.init}")
+    print(
+        f"adapt benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, task {task.name}, "
+        f"init {args.init}"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         examples = task.examples("train")[:size]
         start = time.perf_counter()
@@ -72,9 +74,11 @@ def main() -> None:
         loop = record["inner_loop"]
         plain = plain_loop(base, task.spec, examples, record["steps_run"], loop["batch_size"], loop["lr"])
         accuracy = record["metrics"].get("held_out_accuracy")
-        print(f"{size:4d} examples: shoplora adapt {ours:6.1f} s ({record['steps_run']} steps, held-out accuracy "
-              f"{accuracy if accuracy is not None else 'n/a'}), plain PEFT loop {plain:6.1f} s "
-              f"-> {ours / plain:.2f}x the plain loop's time")
+        print(
+            f"{size:4d} examples: shoplora adapt {ours:6.1f} s ({record['steps_run']} steps, held-out accuracy "
+            f"{accuracy if accuracy is not None else 'n/a'}), plain PEFT loop {plain:6.1f} s "
+            f"-> {ours / plain:.2f}x the plain loop's time"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ from adapters.metrics import backward_transfer
 from prompts.suite import get_task
 from train.evaluate import support_set
 
-STREAM = ("service-intent-petshop", "reviews-aspect-furniture", "behaviour-churn", "risk-return-abuse",
-          "product-match")
+STREAM = ("service-intent-petshop", "reviews-aspect-furniture", "behaviour-churn", "risk-return-abuse", "product-match")
 
 
 MODES = {"own": {}, "replay": {"own_weights": False}, "sequential": {"own_weights": False, "replay": False}}
@@ -58,8 +57,10 @@ def main() -> None:
     args = parser.parse_args()
     base = load_base(args.model)
     where = device_name(base.device)
-    print(f"continual benchmark, {date.today()}, {base.model_id}, {where}, init {args.init}, k={args.k}, "
-          f"{args.n_test} test examples per scenario")
+    print(
+        f"continual benchmark, {date.today()}, {base.model_id}, {where}, init {args.init}, k={args.k}, "
+        f"{args.n_test} test examples per scenario"
+    )
     results = {}
     for name in args.modes.split(","):
         if name not in MODES:
@@ -68,10 +69,16 @@ def main() -> None:
         start = time.perf_counter()
         matrix = run_stream(base, args.k, args.n_test, args.steps, name, None if args.init == "none" else args.init)
         bwt = backward_transfer(matrix)
-        results[name] = {"matrix": matrix, "bwt": bwt, "final_mean": sum(matrix[-1]) / len(matrix[-1]),
-                         "seconds": round(time.perf_counter() - start, 1)}
-        print(f"  BWT {100 * bwt:+.1f} points (goal >= -1), final mean accuracy {results[name]['final_mean']:.3f}, "
-              f"{results[name]['seconds']} s")
+        results[name] = {
+            "matrix": matrix,
+            "bwt": bwt,
+            "final_mean": sum(matrix[-1]) / len(matrix[-1]),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        print(
+            f"  BWT {100 * bwt:+.1f} points (goal >= -1), final mean accuracy {results[name]['final_mean']:.3f}, "
+            f"{results[name]['seconds']} s"
+        )
     print(json.dumps({name: {k: v for k, v in r.items() if k != "matrix"} for name, r in results.items()}))
 
 

@@ -27,12 +27,23 @@ STAGES = ("tests", "meta_step", "qlora_7b", "embedded_full")
 TIMEOUT = {"tests": 240, "meta_step": 240, "qlora_7b": 240, "embedded_full": 240}  # seconds: all four fit 15 min
 # Qwen2.5-7B-Instruct's architecture (its config.json), used when the model is not on disk: the shape decides the
 # memory, the weights do not.
-QWEN25_7B = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-             "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
-             "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-             "tie_word_embeddings": False}
-NO_CUDA = ("benchmarks/gpu_check.py needs a CUDA GPU, and torch {torch} sees none here ({why}). Run it on a machine "
-           "with one: docs/gpu.md says how.")
+QWEN25_7B = {
+    "model_type": "qwen2",
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "vocab_size": 152064,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+}
+NO_CUDA = (
+    "benchmarks/gpu_check.py needs a CUDA GPU, and torch {torch} sees none here ({why}). Run it on a machine "
+    "with one: docs/gpu.md says how."
+)
 
 
 def cuda_problem() -> str | None:
@@ -48,19 +59,30 @@ def cuda_problem() -> str | None:
 
 # ------------------------------------------------------------------------------------------------ the stages
 def stage_tests(out: Path) -> dict:
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
-                   if "mark.gpu" in p.read_text())
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files],
-                          cwd=ROOT, capture_output=True, text=True)
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py") if "mark.gpu" in p.read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     summary = (done.stdout.strip().splitlines() or [""])[-1]
-    return {"ok": done.returncode == 0, "files": files, "summary": summary,
-            "output_tail": (done.stdout + done.stderr)[-3000:]}
+    return {
+        "ok": done.returncode == 0,
+        "files": files,
+        "summary": summary,
+        "output_tail": (done.stdout + done.stderr)[-3000:],
+    }
 
 
 def stage_meta_step(out: Path) -> dict:
     figures = out.parent / "meta_step.json"
-    done = subprocess.run([sys.executable, "benchmarks/meta_step.py", "--dtype", "bfloat16", "--json", str(figures)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/meta_step.py", "--dtype", "bfloat16", "--json", str(figures)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     result = {"ok": done.returncode == 0, "printed": done.stdout[-3000:]}
     if figures.is_file():
         result["figures"] = json.loads(figures.read_text())
@@ -100,11 +122,18 @@ def random_nf4_base(shape: dict, device: str):
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Linear) and f"{name}.{child_name}".lstrip(".") != "lm_head":
-                four_bit = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                             compute_dtype=compute, quant_type="nf4", compress_statistics=True,
-                                             device="meta")
-                four_bit.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, quant_type="nf4",
-                                                    compress_statistics=True, module=four_bit).to(device)
+                four_bit = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias=child.bias is not None,
+                    compute_dtype=compute,
+                    quant_type="nf4",
+                    compress_statistics=True,
+                    device="meta",
+                )
+                four_bit.weight = bnb.nn.Params4bit(
+                    child.weight.data, requires_grad=False, quant_type="nf4", compress_statistics=True, module=four_bit
+                ).to(device)
                 if child.bias is not None:
                     four_bit.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
                 setattr(module, child_name, four_bit)
@@ -131,8 +160,11 @@ def qlora_step(base, settings: dict, device: str, steps: int = 3) -> dict:
     batch, length, answer = settings["inner_batch_size"], settings["max_length"], 16  # tokens
     if settings.get("gradient_checkpointing"):
         enable_checkpointing(base.model)
-    model = add_lora(base, "check", LoraSettings(r=settings["lora_r"], alpha=settings["lora_alpha"],
-                                                 targets=settings["lora_targets"]))
+    model = add_lora(
+        base,
+        "check",
+        LoraSettings(r=settings["lora_r"], alpha=settings["lora_alpha"], targets=settings["lora_targets"]),
+    )
     generator = torch.Generator().manual_seed(0)
     vocab = base.model.config.vocab_size
     examples = []
@@ -145,13 +177,24 @@ def qlora_step(base, settings: dict, device: str, steps: int = 3) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    losses = train_steps(model, examples, InnerLoop(steps=steps, batch_size=batch, max_length=length), pad_id=0,
-                         rng=random.Random(1), name="check")
+    losses = train_steps(
+        model,
+        examples,
+        InnerLoop(steps=steps, batch_size=batch, max_length=length),
+        pad_id=0,
+        rng=random.Random(1),
+        name="check",
+    )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    result = {"batch": f"{batch} x {length}", "steps": steps, "seconds_per_step": round(seconds / steps, 3),
-              "tokens_per_second": round(batch * length * steps / seconds), "losses": losses}
+    result = {
+        "batch": f"{batch} x {length}",
+        "steps": steps,
+        "seconds_per_step": round(seconds / steps, 3),
+        "tokens_per_second": round(batch * length * steps / seconds),
+        "losses": losses,
+    }
     if device.startswith("cuda"):
         result["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return result
@@ -171,9 +214,21 @@ def stage_qlora_7b(out: Path) -> dict:
 
 def stage_embedded_full(out: Path) -> dict:
     folder, steps = out.parent / "embedded-full", 2
-    done = subprocess.run([sys.executable, "-m", "train.meta", "configs/embedded-full.yaml", f"output_dir={folder}",
-                           f"outer_steps={steps}", "validation_tasks=0", "save_every=0"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "train.meta",
+            "configs/embedded-full.yaml",
+            f"output_dir={folder}",
+            f"outer_steps={steps}",
+            "validation_tasks=0",
+            "save_every=0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     result = {"ok": done.returncode == 0, "output_tail": (done.stdout + done.stderr)[-2000:]}
     record = folder / "init" / "shoplora.json"
     if record.is_file():
@@ -182,8 +237,12 @@ def stage_embedded_full(out: Path) -> dict:
         import yaml
 
         planned = yaml.safe_load((ROOT / "configs" / "embedded-full.yaml").read_text())["outer_steps"]
-        result.update(seconds_per_outer_step=round(per_step, 1), planned_outer_steps=planned,
-                      projected_hours=round(per_step * planned / 3600, 1), device=made.get("device"))
+        result.update(
+            seconds_per_outer_step=round(per_step, 1),
+            planned_outer_steps=planned,
+            projected_hours=round(per_step * planned / 3600, 1),
+            device=made.get("device"),
+        )
     return result
 
 
@@ -191,8 +250,13 @@ def stage_embedded_full(out: Path) -> dict:
 def run_stage(name: str, out: Path) -> dict:
     started = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, __file__, "--stage", name, "--out", str(out)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=TIMEOUT[name])
+        done = subprocess.run(
+            [sys.executable, __file__, "--stage", name, "--out", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT[name],
+        )
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"stopped after {TIMEOUT[name]} s", "seconds": TIMEOUT[name]}
     lines = done.stdout.strip().splitlines()
@@ -227,8 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         except PackageNotFoundError:  # on a machine that carries wheels on PYTHONPATH instead of installing them
             return getattr(sys.modules.get(package) or __import__(package), "__version__", None)
 
-    report = {"date": str(date.today()), "device": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
-              "versions": {p: installed(p) for p in ("torch", "transformers", "peft", "accelerate")}, "stages": {}}
+    report = {
+        "date": str(date.today()),
+        "device": torch.cuda.get_device_name(),
+        "cuda": torch.version.cuda,
+        "versions": {p: installed(p) for p in ("torch", "transformers", "peft", "accelerate")},
+        "stages": {},
+    }
     for name in args.only or STAGES:
         print(f"gpu_check: {name} ...", flush=True)
         report["stages"][name] = run_stage(name, out)

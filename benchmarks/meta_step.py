@@ -77,8 +77,11 @@ def run_method(args) -> dict:
     model = add_lora(base, "bench", LoraSettings(r=16, alpha=32))
     model.train()
     rng = random.Random(0)
-    pool = [render(suite.get_task(name).spec, e, base.tokenizer)
-            for name in TASKS for e in suite.get_task(name).examples("train")[:16]]
+    pool = [
+        render(suite.get_task(name).spec, e, base.tokenizer)
+        for name in TASKS
+        for e in suite.get_task(name).examples("train")[:16]
+    ]
     rng.shuffle(pool)
     n = args.batches * args.batch_size
     plain_batches = [pool[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
@@ -91,8 +94,14 @@ def run_method(args) -> dict:
     else:
         seconds = timed(model, ours_batches, lambda b: answer_loss(model, collate(b, pad, device)), device)
     where = device_name(device)
-    return {"seconds": seconds, "tokens": tokens, "memory": peak_memory(device), "device": where,
-            "model": base.model_id, "dtype": str(base.model.dtype)}
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "memory": peak_memory(device),
+        "device": where,
+        "model": base.model_id,
+        "dtype": str(base.model.dtype),
+    }
 
 
 def run_outer_step(args) -> dict:
@@ -101,11 +110,24 @@ def run_outer_step(args) -> dict:
     from train.meta import MetaTrainer
 
     with tempfile.TemporaryDirectory() as output_dir:
-        config = build_config({"base_model": args.model, "tasks": list(TASKS), "algorithm": args.method,
-                               "output_dir": output_dir, "outer_steps": 2, "meta_batch_size": 2, "dtype": args.dtype,
-                               "support_k": [args.batch_size] * 2, "query_k": args.batch_size,
-                               "inner_steps": args.batches, "inner_batch_size": args.batch_size,
-                               "warmup_steps": 0, "validation_tasks": 0, "save_every": 0})
+        config = build_config(
+            {
+                "base_model": args.model,
+                "tasks": list(TASKS),
+                "algorithm": args.method,
+                "output_dir": output_dir,
+                "outer_steps": 2,
+                "meta_batch_size": 2,
+                "dtype": args.dtype,
+                "support_k": [args.batch_size] * 2,
+                "query_k": args.batch_size,
+                "inner_steps": args.batches,
+                "inner_batch_size": args.batch_size,
+                "warmup_steps": 0,
+                "validation_tasks": 0,
+                "save_every": 0,
+            }
+        )
         trainer = MetaTrainer(config)
         try:
             trainer.setup()
@@ -113,7 +135,8 @@ def run_outer_step(args) -> dict:
             curve = trainer.curves["train"]
             device = trainer.accelerator.device
             return {key: curve[key][-1] for key in ("seconds", "inner_seconds", "query_seconds")} | {
-                "memory": peak_memory(device)}
+                "memory": peak_memory(device)
+            }
         finally:
             trainer.cleanup()
 
@@ -132,27 +155,35 @@ def main() -> None:
         return
     results = {}
     for method in ("plain", "shoplora", *OUTER):
-        child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--method", method], capture_output=True,
-                               text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--method", method], capture_output=True, text=True, check=True
+        )
         results[method] = json.loads(child.stdout.strip().splitlines()[-1])
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"date": str(date.today()), "batches": args.batches, "batch_size": args.batch_size, **results},
-                      out, indent=1)
+            json.dump(
+                {"date": str(date.today()), "batches": args.batches, "batch_size": args.batch_size, **results},
+                out,
+                indent=1,
+            )
     plain, ours = results["plain"], results["shoplora"]
     print(f"meta_step benchmark, {date.today()}, {ours['model']}, {ours['device']}, {ours['dtype']}")
     print(f"{args.batches} steps x {args.batch_size} examples, {ours['tokens']} real tokens per method")
     for label, r in (("plain PEFT SFT step", plain), ("ShopLoRA inner step", ours)):
-        print(f"{label} : {r['tokens'] / r['seconds']:8.0f} tokens/s  ({r['seconds'] / args.batches:.2f} s/step)  "
-              f"peak {r['memory']}")
+        print(
+            f"{label} : {r['tokens'] / r['seconds']:8.0f} tokens/s  ({r['seconds'] / args.batches:.2f} s/step)  "
+            f"peak {r['memory']}"
+        )
     print(f"ratio (ShopLoRA / plain): {plain['seconds'] / ours['seconds']:.2f}x  (goal >= 1.3x, never below 0.9x)")
     for method in OUTER:
         r = results[method]
         other = r["seconds"] - r["inner_seconds"] - r["query_seconds"]
-        print(f"{method} outer step: {r['seconds']:.2f} s = inner steps {r['inner_seconds']:.2f} s + query pass "
-              f"{r['query_seconds']:.2f} s + other {other:.2f} s; beside the inner steps: "
-              f"{(r['seconds'] - r['inner_seconds']) / r['inner_seconds']:.1%} (other alone "
-              f"{other / r['inner_seconds']:.1%}; goal <= 10%)  peak {r['memory']}")
+        print(
+            f"{method} outer step: {r['seconds']:.2f} s = inner steps {r['inner_seconds']:.2f} s + query pass "
+            f"{r['query_seconds']:.2f} s + other {other:.2f} s; beside the inner steps: "
+            f"{(r['seconds'] - r['inner_seconds']) / r['inner_seconds']:.1%} (other alone "
+            f"{other / r['inner_seconds']:.1%}; goal <= 10%)  peak {r['memory']}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,15 +52,22 @@ def main() -> None:
     base = load_base(args.model)
     model, tokenizer = base.model, base.tokenizer
     inputs = [e.input for e in suite.get_task("service-intent").examples("test")[: args.n]]
-    many = TaskSpec("intents-100", "service", "classify", INTENTS_27.instruction,
-                    labels=tuple(f"{label}_{i}" for i in range(4) for label in INTENTS_27.labels)[:100])
+    many = TaskSpec(
+        "intents-100",
+        "service",
+        "classify",
+        INTENTS_27.instruction,
+        labels=tuple(f"{label}_{i}" for i in range(4) for label in INTENTS_27.labels)[:100],
+    )
     where = device_name(base.device)
     print(f"predict benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, {args.n} inputs")
     for spec in (INTENTS_27, many):
         plain = timed(lambda: plain_forward(model, tokenizer, spec, inputs, args.batch_size))
         scored = timed(lambda: label_scores(model, tokenizer, spec, inputs, batch_size=args.batch_size))
-        print(f"{len(spec.labels):4d} labels: plain forward {plain:6.2f} s, label scoring {scored:6.2f} s "
-              f"-> {scored / plain:.2f}x (goal <= 1.5x), {args.n / scored:.1f} predictions/s")
+        print(
+            f"{len(spec.labels):4d} labels: plain forward {plain:6.2f} s, label scoring {scored:6.2f} s "
+            f"-> {scored / plain:.2f}x (goal <= 1.5x), {args.n / scored:.1f} predictions/s"
+        )
 
 
 if __name__ == "__main__":

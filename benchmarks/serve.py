@@ -35,8 +35,9 @@ def make_store(base, root: str) -> AdapterStore:
     store = AdapterStore(root)
     for i in range(N_ADAPTERS):
         spec = TaskSpec(f"reply-{i}", "custom", "generate", f"Reply to the customer of shop number {i}.")
-        adapter = Adapter(base, spec, None, LoraSettings(), {"kind": "adapter", "spec": spec.to_dict(),
-                                                             "init": "random"})
+        adapter = Adapter(
+            base, spec, None, LoraSettings(), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
+        )
         generator = torch.Generator().manual_seed(i)
         state = {k: torch.randn(t.shape, generator=generator) * 0.01 for k, t in adapter.state().items()}
         with base.lock:
@@ -64,8 +65,10 @@ def main() -> None:
     args = parser.parse_args()
     base = load_base(args.model)
     where = device_name(base.device)
-    print(f"serve benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, {N_ADAPTERS} adapters "
-          f"(r=16, all linear layers), {args.tokens} tokens per answer, best of {args.repeats}")
+    print(
+        f"serve benchmark, {date.today()}, {base.model_id}, {where}, {base.model.dtype}, {N_ADAPTERS} adapters "
+        f"(r=16, all linear layers), {args.tokens} tokens per answer, best of {args.repeats}"
+    )
     with tempfile.TemporaryDirectory() as root:
         store = make_store(base, root)
         engine = Engine(base, store, meta_init=None, max_loaded=N_ADAPTERS, max_new_tokens=args.tokens)
@@ -83,8 +86,10 @@ def main() -> None:
                 start = time.perf_counter()
                 engine._weights(names[i % len(names)])
                 switches.append(time.perf_counter() - start)
-        print(f"first load: {1000 * sum(loads) / len(loads):.0f} ms mean, {1000 * max(loads):.0f} ms max (goal <= "
-              f"1000 ms); switch: {1000 * sum(switches) / len(switches):.2f} ms mean (goal <= 50 ms)")
+        print(
+            f"first load: {1000 * sum(loads) / len(loads):.0f} ms mean, {1000 * max(loads):.0f} ms max (goal <= "
+            f"1000 ms); switch: {1000 * sum(switches) / len(switches):.2f} ms mean (goal <= 50 ms)"
+        )
 
         inputs = [e.input for e in suite.get_task("service-intent").examples("test")[:N_ADAPTERS]]
 
@@ -94,22 +99,29 @@ def main() -> None:
 
         def one_at_a_time():
             for text, name in zip(inputs, names):
-                engine.generate_batch([([{"role": "user", "content": text}], name)], max_new_tokens=args.tokens,
-                                      min_new_tokens=args.tokens)
+                engine.generate_batch(
+                    [([{"role": "user", "content": text}], name)],
+                    max_new_tokens=args.tokens,
+                    min_new_tokens=args.tokens,
+                )
 
         tokens = N_ADAPTERS * args.tokens
-        timings = {"plain base, batch of 4": best_of(args.repeats, batch([BASE] * N_ADAPTERS)),
-                   "one adapter, batch of 4": best_of(args.repeats, batch([names[0]] * N_ADAPTERS)),
-                   "4 adapters, one mixed batch": best_of(args.repeats, batch(names)),
-                   "4 adapters, one request at a time": best_of(args.repeats, one_at_a_time)}
+        timings = {
+            "plain base, batch of 4": best_of(args.repeats, batch([BASE] * N_ADAPTERS)),
+            "one adapter, batch of 4": best_of(args.repeats, batch([names[0]] * N_ADAPTERS)),
+            "4 adapters, one mixed batch": best_of(args.repeats, batch(names)),
+            "4 adapters, one request at a time": best_of(args.repeats, one_at_a_time),
+        }
         single = tokens / timings["one adapter, batch of 4"]
         for label, seconds in timings.items():
             rate = tokens / seconds
             print(f"{label:34s} {rate:7.1f} tokens/s  ({rate / single:.2f}x one adapter)")
         mixed = tokens / timings["4 adapters, one mixed batch"]
-        print(f"mixed batch / one adapter: {mixed / single:.2f}x (goal >= 0.7x); mixed batch / one request at a time: "
-              f"{timings['4 adapters, one request at a time'] / timings['4 adapters, one mixed batch']:.2f}x; "
-              f"one adapter / plain base: {single / (tokens / timings['plain base, batch of 4']):.2f}x")
+        print(
+            f"mixed batch / one adapter: {mixed / single:.2f}x (goal >= 0.7x); mixed batch / one request at a time: "
+            f"{timings['4 adapters, one request at a time'] / timings['4 adapters, one mixed batch']:.2f}x; "
+            f"one adapter / plain base: {single / (tokens / timings['plain base, batch of 4']):.2f}x"
+        )
         engine.close()
 
 

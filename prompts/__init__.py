@@ -6,5 +6,15 @@ from .loaders import infer_labels, load_examples, load_inputs
 from .render import render
 from .spec import Example, TaskSpec
 
-__all__ = ["DataError", "Example", "ShopLoRAError", "TaskNotFoundError", "TaskSpec", "infer_labels", "load_examples",
-           "load_inputs", "render", "suite"]
+__all__ = [
+    "DataError",
+    "Example",
+    "ShopLoRAError",
+    "TaskNotFoundError",
+    "TaskSpec",
+    "infer_labels",
+    "load_examples",
+    "load_inputs",
+    "render",
+    "suite",
+]

@@ -34,7 +34,10 @@ def exit_code(action: Callable[[], object]) -> int:
     except Exception as error:  # a bug, not bad input: one line, and the traceback only when asked for
         if os.environ.get("SHOPLORA_DEBUG"):
             raise
-        print(f"error: unexpected {type(error).__name__}: {error}\n(run again with SHOPLORA_DEBUG=1 for the "
-              "traceback, and please report it)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(error).__name__}: {error}\n(run again with SHOPLORA_DEBUG=1 for the "
+            "traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 1
     return 0

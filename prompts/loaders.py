@@ -26,8 +26,13 @@ def _cut(text: Any) -> str:
     return text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS] + "..."
 
 
-def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels: Sequence[str] | None = None,
-                  max_chars: int = MAX_CHARS) -> list[Example]:
+def load_examples(
+    source: Any,
+    *,
+    columns: dict[str, str] | None = None,
+    labels: Sequence[str] | None = None,
+    max_chars: int = MAX_CHARS,
+) -> list[Example]:
     """Examples from `source`: a .jsonl/.json-lines or .csv path, a `datasets.Dataset`, or a list of dicts/Examples.
 
     `columns` maps ShopLoRA's names to yours (`{"input": "text", "output": "label"}`); `labels`, when given, is the
@@ -37,8 +42,10 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
     unknown = set(columns) - {"input", "output"}
     if unknown:
         raise DataError(f"columns can only map 'input' and 'output', not {sorted(unknown)}")
-    if isinstance(source, (str, Path)) and any((Path(source) / marker).is_file()  # datasets.save_to_disk
-                                               for marker in ("state.json", "dataset_dict.json")):
+    if isinstance(source, (str, Path)) and any(
+        (Path(source) / marker).is_file()  # datasets.save_to_disk
+        for marker in ("state.json", "dataset_dict.json")
+    ):
         source = _load_from_disk(Path(source))
     if isinstance(source, (str, Path)):
         where, rows = str(source), read_rows(Path(source))
@@ -47,23 +54,30 @@ def load_examples(source: Any, *, columns: dict[str, str] | None = None, labels:
         rows = ((f"row {i + 1} of the dataset", dict(row)) for i, row in enumerate(source))
     elif isinstance(source, dict):  # iterating it would read its keys as examples
         keys = ", ".join(repr(_cut(key)) for key in list(source)[:3]) + (", ..." if len(source) > 3 else "")
-        raise DataError(f"examples is one dict (keys {keys or 'none'}), not a list of them; pass a list of "
-                        "{'input': ..., 'output': ...} dicts (one example: [{...}]; a dict of columns: "
-                        "datasets.Dataset.from_dict(...))")
+        raise DataError(
+            f"examples is one dict (keys {keys or 'none'}), not a list of them; pass a list of "
+            "{'input': ..., 'output': ...} dicts (one example: [{...}]; a dict of columns: "
+            "datasets.Dataset.from_dict(...))"
+        )
     elif isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray)):
         where = "the examples"
         rows = ((f"example {i + 1}", _as_dict(row, i + 1)) for i, row in enumerate(source))
     else:
-        raise DataError(f"cannot read examples from a {type(source).__name__}; pass a JSONL/CSV path, a "
-                        "datasets.Dataset or a list of {'input': ..., 'output': ...} dicts")
+        raise DataError(
+            f"cannot read examples from a {type(source).__name__}; pass a JSONL/CSV path, a "
+            "datasets.Dataset or a list of {'input': ..., 'output': ...} dicts"
+        )
     allowed = set(labels) if labels is not None else None
     examples = [_example(_from_chat(row, place, columns), place, columns, allowed, max_chars) for place, row in rows]
     if not examples:
-        raise DataError(f"{where} holds no examples; add at least {MIN_EXAMPLES} rows with "
-                        f"'{columns['input']}' and '{columns['output']}'")
+        raise DataError(
+            f"{where} holds no examples; add at least {MIN_EXAMPLES} rows with "
+            f"'{columns['input']}' and '{columns['output']}'"
+        )
     if len(examples) < MIN_EXAMPLES:
-        raise DataError(f"{where} holds a single example; adaptation needs at least {MIN_EXAMPLES} (8 or more work "
-                        "far better)")
+        raise DataError(
+            f"{where} holds a single example; adaptation needs at least {MIN_EXAMPLES} (8 or more work far better)"
+        )
     return examples
 
 
@@ -72,8 +86,10 @@ def _load_from_disk(path: Path) -> Any:
 
     loaded = load_from_disk(str(path))
     if not isinstance(loaded, Dataset):
-        raise DataError(f"{path} is a DatasetDict with splits {', '.join(loaded)}; pass one split's folder, e.g. "
-                        f"{path / next(iter(loaded))}")
+        raise DataError(
+            f"{path} is a DatasetDict with splits {', '.join(loaded)}; pass one split's folder, e.g. "
+            f"{path / next(iter(loaded))}"
+        )
     return loaded
 
 
@@ -97,15 +113,18 @@ def _from_chat(row: dict, place: str, columns: dict[str, str]) -> dict:
     for turn in turns:
         role = ROLES.get(str(turn.get(role_key, "")).lower())
         if role is None:
-            raise DataError(f"{place}: a turn's {role_key} is {_cut(turn.get(role_key))!r}; use user, assistant or "
-                            "system")
+            raise DataError(
+                f"{place}: a turn's {role_key} is {_cut(turn.get(role_key))!r}; use user, assistant or system"
+            )
         text = _text(turn.get(text_key))
         (system if role == "system" else said).append(text if role == "system" else (role, text))
     if [role for role, _ in said] != ["user", "assistant"]:
         shape = " -> ".join(role for role, _ in said) or "no user or assistant turn"
-        raise DataError(f"{place}: a chat example must be one user message and the assistant's answer (after an "
-                        f"optional system turn), found {shape}; split longer conversations into one example per "
-                        "answer")
+        raise DataError(
+            f"{place}: a chat example must be one user message and the assistant's answer (after an "
+            f"optional system turn), found {shape}; split longer conversations into one example per "
+            "answer"
+        )
     return {columns["input"]: said[0][1], columns["output"]: said[1][1], "system": "\n".join(system)}
 
 
@@ -194,11 +213,15 @@ def _read_jsonl(path: Path, text: str) -> Iterator[tuple[str, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}, line {number}: bad JSON ({error.msg}, column {error.colno}); each line must be "
-                            'one object like {"input": "...", "output": "..."}') from None
+            raise DataError(
+                f"{path}, line {number}: bad JSON ({error.msg}, column {error.colno}); each line must be "
+                'one object like {"input": "...", "output": "..."}'
+            ) from None
         if not isinstance(row, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object like "
-                            '{"input": "...", "output": "..."}, got ' + type(row).__name__)
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object like "
+                '{"input": "...", "output": "..."}, got ' + type(row).__name__
+            )
         yield f"{path}, line {number}", row
 
 
@@ -207,8 +230,9 @@ def _read_csv(path: Path, text: str) -> Iterator[tuple[str, dict]]:
     try:
         for row in reader:
             if None in row:
-                raise DataError(f"{path}, line {reader.line_num}: more values than header columns; quote fields "
-                                "that contain commas")
+                raise DataError(
+                    f"{path}, line {reader.line_num}: more values than header columns; quote fields that contain commas"
+                )
             yield f"{path}, line {reader.line_num}", row
     except csv.Error as error:
         raise DataError(f"{path}, line {reader.line_num}: bad CSV ({error})") from None
@@ -227,16 +251,21 @@ def _field(row: dict, name: str, place: str, role: str, max_chars: int) -> str:
     if not value:
         raise DataError(f"{place}: '{name}' is empty; every example needs a non-empty {role}")
     if len(value) > max_chars:
-        raise DataError(f"{place}: '{name}' has {len(value)} characters, over the limit of {max_chars}; shorten it "
-                        "or split it into several examples")
+        raise DataError(
+            f"{place}: '{name}' has {len(value)} characters, over the limit of {max_chars}; shorten it "
+            "or split it into several examples"
+        )
     return value
 
 
 def _example(row: dict, place: str, columns: dict[str, str], allowed: set[str] | None, max_chars: int) -> Example:
-    example = Example(_field(row, columns["input"], place, "input", max_chars),
-                      _field(row, columns["output"], place, "output", max_chars))
+    example = Example(
+        _field(row, columns["input"], place, "input", max_chars),
+        _field(row, columns["output"], place, "output", max_chars),
+    )
     if allowed is not None and example.output not in allowed:
         shown = ", ".join(sorted(allowed)[:20]) + (f" and {len(allowed) - 20} more" if len(allowed) > 20 else "")
-        raise DataError(f"{place}: output {_cut(example.output)!r} is not one of the labels ({shown}); fix the row "
-                        "or add the label")
+        raise DataError(
+            f"{place}: output {_cut(example.output)!r} is not one of the labels ({shown}); fix the row or add the label"
+        )
     return example

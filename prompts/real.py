@@ -48,12 +48,13 @@ RowToExample = Callable[[dict], "Example | None"]  # None: the row does not fit 
 
 # --- shared helpers -------------------------------------------------------------------------------------------------
 
+
 def _clip(text: str, words: int) -> str:
     """`text` cut to its first `words` words and CHARS_PER_WORD * `words` characters, with an ellipsis if cut."""
     parts = str(text).split()
     clipped = " ".join(parts[:words])
     if len(clipped) > CHARS_PER_WORD * words:  # long codes and URLs cost many tokens per "word"
-        clipped = clipped[:CHARS_PER_WORD * words].rsplit(" ", 1)[0]
+        clipped = clipped[: CHARS_PER_WORD * words].rsplit(" ", 1)[0]
     return clipped if len(clipped) == len(" ".join(parts)) else clipped + " " + ELLIPSIS
 
 
@@ -78,8 +79,10 @@ def _check_labels(spec: TaskSpec, examples: list[Example], where: str) -> None:
     """Raise DataError when a classify task's mapped answers leave its label set (the source's schema changed)."""
     unknown = sorted({e.output for e in examples} - set(spec.labels)) if spec.kind == "classify" else []
     if unknown:
-        raise DataError(f"{where}: labels {unknown[:5]} are not among {spec.name}'s labels; the dataset's schema "
-                        "changed, so update its mapping in prompts/real.py")
+        raise DataError(
+            f"{where}: labels {unknown[:5]} are not among {spec.name}'s labels; the dataset's schema "
+            "changed, so update its mapping in prompts/real.py"
+        )
 
 
 def _split_parts(pairs: Iterable[tuple[str | None, Example]]) -> dict[str, tuple[Example, ...]]:
@@ -97,14 +100,26 @@ def _split_parts(pairs: Iterable[tuple[str | None, Example]]) -> dict[str, tuple
         train = _unique(example for part, example in pairs if part == "train")
     in_test = {normalise(example.input) for example in test}
     train = [example for example in train if normalise(example.input) not in in_test]
-    return {"train": tuple(sorted(train, key=_order_key)[:TRAIN_CAP]),
-            "test": tuple(sorted(test, key=_order_key)[:TEST_CAP])}
+    return {
+        "train": tuple(sorted(train, key=_order_key)[:TRAIN_CAP]),
+        "test": tuple(sorted(test, key=_order_key)[:TEST_CAP]),
+    }
 
 
 # --- row -> Example, one function per on-disk dataset ---------------------------------------------------------------
 
-PRICERUNNER_CATEGORIES = ("CPUs", "Digital Cameras", "Dishwashers", "Freezers", "Fridge Freezers", "Fridges",
-                          "Microwaves", "Mobile Phones", "TVs", "Washing Machines")
+PRICERUNNER_CATEGORIES = (
+    "CPUs",
+    "Digital Cameras",
+    "Dishwashers",
+    "Freezers",
+    "Fridge Freezers",
+    "Fridges",
+    "Microwaves",
+    "Mobile Phones",
+    "TVs",
+    "Washing Machines",
+)
 MATCH_LABELS = ("same", "different")
 YES_NO = ("yes", "no")
 STARS = ("1", "2", "3", "4", "5")
@@ -167,7 +182,7 @@ def _review_window(row: dict, span: tuple[int, int] | None) -> str | None:
         lowest, highest = max(0, inside[-1] - CONTEXT_WORDS + 1), min(inside[0], last_start)
     start = random.Random(f"{SUITE}:{row.get('q_review_id', context[:64])}").randint(lowest, highest)
     end = min(len(words), start + CONTEXT_WORDS) - 1
-    text = context[words[start][0]:words[end][1]]
+    text = context[words[start][0] : words[end][1]]
     return ("" if start == 0 else ELLIPSIS + " ") + text + ("" if end == len(words) - 1 else " " + ELLIPSIS)
 
 
@@ -179,7 +194,7 @@ def review_qa_example(row: dict) -> Example | None:
     if row["answers"]:
         first = row["answers"][0]
         span = (int(first["start"]), int(first["end"]))
-        answer = row["context"][span[0]:span[1]].strip()
+        answer = row["context"][span[0] : span[1]].strip()
         if not answer or len(answer.split()) > MAX_ANSWER_WORDS:
             return None  # a whole paragraph as the "span": not a short extraction, and it would not fit
     window = _review_window(row, span)
@@ -203,26 +218,81 @@ def stars_example(row: dict) -> Example | None:
 CLINC_HELD_OUT_DOMAINS = ("banking", "credit_cards")
 CLINC_META_TRAIN_DOMAINS = ("home", "kitchen_and_dining")
 CLINC_INTENTS = {
-    "banking": ("account_blocked", "balance", "bill_balance", "bill_due", "freeze_account", "interest_rate",
-                "min_payment", "order_checks", "pay_bill", "pin_change", "report_fraud", "routing", "spending_history",
-                "transactions", "transfer"),
-    "credit_cards": ("application_status", "apr", "card_declined", "credit_limit", "credit_limit_change",
-                     "credit_score", "damaged_card", "expiration_date", "improve_credit_score", "international_fees",
-                     "new_card", "redeem_rewards", "replacement_card_duration", "report_lost_card",
-                     "rewards_balance"),
-    "home": ("calendar", "calendar_update", "next_song", "order", "order_status", "play_music", "reminder",
-             "reminder_update", "shopping_list", "shopping_list_update", "smart_home", "todo_list", "todo_list_update",
-             "update_playlist", "what_song"),
-    "kitchen_and_dining": ("accept_reservations", "calories", "cancel_reservation", "confirm_reservation", "cook_time",
-                           "food_last", "how_busy", "ingredient_substitution", "ingredients_list", "meal_suggestion",
-                           "nutrition_info", "recipe", "restaurant_reservation", "restaurant_reviews",
-                           "restaurant_suggestion"),
+    "banking": (
+        "account_blocked",
+        "balance",
+        "bill_balance",
+        "bill_due",
+        "freeze_account",
+        "interest_rate",
+        "min_payment",
+        "order_checks",
+        "pay_bill",
+        "pin_change",
+        "report_fraud",
+        "routing",
+        "spending_history",
+        "transactions",
+        "transfer",
+    ),
+    "credit_cards": (
+        "application_status",
+        "apr",
+        "card_declined",
+        "credit_limit",
+        "credit_limit_change",
+        "credit_score",
+        "damaged_card",
+        "expiration_date",
+        "improve_credit_score",
+        "international_fees",
+        "new_card",
+        "redeem_rewards",
+        "replacement_card_duration",
+        "report_lost_card",
+        "rewards_balance",
+    ),
+    "home": (
+        "calendar",
+        "calendar_update",
+        "next_song",
+        "order",
+        "order_status",
+        "play_music",
+        "reminder",
+        "reminder_update",
+        "shopping_list",
+        "shopping_list_update",
+        "smart_home",
+        "todo_list",
+        "todo_list_update",
+        "update_playlist",
+        "what_song",
+    ),
+    "kitchen_and_dining": (
+        "accept_reservations",
+        "calories",
+        "cancel_reservation",
+        "confirm_reservation",
+        "cook_time",
+        "food_last",
+        "how_busy",
+        "ingredient_substitution",
+        "ingredients_list",
+        "meal_suggestion",
+        "nutrition_info",
+        "recipe",
+        "restaurant_reservation",
+        "restaurant_reviews",
+        "restaurant_suggestion",
+    ),
 }
 OUT_OF_SCOPE = "oos"
 
 
 def clinc_example(domains: Sequence[str]) -> RowToExample:
     """Rows of CLINC150 in `domains` as intent examples; other rows (other domains, out of scope) are skipped."""
+
     def to_example(row: dict) -> Example | None:
         return Example(row["text"], row["label"]) if row["domain"] in domains else None
 
@@ -233,8 +303,11 @@ def clinc_out_of_scope(part: str = "test") -> list[str]:
     """CLINC150's out-of-scope requests of a part ("train" also holds "val"): inputs no intent covers, for measuring
     how well abstaining catches them. Needs the real-data folder."""
     path = _data_file(require_data_dir(), REAL_DATASETS_BY_FOLDER["clinc150"])
-    return [row["text"] for _, row in read_rows(path) if row["label"] == OUT_OF_SCOPE
-            and SPLIT_TO_PART.get(row["split"]) == part]
+    return [
+        row["text"]
+        for _, row in read_rows(path)
+        if row["label"] == OUT_OF_SCOPE and SPLIT_TO_PART.get(row["split"]) == part
+    ]
 
 
 @dataclass(frozen=True)
@@ -251,45 +324,111 @@ class RealDataset:
 # input shapes meta-training on this suite never saw. Skewed classify tasks are scored with macro F1, because
 # accuracy would reward always answering the majority label (90% "different", 70% five stars, 73% "yes").
 REAL_DATASETS: tuple[RealDataset, ...] = (
-    RealDataset("pricerunner_product_categorisation", TaskSpec(
-        "real-product-category", "product", "classify",
-        "Classify this merchant's offer title into its PriceRunner product category.",
-        labels=PRICERUNNER_CATEGORIES), "meta-train", category_example),
-    RealDataset("product_attribute_extraction", TaskSpec(
-        "real-product-attributes", "product", "extract",
-        "Extract the listed attributes from the product title as a JSON object, in the listed order. Copy each "
-        "value exactly as written; use \"n/a\" when the title lacks it."), "meta-train", attributes_example),
-    RealDataset("product_matching_magellan", TaskSpec(
-        "real-product-match", "product", "classify",
-        "Do these two offers from different shops describe the same product? Answer same or different.",
-        labels=MATCH_LABELS, metric="macro_f1"), "held-out", match_example),
-    RealDataset("amazon_qa_appliances", TaskSpec(
-        "real-product-qa", "product", "classify",
-        "A shopper answered a yes/no question about an appliance. Does the answer mean yes or no?",
-        labels=YES_NO, metric="macro_f1"), "meta-train", product_qa_example),
-    RealDataset("subjqa_amazon_reviews_qa", TaskSpec(
-        "real-review-qa", "reviews", "extract",
-        "Answer the question from the review as JSON {\"answer\": ...}: copy the shortest exact words that answer "
-        "it, or \"unanswerable\" if the review does not."), "meta-train", review_qa_example),
-    RealDataset("datafiniti_amazon_reviews", TaskSpec(
-        "real-review-stars", "reviews", "classify",
-        "How many stars (1 to 5) did the customer give the product with this review?",
-        labels=STARS, metric="macro_f1"), "held-out", stars_example),
-    RealDataset("clinc150", TaskSpec(
-        "real-service-intent-home", "service", "classify",
-        "Which intent does this request to a home and dining assistant express? Answer with one intent.",
-        labels=tuple(i for d in CLINC_META_TRAIN_DOMAINS for i in CLINC_INTENTS[d])), "meta-train",
-        clinc_example(CLINC_META_TRAIN_DOMAINS)),
-    RealDataset("clinc150", TaskSpec(
-        "real-service-intent-bank", "service", "classify",
-        "Which intent does this message to a bank's support desk express? Answer with one intent.",
-        labels=tuple(i for d in CLINC_HELD_OUT_DOMAINS for i in CLINC_INTENTS[d])), "held-out",
-        clinc_example(CLINC_HELD_OUT_DOMAINS)),
+    RealDataset(
+        "pricerunner_product_categorisation",
+        TaskSpec(
+            "real-product-category",
+            "product",
+            "classify",
+            "Classify this merchant's offer title into its PriceRunner product category.",
+            labels=PRICERUNNER_CATEGORIES,
+        ),
+        "meta-train",
+        category_example,
+    ),
+    RealDataset(
+        "product_attribute_extraction",
+        TaskSpec(
+            "real-product-attributes",
+            "product",
+            "extract",
+            "Extract the listed attributes from the product title as a JSON object, in the listed order. Copy each "
+            'value exactly as written; use "n/a" when the title lacks it.',
+        ),
+        "meta-train",
+        attributes_example,
+    ),
+    RealDataset(
+        "product_matching_magellan",
+        TaskSpec(
+            "real-product-match",
+            "product",
+            "classify",
+            "Do these two offers from different shops describe the same product? Answer same or different.",
+            labels=MATCH_LABELS,
+            metric="macro_f1",
+        ),
+        "held-out",
+        match_example,
+    ),
+    RealDataset(
+        "amazon_qa_appliances",
+        TaskSpec(
+            "real-product-qa",
+            "product",
+            "classify",
+            "A shopper answered a yes/no question about an appliance. Does the answer mean yes or no?",
+            labels=YES_NO,
+            metric="macro_f1",
+        ),
+        "meta-train",
+        product_qa_example,
+    ),
+    RealDataset(
+        "subjqa_amazon_reviews_qa",
+        TaskSpec(
+            "real-review-qa",
+            "reviews",
+            "extract",
+            'Answer the question from the review as JSON {"answer": ...}: copy the shortest exact words that answer '
+            'it, or "unanswerable" if the review does not.',
+        ),
+        "meta-train",
+        review_qa_example,
+    ),
+    RealDataset(
+        "datafiniti_amazon_reviews",
+        TaskSpec(
+            "real-review-stars",
+            "reviews",
+            "classify",
+            "How many stars (1 to 5) did the customer give the product with this review?",
+            labels=STARS,
+            metric="macro_f1",
+        ),
+        "held-out",
+        stars_example,
+    ),
+    RealDataset(
+        "clinc150",
+        TaskSpec(
+            "real-service-intent-home",
+            "service",
+            "classify",
+            "Which intent does this request to a home and dining assistant express? Answer with one intent.",
+            labels=tuple(i for d in CLINC_META_TRAIN_DOMAINS for i in CLINC_INTENTS[d]),
+        ),
+        "meta-train",
+        clinc_example(CLINC_META_TRAIN_DOMAINS),
+    ),
+    RealDataset(
+        "clinc150",
+        TaskSpec(
+            "real-service-intent-bank",
+            "service",
+            "classify",
+            "Which intent does this message to a bank's support desk express? Answer with one intent.",
+            labels=tuple(i for d in CLINC_HELD_OUT_DOMAINS for i in CLINC_INTENTS[d]),
+        ),
+        "held-out",
+        clinc_example(CLINC_HELD_OUT_DOMAINS),
+    ),
 )
 REAL_DATASETS_BY_FOLDER = {d.folder: d for d in REAL_DATASETS}
 
 
 # --- where the data is ----------------------------------------------------------------------------------------------
+
 
 def _configured_dir() -> Path:
     configured = os.environ.get(DATA_ENV)
@@ -312,7 +451,8 @@ def require_data_dir() -> Path:
     if directory is None:
         raise ShopLoRAError(
             f"the real-data suite needs the datasets folder: set {DATA_ENV}=/path/to/data/real (the folder holding "
-            f"{REAL_DATASETS[0].folder}/data.jsonl and the other datasets); looked in {_configured_dir()}")
+            f"{REAL_DATASETS[0].folder}/data.jsonl and the other datasets); looked in {_configured_dir()}"
+        )
     return directory
 
 
@@ -321,8 +461,11 @@ def real_tasks() -> list[Task]:
     directory = data_dir()
     if directory is None:
         return []
-    return [Task(d.spec, d.split, SUITE, partial(_load, d, directory))
-            for d in REAL_DATASETS if _data_file(directory, d).is_file()]
+    return [
+        Task(d.spec, d.split, SUITE, partial(_load, d, directory))
+        for d in REAL_DATASETS
+        if _data_file(directory, d).is_file()
+    ]
 
 
 def _load(dataset: RealDataset, directory: Path, part: str, seed: int) -> list[Example]:
@@ -339,15 +482,19 @@ def _parts(dataset: RealDataset, directory: Path) -> dict[str, tuple[Example, ..
         try:
             example = dataset.to_example(row)
         except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise DataError(f"{place}: the row does not have the fields this task reads ({error!r}); "
-                            f"see {path.parent / 'PROVENANCE.md'} for the expected fields") from None
+            raise DataError(
+                f"{place}: the row does not have the fields this task reads ({error!r}); "
+                f"see {path.parent / 'PROVENANCE.md'} for the expected fields"
+            ) from None
         if example is not None:
             pairs.append((SPLIT_TO_PART.get(row["split"]) if row.get("split") else None, example))
     _check_labels(dataset.spec, [example for _, example in pairs], str(path))
     parts = _split_parts(pairs)
     if not parts["train"] or not parts["test"]:
-        raise DataError(f"{path}: too few usable rows for {dataset.spec.name} "
-                        f"({len(parts['train'])} train, {len(parts['test'])} test)")
+        raise DataError(
+            f"{path}: too few usable rows for {dataset.spec.name} "
+            f"({len(parts['train'])} train, {len(parts['test'])} test)"
+        )
     return parts
 
 
@@ -356,33 +503,114 @@ def _parts(dataset: RealDataset, directory: Path) -> dict[str, tuple[Example, ..
 ESCI_LABELS = ("Exact", "Substitute", "Complement", "Irrelevant")
 ESCI_SHORT = {label[0]: label for label in ESCI_LABELS}  # the amazon-science release codes labels E/S/C/I
 BITEXT_INTENTS = (
-    "cancel_order", "change_order", "change_shipping_address", "check_cancellation_fee", "check_invoice",
-    "check_payment_methods", "check_refund_policy", "complaint", "contact_customer_service", "contact_human_agent",
-    "create_account", "delete_account", "delivery_options", "delivery_period", "edit_account", "get_invoice",
-    "get_refund", "newsletter_subscription", "payment_issue", "place_order", "recover_password",
-    "registration_problems", "review", "set_up_shipping_address", "switch_account", "track_order", "track_refund",
+    "cancel_order",
+    "change_order",
+    "change_shipping_address",
+    "check_cancellation_fee",
+    "check_invoice",
+    "check_payment_methods",
+    "check_refund_policy",
+    "complaint",
+    "contact_customer_service",
+    "contact_human_agent",
+    "create_account",
+    "delete_account",
+    "delivery_options",
+    "delivery_period",
+    "edit_account",
+    "get_invoice",
+    "get_refund",
+    "newsletter_subscription",
+    "payment_issue",
+    "place_order",
+    "recover_password",
+    "registration_problems",
+    "review",
+    "set_up_shipping_address",
+    "switch_account",
+    "track_order",
+    "track_refund",
 )
 # The ClassLabel names of PolyAI/banking77 in id order. Used only when a copy lost its features (e.g. exported to
 # JSON with integer labels); a real hub download names its labels itself.
 BANKING77_LABELS = (
-    "activate_my_card", "age_limit", "apple_pay_or_google_pay", "atm_support", "automatic_top_up",
-    "balance_not_updated_after_bank_transfer", "balance_not_updated_after_cheque_or_cash_deposit",
-    "beneficiary_not_allowed", "cancel_transfer", "card_about_to_expire", "card_acceptance", "card_arrival",
-    "card_delivery_estimate", "card_linking", "card_not_working", "card_payment_fee_charged",
-    "card_payment_not_recognised", "card_payment_wrong_exchange_rate", "card_swallowed", "cash_withdrawal_charge",
-    "cash_withdrawal_not_recognised", "change_pin", "compromised_card", "contactless_not_working", "country_support",
-    "declined_card_payment", "declined_cash_withdrawal", "declined_transfer", "direct_debit_payment_not_recognised",
-    "disposable_card_limits", "edit_personal_details", "exchange_charge", "exchange_rate", "exchange_via_app",
-    "extra_charge_on_statement", "failed_transfer", "fiat_currency_support", "get_disposable_virtual_card",
-    "get_physical_card", "getting_spare_card", "getting_virtual_card", "lost_or_stolen_card", "lost_or_stolen_phone",
-    "order_physical_card", "passcode_forgotten", "pending_card_payment", "pending_cash_withdrawal", "pending_top_up",
-    "pending_transfer", "pin_blocked", "receiving_money", "Refund_not_showing_up", "request_refund",
-    "reverted_card_payment?", "supported_cards_and_currencies", "terminate_account", "top_up_by_bank_transfer_charge",
-    "top_up_by_card_charge", "top_up_by_cash_or_cheque", "top_up_failed", "top_up_limits", "top_up_reverted",
-    "topping_up_by_card", "transaction_charged_twice", "transfer_fee_charged", "transfer_into_account",
-    "transfer_not_received_by_recipient", "transfer_timing", "unable_to_verify_identity", "verify_my_identity",
-    "verify_source_of_funds", "verify_top_up", "virtual_card_not_working", "visa_or_mastercard",
-    "why_verify_identity", "wrong_amount_of_cash_received", "wrong_exchange_rate_for_cash_withdrawal",
+    "activate_my_card",
+    "age_limit",
+    "apple_pay_or_google_pay",
+    "atm_support",
+    "automatic_top_up",
+    "balance_not_updated_after_bank_transfer",
+    "balance_not_updated_after_cheque_or_cash_deposit",
+    "beneficiary_not_allowed",
+    "cancel_transfer",
+    "card_about_to_expire",
+    "card_acceptance",
+    "card_arrival",
+    "card_delivery_estimate",
+    "card_linking",
+    "card_not_working",
+    "card_payment_fee_charged",
+    "card_payment_not_recognised",
+    "card_payment_wrong_exchange_rate",
+    "card_swallowed",
+    "cash_withdrawal_charge",
+    "cash_withdrawal_not_recognised",
+    "change_pin",
+    "compromised_card",
+    "contactless_not_working",
+    "country_support",
+    "declined_card_payment",
+    "declined_cash_withdrawal",
+    "declined_transfer",
+    "direct_debit_payment_not_recognised",
+    "disposable_card_limits",
+    "edit_personal_details",
+    "exchange_charge",
+    "exchange_rate",
+    "exchange_via_app",
+    "extra_charge_on_statement",
+    "failed_transfer",
+    "fiat_currency_support",
+    "get_disposable_virtual_card",
+    "get_physical_card",
+    "getting_spare_card",
+    "getting_virtual_card",
+    "lost_or_stolen_card",
+    "lost_or_stolen_phone",
+    "order_physical_card",
+    "passcode_forgotten",
+    "pending_card_payment",
+    "pending_cash_withdrawal",
+    "pending_top_up",
+    "pending_transfer",
+    "pin_blocked",
+    "receiving_money",
+    "Refund_not_showing_up",
+    "request_refund",
+    "reverted_card_payment?",
+    "supported_cards_and_currencies",
+    "terminate_account",
+    "top_up_by_bank_transfer_charge",
+    "top_up_by_card_charge",
+    "top_up_by_cash_or_cheque",
+    "top_up_failed",
+    "top_up_limits",
+    "top_up_reverted",
+    "topping_up_by_card",
+    "transaction_charged_twice",
+    "transfer_fee_charged",
+    "transfer_into_account",
+    "transfer_not_received_by_recipient",
+    "transfer_timing",
+    "unable_to_verify_identity",
+    "verify_my_identity",
+    "verify_source_of_funds",
+    "verify_top_up",
+    "virtual_card_not_working",
+    "visa_or_mastercard",
+    "why_verify_identity",
+    "wrong_amount_of_cash_received",
+    "wrong_exchange_rate_for_cash_withdrawal",
 )
 # Rows looked at per hub split: a fixed shuffle of the split cut to this many, so ESCI's 2M rows are not all mapped.
 HUB_MAX_ROWS = 20000
@@ -429,22 +657,47 @@ class HubTaskSpec:
 
 
 # All held out: they are real-world transfer checks for a model meta-trained on the built-in or on-disk suites.
-HUB_TASKS: dict[str, HubTaskSpec] = {hub.name: hub for hub in (
-    HubTaskSpec(TaskSpec(
-        "hub-esci-relevance", "search", "classify",
-        "How relevant is the product to the shopper's query? Exact: matches it; Substitute: could replace it; "
-        "Complement: goes with it; Irrelevant: neither.",
-        labels=ESCI_LABELS, metric="macro_f1"), "tasksource/esci", esci_example),
-    HubTaskSpec(TaskSpec(
-        "hub-bitext-intent", "service", "classify",
-        "What does the customer want? Answer with the support intent of the message.",
-        labels=BITEXT_INTENTS), "bitext/Bitext-customer-support-llm-chatbot-training-dataset", bitext_example,
-        test_split=None),
-    HubTaskSpec(TaskSpec(
-        "hub-banking77-intent", "service", "classify",
-        "What does the banking customer want? Answer with the intent of the message.",
-        labels=BANKING77_LABELS), "PolyAI/banking77", banking77_example),
-)}
+HUB_TASKS: dict[str, HubTaskSpec] = {
+    hub.name: hub
+    for hub in (
+        HubTaskSpec(
+            TaskSpec(
+                "hub-esci-relevance",
+                "search",
+                "classify",
+                "How relevant is the product to the shopper's query? Exact: matches it; Substitute: could replace it; "
+                "Complement: goes with it; Irrelevant: neither.",
+                labels=ESCI_LABELS,
+                metric="macro_f1",
+            ),
+            "tasksource/esci",
+            esci_example,
+        ),
+        HubTaskSpec(
+            TaskSpec(
+                "hub-bitext-intent",
+                "service",
+                "classify",
+                "What does the customer want? Answer with the support intent of the message.",
+                labels=BITEXT_INTENTS,
+            ),
+            "bitext/Bitext-customer-support-llm-chatbot-training-dataset",
+            bitext_example,
+            test_split=None,
+        ),
+        HubTaskSpec(
+            TaskSpec(
+                "hub-banking77-intent",
+                "service",
+                "classify",
+                "What does the banking customer want? Answer with the intent of the message.",
+                labels=BANKING77_LABELS,
+            ),
+            "PolyAI/banking77",
+            banking77_example,
+        ),
+    )
+}
 
 
 def _class_names(dataset: Any) -> dict[str, list[str]]:
@@ -454,8 +707,10 @@ def _class_names(dataset: Any) -> dict[str, list[str]]:
 
 
 def _named(row: dict, names: dict[str, list[str]]) -> dict:
-    return {column: names[column][value] if column in names and isinstance(value, int) and value >= 0 else value
-            for column, value in row.items()}
+    return {
+        column: names[column][value] if column in names and isinstance(value, int) and value >= 0 else value
+        for column, value in row.items()
+    }
 
 
 def hub_examples(hub: HubTaskSpec, dataset: Any, part: str) -> list[Example]:
@@ -486,8 +741,10 @@ def load_hub_task(name: str, part: str = "train") -> list[Example]:
 
         dataset = datasets.load_dataset(hub.dataset_id, hub.config, split=split)
     except Exception as error:  # offline, unknown id, removed split, no `datasets`: all need the same advice
-        raise DataError(f"could not download {hub.dataset_id} from the Hugging Face hub: {error}; offline, export "
-                        "the data to JSONL and use load_examples") from error
+        raise DataError(
+            f"could not download {hub.dataset_id} from the Hugging Face hub: {error}; offline, export "
+            "the data to JSONL and use load_examples"
+        ) from error
     return hub_examples(hub, dataset, part)
 
 

@@ -77,9 +77,11 @@ def answer_frame(tokenizer: Any) -> tuple[str, str]:
         prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": _MARK}], tokenize=False)
         if not full.startswith(prompt) or _MARK not in full:
-            raise ValueError("the tokenizer's chat template does not extend the prompt with the answer; "
-                             "ShopLoRA cannot find where the answer starts")
-        before, after = full[len(prompt):].split(_MARK)
+            raise ValueError(
+                "the tokenizer's chat template does not extend the prompt with the answer; "
+                "ShopLoRA cannot find where the answer starts"
+            )
+        before, after = full[len(prompt) :].split(_MARK)
         frame = (before, after.rstrip())  # the newline after the end-of-turn token teaches nothing
     else:
         frame = (" ", tokenizer.eos_token or "")

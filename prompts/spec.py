@@ -55,7 +55,8 @@ class TaskSpec:
         if self.kind == "classify":
             if len(self.labels) < 2:
                 raise ShopLoRAError(
-                    f"task {self.name}: a classify task needs at least 2 labels, got {list(self.labels)}")
+                    f"task {self.name}: a classify task needs at least 2 labels, got {list(self.labels)}"
+                )
             if len(set(self.labels)) != len(self.labels):
                 raise ShopLoRAError(f"task {self.name}: labels repeat: {list(self.labels)}")
             if any(not label.strip() for label in self.labels):

@@ -13,6 +13,7 @@ from .spec import Example
 from .synthetic import GeneratedTask, make_examples
 from .task import PARTS, Task  # noqa: F401  (Task and PARTS are the registry's records: importable from here too)
 
+
 def _from_generated(suite_name: str, generated: GeneratedTask) -> Task:
     def load(part: str, seed: int) -> list[Example]:
         train, test = make_examples(generated, seed)

@@ -48,8 +48,9 @@ class Task:
             if datasets:
                 from datasets import Dataset, DatasetDict
 
-                DatasetDict({part: Dataset.from_list([e.to_dict() for e in self.examples(part, seed=seed)])
-                             for part in PARTS}).save_to_disk(str(staging / "dataset"))
+                DatasetDict(
+                    {part: Dataset.from_list([e.to_dict() for e in self.examples(part, seed=seed)]) for part in PARTS}
+                ).save_to_disk(str(staging / "dataset"))
             replace_dir(staging, target)
         return target
 

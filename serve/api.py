@@ -46,18 +46,27 @@ class BadRequest(ShopLoRAError):
         self.param, self.status = param, status
 
 
-def error_response(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-                   code: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status,
-                        headers=headers)
+def error_response(
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status, headers=headers
+    )
 
 
 def _as_response(error: ShopLoRAError) -> JSONResponse:
     if isinstance(error, UnknownAdapter):
         return error_response(404, str(error), param="model", code="model_not_found")
     if isinstance(error, EngineBusy):
-        return error_response(429, str(error), kind="server_busy", code="busy",
-                              headers={"Retry-After": str(RETRY_AFTER)})
+        return error_response(
+            429, str(error), kind="server_busy", code="busy", headers={"Retry-After": str(RETRY_AFTER)}
+        )
     return error_response(getattr(error, "status", 400), str(error), param=getattr(error, "param", None))
 
 
@@ -66,8 +75,9 @@ class LoginThrottle:
     until the oldest of them is `window` seconds old, which slows guessing to a few tries a minute. Behind a proxy
     every client shares the proxy's address. Thread-safe; `clock` is for tests."""
 
-    def __init__(self, attempts: int = LOGIN_ATTEMPTS, window: float = LOGIN_WINDOW,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, attempts: int = LOGIN_ATTEMPTS, window: float = LOGIN_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.attempts, self.window, self.clock = attempts, window, clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -127,8 +137,11 @@ def _int_field(body: dict, *names: str) -> int | None:
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, refused (413) as soon as it passes `limit` bytes: a huge body must not fill the memory."""
-    too_large = BadRequest(f"the request body is over the limit of {limit} bytes; send shorter messages (at most "
-                           "8000 characters each) or fewer earlier turns", status=413)
+    too_large = BadRequest(
+        f"the request body is over the limit of {limit} bytes; send shorter messages (at most "
+        "8000 characters each) or fewer earlier turns",
+        status=413,
+    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -148,16 +161,20 @@ def _load_json(raw: bytes) -> Any:
         body = json.loads(raw or b"")
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the request body is not valid JSON; send {\"model\": ..., \"messages\": [...]}") from None
+        raise BadRequest('the request body is not valid JSON; send {"model": ..., "messages": [...]}') from None
     except RecursionError:
-        raise BadRequest("the request body nests JSON too deeply; send {\"model\": ..., \"messages\": [...]}") from None
+        raise BadRequest('the request body nests JSON too deeply; send {"model": ..., "messages": [...]}') from None
     except UnicodeEncodeError as error:
-        raise BadRequest(f"the request body has a lone surrogate {error.object[error.start:error.end]!r} in a string: "
-                         "send valid Unicode (an emoji is a pair of escapes, e.g. \"\\ud83d\\ude00\")") from None
+        raise BadRequest(
+            f"the request body has a lone surrogate {error.object[error.start : error.end]!r} in a string: "
+            'send valid Unicode (an emoji is a pair of escapes, e.g. "\\ud83d\\ude00")'
+        ) from None
     except ValueError as error:  # an integer of over 4300 digits, which Python refuses to convert (after the
         # UnicodeEncodeError clause: that is a ValueError too)
-        raise BadRequest(f"the request body holds a number too long to read ({str(error).split(';')[0]}); send "
-                         "numbers of at most a few digits") from None
+        raise BadRequest(
+            f"the request body holds a number too long to read ({str(error).split(';')[0]}); send "
+            "numbers of at most a few digits"
+        ) from None
     return body
 
 
@@ -167,26 +184,37 @@ def parse_body(raw: bytes) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object with 'model' and 'messages'")
     if not isinstance(body.get("model"), str) or not body["model"]:
-        raise BadRequest("'model' is required: the name of a stored adapter, 'base' or 'meta-init' (GET /v1/models "
-                         "lists them)", param="model")
+        raise BadRequest(
+            "'model' is required: the name of a stored adapter, 'base' or 'meta-init' (GET /v1/models lists them)",
+            param="model",
+        )
     if "messages" not in body:
-        raise BadRequest("'messages' is required: a list of {\"role\": ..., \"content\": ...}", param="messages")
+        raise BadRequest('\'messages\' is required: a list of {"role": ..., "content": ...}', param="messages")
     if body.get("n", 1) != 1:
         raise BadRequest("only n=1 is supported (answers are greedy, so more would be identical)", param="n")
     if not isinstance(body.get("stream", False), bool):
         raise BadRequest("'stream' must be true or false", param="stream")
     abstain = body.get("abstain_below")
-    if abstain is not None and (isinstance(abstain, bool) or not isinstance(abstain, (int, float))
-                                or not 0.0 <= abstain <= 1.0):
-        raise BadRequest(f"'abstain_below' must be a number between 0 and 1 (1 always hands over), got {abstain!r}",
-                         param="abstain_below")
+    if abstain is not None and (
+        isinstance(abstain, bool) or not isinstance(abstain, (int, float)) or not 0.0 <= abstain <= 1.0
+    ):
+        raise BadRequest(
+            f"'abstain_below' must be a number between 0 and 1 (1 always hands over), got {abstain!r}",
+            param="abstain_below",
+        )
     try:
         stop = stop_sequences(body.get("stop"))
     except EngineError as error:
         raise BadRequest(str(error), param="stop") from None
-    return {"model": body["model"], "messages": body["messages"], "stream": body.get("stream", False),
-            "max_new_tokens": _int_field(body, "max_completion_tokens", "max_tokens"), "abstain_below": abstain,
-            "stop": stop, "include_usage": _include_usage(body)}
+    return {
+        "model": body["model"],
+        "messages": body["messages"],
+        "stream": body.get("stream", False),
+        "max_new_tokens": _int_field(body, "max_completion_tokens", "max_tokens"),
+        "abstain_below": abstain,
+        "stop": stop,
+        "include_usage": _include_usage(body),
+    }
 
 
 def _include_usage(body: dict) -> bool:
@@ -198,23 +226,30 @@ def _include_usage(body: dict) -> bool:
     if not body.get("stream"):
         raise BadRequest("'stream_options' is only allowed with \"stream\": true", param="stream_options")
     if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
-        raise BadRequest("'stream_options' must be an object such as {\"include_usage\": true}",
-                         param="stream_options")
+        raise BadRequest("'stream_options' must be an object such as {\"include_usage\": true}", param="stream_options")
     return options.get("include_usage", False)
 
 
 def completion(reply: Reply, request_id: str, created: int) -> dict:
     return {
-        "id": request_id, "object": "chat.completion", "created": created, "model": reply.adapter,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                     "finish_reason": reply.finish_reason}],
-        "usage": _usage(reply), **_prediction(reply),
+        "id": request_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": reply.adapter,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": reply.finish_reason}
+        ],
+        "usage": _usage(reply),
+        **_prediction(reply),
     }
 
 
 def _usage(reply: Reply) -> dict:
-    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
 
 
 def _prediction(reply: Reply) -> dict:
@@ -234,8 +269,9 @@ def _chunks(pieces: Stream, model: str, request_id: str, created: int, include_u
 
     def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
         usage = {"usage": None} if include_usage else {}  # OpenAI: null on every chunk but the last
-        return _event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **usage,
-                       **(extra or {})})
+        return _event(
+            {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **usage, **(extra or {})}
+        )
 
     yield chunk({"role": "assistant", "content": ""})
     try:
@@ -289,8 +325,12 @@ class OpenAIRoute(APIRoute):
                 raise
             except Exception as error:
                 log.exception("unexpected error in %s %s", request.method, request.url.path)
-                return error_response(500, f"the server failed: {type(error).__name__} (its log has the details); "
-                                      "try again, and report it if it persists", kind="server_error")
+                return error_response(
+                    500,
+                    f"the server failed: {type(error).__name__} (its log has the details); "
+                    "try again, and report it if it persists",
+                    kind="server_error",
+                )
 
         return guarded
 
@@ -304,15 +344,18 @@ def model_entry(engine: Engine, name: str) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": "shoplora", "shoplora": info}
 
 
-def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
-                  throttle: LoginThrottle | None = None) -> APIRouter:
+def openai_router(
+    engine: Engine, *, auth: tuple[str, str] | None = None, throttle: LoginThrottle | None = None
+) -> APIRouter:
     """The /v1 routes. The engine blocks, so its calls run on the thread pool (FastAPI does that for plain `def`
     routes; the chat route reads the raw body itself, so it hands the call over explicitly). With `auth`, failed
     logins are counted by `throttle` (default: 5 a minute per client address)."""
     router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
     throttle = throttle or LoginThrottle()
-    unauthorized = ("missing or wrong credentials: send 'Authorization: Bearer USER:PASS' (the --auth pair, e.g. as "
-                    "an OpenAI client's api_key)")
+    unauthorized = (
+        "missing or wrong credentials: send 'Authorization: Bearer USER:PASS' (the --auth pair, e.g. as "
+        "an OpenAI client's api_key)"
+    )
 
     def refused(request: Request) -> JSONResponse | None:
         """The answer to a request without the right login (None when it may go on)."""
@@ -322,9 +365,14 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
         wait = throttle.retry_after(client)
         if wait > 0:  # checked before the password: a locked-out guesser learns nothing, even when right
             seconds = math.ceil(wait)
-            return error_response(429, f"too many failed logins from {client}: try again in {seconds} s with the "
-                                  "right 'Authorization: Bearer USER:PASS'", kind="rate_limit_error",
-                                  code="too_many_failed_logins", headers={"Retry-After": str(seconds)})
+            return error_response(
+                429,
+                f"too many failed logins from {client}: try again in {seconds} s with the "
+                "right 'Authorization: Bearer USER:PASS'",
+                kind="rate_limit_error",
+                code="too_many_failed_logins",
+                headers={"Retry-After": str(seconds)},
+            )
         if authorized(request, auth):
             throttle.succeeded(client)
             return None
@@ -357,25 +405,34 @@ def openai_router(engine: Engine, *, auth: tuple[str, str] | None = None,
         request_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             body = parse_body(await read_body(request))
-            result = await run_in_threadpool(engine.generate, body["messages"], body["model"], stream=body["stream"],
-                                             max_new_tokens=body["max_new_tokens"],
-                                             abstain_below=body["abstain_below"], stop=body["stop"])
+            result = await run_in_threadpool(
+                engine.generate,
+                body["messages"],
+                body["model"],
+                stream=body["stream"],
+                max_new_tokens=body["max_new_tokens"],
+                abstain_below=body["abstain_below"],
+                stop=body["stop"],
+            )
         except ShopLoRAError as error:
             return _as_response(error)
         if body["stream"]:
-            return GenerationResponse(result, _chunks(result, body["model"], request_id, created,
-                                                      body["include_usage"]))
+            return GenerationResponse(
+                result, _chunks(result, body["model"], request_id, created, body["include_usage"])
+            )
         return completion(result, request_id, created)
 
     # Last: anything else under /v1 gets OpenAI's 404 instead of the lab's page answering it.
-    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-                      include_in_schema=False)
+    @router.api_route(
+        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False
+    )
     def unknown(request: Request, path: str):
         if (answer := refused(request)) is not None:
             return answer
         legacy = " (legacy text completions are not served)" if path.strip("/") == "completions" else ""
-        return error_response(404, f"Invalid URL ({request.method} /v1/{path}){legacy}; this server answers "
-                              f"{SERVED}", code="unknown_url")
+        return error_response(
+            404, f"Invalid URL ({request.method} /v1/{path}){legacy}; this server answers {SERVED}", code="unknown_url"
+        )
 
     return router
 
@@ -421,7 +478,9 @@ def api_docs(app: Any) -> Callable[[Request], HTMLResponse]:
         rows = "".join(
             f"<tr><td><code>{', '.join(sorted(route.methods - {'HEAD'}))}</code></td><td><code>{escape(route.path)}"
             f"</code></td><td>{escape((route.description or '').strip())}</td></tr>"
-            for route in app.routes if isinstance(route, APIRoute) and route.include_in_schema)
+            for route in app.routes
+            if isinstance(route, APIRoute) and route.include_in_schema
+        )
         body = f"""<!doctype html><html><head><meta charset="utf-8"><title>ShopLoRA API</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em;line-height:1.45}}
 td{{border-top:1px solid #ddd;padding:.4em;vertical-align:top}}pre{{background:#f4f4f5;padding:.8em;overflow:auto}}

@@ -35,15 +35,18 @@ def classify_adapters(engine: Engine) -> list[str]:
     return names
 
 
-def find(engine: Engine, name: str | None, upload: str | None, abstain_below: float,
-         max_upload_bytes: int = MAX_UPLOAD_BYTES) -> tuple[str, list[list[Any]], list[str], list[str]]:
+def find(
+    engine: Engine, name: str | None, upload: str | None, abstain_below: float, max_upload_bytes: int = MAX_UPLOAD_BYTES
+) -> tuple[str, list[list[Any]], list[str], list[str]]:
     """(clusters as Markdown, proposal rows [input, output, cluster], cluster choices, the traffic's texts)."""
     if not name:
         raise ShopLoRAError("choose a classify adapter first (teach one in the Teach tab)")
     with uploaded(upload, max_upload_bytes) as file:
         if file is None:
-            raise ShopLoRAError("upload a traffic file first: JSONL or CSV, one customer message a row "
-                                "(an 'input', 'text' or 'message' column; 'timestamp' optional)")
+            raise ShopLoRAError(
+                "upload a traffic file first: JSONL or CSV, one customer message a row "
+                "(an 'input', 'text' or 'message' column; 'timestamp' optional)"
+            )
         try:
             texts, times = load_traffic(file)
         except ShopLoRAError as error:  # name the file the user chose, not the server's temp copy
@@ -60,17 +63,21 @@ def cluster_choices(found: Discovery) -> list[str]:
 
 
 def clusters_markdown(found: Discovery) -> str:
-    lines = [f"**{found.n_unsure} of {found.n_messages} messages unsure** (confidence below "
-             f"{100 * found.abstain_below:.0f}%), grouped by {found.method}. Each cluster's label is the base "
-             "model's proposal: rename it in the table's `output` column, delete rows that do not belong, tick the "
-             "clusters to accept and teach them."]
+    lines = [
+        f"**{found.n_unsure} of {found.n_messages} messages unsure** (confidence below "
+        f"{100 * found.abstain_below:.0f}%), grouped by {found.method}. Each cluster's label is the base "
+        "model's proposal: rename it in the table's `output` column, delete rows that do not belong, tick the "
+        "clusters to accept and teach them."
+    ]
     for number, c in enumerate(found.clusters, start=1):
         guess = f"; the adapter's best guess: `{c.adapter_guess}`" if c.adapter_guess else ""
         lines += ["", f"### {number}. `{c.label}`: {c.size} messages ({100 * c.share:.0f}%){guess}"]
         lines += [f"- {text[:160]}" for text in c.typical]
         if c.timeline:
-            lines.append("\nShare of all traffic over time: " + ", ".join(
-                f"{row['period']} **{100 * row['share']:.0f}%**" for row in c.timeline[-8:]))
+            lines.append(
+                "\nShare of all traffic over time: "
+                + ", ".join(f"{row['period']} **{100 * row['share']:.0f}%**" for row in c.timeline[-8:])
+            )
     return "\n".join(lines)
 
 
@@ -98,8 +105,9 @@ def accepted_examples(rows: Any, accepted: list[str]) -> list[dict]:
     return examples
 
 
-def teach_accepted(engine: Engine, name: str | None, rows: Any, accepted: list[str], texts: list[str],
-                   progress: Any = None) -> str:
+def teach_accepted(
+    engine: Engine, name: str | None, rows: Any, accepted: list[str], texts: list[str], progress: Any = None
+) -> str:
     """Update stored adapter `name` with the accepted clusters' rows, save it, and describe the result."""
     if not name:
         raise ShopLoRAError("choose the adapter to teach")
@@ -115,39 +123,54 @@ def teach_accepted(engine: Engine, name: str | None, rows: Any, accepted: list[s
 
 
 def teach_markdown(name: str, report: dict) -> str:
-    lines = [f"Taught **{name}** {len(report['new_labels'])} new label(s): "
-             f"{', '.join(f'`{label}`' for label in report['new_labels']) or 'none'}, from {report['n_train']} "
-             "examples. Saved; the Chat tab answers with it now.", ""]
+    lines = [
+        f"Taught **{name}** {len(report['new_labels'])} new label(s): "
+        f"{', '.join(f'`{label}`' for label in report['new_labels']) or 'none'}, from {report['n_train']} "
+        "examples. Saved; the Chat tab answers with it now.",
+        "",
+    ]
     held = report.get("held_out", {})
     if held:
         lines += ["| held-out examples | accuracy |", "|---|---|"]
-        lines += [f"| {kind.replace('_', ' ')} ({part['n']}) | {100 * part['accuracy']:.0f}% |"
-                  for kind, part in held.items()]
+        lines += [
+            f"| {kind.replace('_', ' ')} ({part['n']}) | {100 * part['accuracy']:.0f}% |" for kind, part in held.items()
+        ]
     else:
         lines.append("No held-out accuracy: with fewer than 16 examples none are held out.")
     kept = report.get("old_answers_kept")
     if kept:
-        lines.append(f"\nOf the {kept['n']} messages the adapter was sure about, {100 * kept['share']:.1f}% keep their "
-                     "label after teaching (old labels are not forgotten when this is near 100%).")
+        lines.append(
+            f"\nOf the {kept['n']} messages the adapter was sure about, {100 * kept['share']:.1f}% keep their "
+            "label after teaching (old labels are not forgotten when this is near 100%)."
+        )
     return "\n".join(lines)
 
 
 def discover_tab(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
     """The Discover tab's components and events, built inside the caller's `gr.Tab` (and `gr.Blocks`)."""
-    gr.Markdown("Upload a day or a week of customer messages. The messages the chosen adapter is unsure about are "
-                "grouped into clusters, each with a proposed label: accept the new needs and teach them.")
+    gr.Markdown(
+        "Upload a day or a week of customer messages. The messages the chosen adapter is unsure about are "
+        "grouped into clusters, each with a proposed label: accept the new needs and teach them."
+    )
     with gr.Row():
-        adapter = gr.Dropdown(classify_adapters(engine), label="Adapter (classify)", scale=2,
-                              elem_id="discover-adapter")
-        abstain = gr.Slider(0.05, 1.0, value=DEFAULT_ABSTAIN, step=0.05, scale=2,
-                            label="Unsure below this confidence")
+        adapter = gr.Dropdown(
+            classify_adapters(engine), label="Adapter (classify)", scale=2, elem_id="discover-adapter"
+        )
+        abstain = gr.Slider(0.05, 1.0, value=DEFAULT_ABSTAIN, step=0.05, scale=2, label="Unsure below this confidence")
     with gr.Row():
         traffic = gr.File(label="Traffic (.jsonl / .csv)", file_types=[".jsonl", ".csv"], elem_id="discover-upload")
         go = gr.Button("Find new needs", variant="primary", elem_id="discover-go")
     found = gr.Markdown(elem_id="discover-clusters")
-    table = gr.Dataframe(headers=HEADERS, type="array", column_count=3, interactive=True, wrap=True,
-                         label="Proposed examples (edit the output to rename a label; delete rows that do not belong)",
-                         max_height=300, elem_id="discover-table")
+    table = gr.Dataframe(
+        headers=HEADERS,
+        type="array",
+        column_count=3,
+        interactive=True,
+        wrap=True,
+        label="Proposed examples (edit the output to rename a label; delete rows that do not belong)",
+        max_height=300,
+        elem_id="discover-table",
+    )
     accept = gr.CheckboxGroup([], label="Accept these clusters as labels", elem_id="discover-accept")
     teach_button = gr.Button("Teach the accepted clusters", variant="primary", elem_id="discover-teach")
     result = gr.Markdown(elem_id="discover-result")

@@ -42,8 +42,9 @@ from .mixed import mixed_lora
 BASE = "base"
 META_INIT = "meta-init"
 STANDARD_INIT = "none"  # PEFT's standard LoRA init, as the CLI's --init none
-CHAT_INSTRUCTION = ("You are a helpful customer-service assistant for an online shop. Answer the customer briefly "
-                    "and politely.")
+CHAT_INSTRUCTION = (
+    "You are a helpful customer-service assistant for an online shop. Answer the customer briefly and politely."
+)
 MAX_MESSAGE_CHARS = 8000  # per message: far past any support message, and well inside the embedded model's context
 ROLES = ("system", "developer", "user", "assistant")
 SYSTEM_ROLES = ("system", "developer")  # OpenAI's newer name for the system turn: the same thing here
@@ -73,8 +74,13 @@ class AdapterInfo:
     init: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "instruction": self.instruction, "labels": list(self.labels),
-                "init": self.init}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "instruction": self.instruction,
+            "labels": list(self.labels),
+            "init": self.init,
+        }
 
 
 @dataclass
@@ -120,8 +126,9 @@ class Stream:
     Stream). Once it is exhausted, `reply` is the whole answer as a Reply: finish reason, token counts and, for a
     classify adapter, the prediction."""
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Reply],
-                 stop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, pieces: Iterator[str], finish: Callable[[str], Reply], stop: Callable[[], None] | None = None
+    ) -> None:
         self._pieces, self._finish, self._text = pieces, finish, []
         # A reader that drops the Stream unread (a closed browser tab, an HTTP response never started) must not
         # leave the model generating to max_new_tokens with every other request waiting behind it.
@@ -167,7 +174,7 @@ def parse_messages(messages: Any) -> tuple[str | None, list[Example], str]:
     Content may be a string or a list of {"type": "text", "text": ...} parts; consecutive messages of one role are
     joined. The conversation must end with a user message."""
     if not isinstance(messages, list) or not messages:
-        raise EngineError("'messages' must be a non-empty list of {\"role\": ..., \"content\": ...} objects")
+        raise EngineError('\'messages\' must be a non-empty list of {"role": ..., "content": ...} objects')
     system: list[str] = []
     turns: list[list[str]] = []  # [role, text] with roles alternating
     for number, message in enumerate(messages, start=1):
@@ -177,8 +184,9 @@ def parse_messages(messages: Any) -> tuple[str | None, list[Example], str]:
         if role not in ROLES:
             raise EngineError(f"message {number} has role {role!r}; use one of {', '.join(ROLES)}")
         if len(text) > MAX_MESSAGE_CHARS:
-            raise EngineError(f"message {number} has {len(text)} characters, over the limit of {MAX_MESSAGE_CHARS}; "
-                              "shorten it")
+            raise EngineError(
+                f"message {number} has {len(text)} characters, over the limit of {MAX_MESSAGE_CHARS}; shorten it"
+            )
         if role in SYSTEM_ROLES:
             if turns:
                 raise EngineError(f"message {number}: a system message must come before the conversation")
@@ -208,15 +216,23 @@ def _content_text(content: Any, number: int) -> str:
 class Engine:
     """Serve the base model, the meta init and stored adapters. Thread-safe; see the module docstring."""
 
-    def __init__(self, base: Base, store: AdapterStore, *, meta_init: str | Path | None = DEFAULT,
-                 max_loaded: int = 4, max_pending: int = 16, max_batch: int = 8, max_new_tokens: int = 256,
-                 time_limit: float = 60.0):
+    def __init__(
+        self,
+        base: Base,
+        store: AdapterStore,
+        *,
+        meta_init: str | Path | None = DEFAULT,
+        max_loaded: int = 4,
+        max_pending: int = 16,
+        max_batch: int = 8,
+        max_new_tokens: int = 256,
+        time_limit: float = 60.0,
+    ):
         """`max_loaded`: stored adapters kept in memory; `max_pending`: requests waiting or running before new ones
         get EngineBusy; `max_batch`: rows of one generation batch; `max_new_tokens`: the cap of any answer (tokens);
         `time_limit`: seconds one generation may run before it is cut."""
         if max_loaded < 1 or max_pending < 1 or max_batch < 1 or max_new_tokens < 1 or time_limit <= 0:
-            raise ShopLoRAError("max_loaded, max_pending, max_batch and max_new_tokens must be >= 1 and time_limit "
-                                "> 0")
+            raise ShopLoRAError("max_loaded, max_pending, max_batch and max_new_tokens must be >= 1 and time_limit > 0")
         self.base, self.store = base, store
         self.max_loaded, self.max_pending, self.max_batch = max_loaded, max_pending, max_batch
         self.max_new_tokens, self.time_limit = max_new_tokens, time_limit
@@ -266,9 +282,16 @@ class Engine:
         return AdapterInfo(name, spec.kind, spec.instruction, spec.labels, record.get("init"))
 
     # -- requests ---------------------------------------------------------------------------------------------
-    def generate(self, messages: list[dict], adapter: str | None = None, *, stream: bool = False,
-                 max_new_tokens: int | None = None, abstain_below: float | None = None,
-                 stop: str | Sequence[str] = ()) -> Reply | Stream:
+    def generate(
+        self,
+        messages: list[dict],
+        adapter: str | None = None,
+        *,
+        stream: bool = False,
+        max_new_tokens: int | None = None,
+        abstain_below: float | None = None,
+        stop: str | Sequence[str] = (),
+    ) -> Reply | Stream:
         """Answer the last user message of `messages` with `adapter` (None: the base model). Classify adapters answer
         with the scored label (`Reply.prediction`); others generate greedily and end before the first of the `stop`
         sequences (finish reason "stop"). `stream=True` returns a Stream of text pieces."""
@@ -280,8 +303,9 @@ class Engine:
             raise EngineError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if info.kind == "classify":
             prediction = self.classify([text], info.name, abstain_below=abstain_below)[0]
-            reply = Reply(prediction.label, info.name, len(self._prompt(info, None, [], text, 0)), 1,
-                          prediction=prediction)
+            reply = Reply(
+                prediction.label, info.name, len(self._prompt(info, None, [], text, 0)), 1, prediction=prediction
+            )
             return Stream(iter([reply.text]), lambda text: reply) if stream else reply
         spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
         job = _Job(info.name, spec, text, shots, limit, stream=queue.Queue() if stream else None, stop=stops)
@@ -291,8 +315,13 @@ class Engine:
             return job.future.result()
         return Stream(self._pieces(job), lambda text: self._reply(job, text), stop=job.abandon)
 
-    def generate_batch(self, requests: Sequence[tuple[list[dict], str | None]], *, max_new_tokens: int | None = None,
-                       min_new_tokens: int | None = None) -> list[str]:
+    def generate_batch(
+        self,
+        requests: Sequence[tuple[list[dict], str | None]],
+        *,
+        max_new_tokens: int | None = None,
+        min_new_tokens: int | None = None,
+    ) -> list[str]:
         """Answers to several (messages, adapter) requests run as ONE batch over their adapters (generate-kind
         adapters, base, meta-init). `min_new_tokens` forces answer lengths (benchmarks compare equal work)."""
         jobs = []
@@ -302,8 +331,9 @@ class Engine:
                 raise EngineError(f"{info.name} is a classify adapter: use classify() for it")
             system, shots, text = parse_messages(messages)
             spec = chat_spec(system) if info.name in (BASE, META_INIT) else self._spec(info)
-            jobs.append(_Job(info.name, spec, text, shots, min(max_new_tokens or self.max_new_tokens,
-                                                                 self.max_new_tokens)))
+            jobs.append(
+                _Job(info.name, spec, text, shots, min(max_new_tokens or self.max_new_tokens, self.max_new_tokens))
+            )
         with self.base.lock:
             self._run_batch(jobs, min_new_tokens=min_new_tokens)
         return [job.future.result().text for job in jobs]
@@ -374,10 +404,22 @@ class Engine:
             return self._meta_init_source
         return init
 
-    def teach(self, name: str, examples: Any, *, instruction: str, labels: Sequence[str] | None = None,
-              overwrite: bool = False, steps: int | None = None, epochs: int | None = None, lr: float | None = None,
-              init: str | None = None, calibration: str = "auto",
-              progress: Callable[[int, int, float], None] | None = None, phase: Phase | None = None) -> dict[str, Any]:
+    def teach(
+        self,
+        name: str,
+        examples: Any,
+        *,
+        instruction: str,
+        labels: Sequence[str] | None = None,
+        overwrite: bool = False,
+        steps: int | None = None,
+        epochs: int | None = None,
+        lr: float | None = None,
+        init: str | None = None,
+        calibration: str = "auto",
+        progress: Callable[[int, int, float], None] | None = None,
+        phase: Phase | None = None,
+    ) -> dict[str, Any]:
         """Adapt a new scenario from `examples`, save it to the store as `name`, and serve it at once. It starts from
         `init`, a name of `inits()` (default: the served meta init when there is one); `steps` (exact), `epochs`
         (the recipe's budget: epochs over the examples), `lr` and `calibration` ("auto", "always", "never": contextual
@@ -396,9 +438,19 @@ class Engine:
         source = self._init_source(init)
         recipe = replace(DEFAULT_RECIPE, epochs=epochs) if epochs else None
         with self._slot():
-            adapter = adapt(self.base, examples, instruction=instruction, labels=labels or None, init=source,
-                            steps=steps, lr=lr, recipe=recipe, contextual_calibration=CALIBRATION[calibration],
-                            progress=progress, phase=phase)
+            adapter = adapt(
+                self.base,
+                examples,
+                instruction=instruction,
+                labels=labels or None,
+                init=source,
+                steps=steps,
+                lr=lr,
+                recipe=recipe,
+                contextual_calibration=CALIBRATION[calibration],
+                progress=progress,
+                phase=phase,
+            )
             if phase:
                 phase("saving", 0, 0)
             path = self.store.save(adapter, name, overwrite=overwrite)
@@ -407,18 +459,28 @@ class Engine:
                 self._loaded[name] = (adapter, self._mtime(name))
                 self._evict()
         record = adapter.record
-        return {"name": name, "kind": adapter.spec.kind, "labels": list(adapter.spec.labels), "init": record["init"],
-                "steps": record["steps_run"], "steps_planned": record["inner_loop"]["steps"],
-                "steps_kept": record["steps_kept"], "seconds": record["seconds"],
-                "n_train": record["n_train"],
-                "n_held_out": record["n_held_out"], "metrics": record["metrics"], "path": str(path),
-                "warnings": record["warnings"]}
+        return {
+            "name": name,
+            "kind": adapter.spec.kind,
+            "labels": list(adapter.spec.labels),
+            "init": record["init"],
+            "steps": record["steps_run"],
+            "steps_planned": record["inner_loop"]["steps"],
+            "steps_kept": record["steps_kept"],
+            "seconds": record["seconds"],
+            "n_train": record["n_train"],
+            "n_held_out": record["n_held_out"],
+            "metrics": record["metrics"],
+            "path": str(path),
+            "warnings": record["warnings"],
+        }
 
     def delete(self, name: str) -> None:
         """Remove a stored adapter from the store and from memory (base and meta-init are not stored)."""
         if name in (BASE, META_INIT) or name not in self.store.names():
             raise UnknownAdapter(
-                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}"
+            )
         with self.base.lock:
             self._forget(name)
             self.store.delete(name)
@@ -429,7 +491,8 @@ class Engine:
 
         if name in (BASE, META_INIT) or name not in self.store.names():
             raise UnknownAdapter(
-                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}")
+                f"no stored adapter called {name!r}; stored: {', '.join(self.store.names()) or 'none'}"
+            )
         source = self.store.path(name).resolve()  # the name links to its current version
         target = Path(folder) / f"{name}.zip"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -454,8 +517,9 @@ class Engine:
     def _enter(self) -> None:
         with self._pending_lock:
             if self._pending >= self.max_pending:
-                raise EngineBusy(f"the server is busy ({self._pending} requests waiting or running); try again in "
-                                 "a few seconds")
+                raise EngineBusy(
+                    f"the server is busy ({self._pending} requests waiting or running); try again in a few seconds"
+                )
             self._pending += 1
 
     def _leave(self) -> None:
@@ -515,8 +579,9 @@ class Engine:
     def _spec(self, info: AdapterInfo) -> TaskSpec:
         return TaskSpec("served", "custom", info.kind, info.instruction, labels=info.labels)
 
-    def _prompt(self, info_or_spec: Any, system: str | None, shots: list[Example], text: str,
-                max_new_tokens: int) -> list[int]:
+    def _prompt(
+        self, info_or_spec: Any, system: str | None, shots: list[Example], text: str, max_new_tokens: int
+    ) -> list[int]:
         """The rendered prompt; the oldest exchanges are dropped when the conversation would not fit the context."""
         spec = info_or_spec if isinstance(info_or_spec, TaskSpec) else self._spec(info_or_spec)
         tokenizer = self.base.tokenizer
@@ -526,8 +591,10 @@ class Engine:
                 break
             shots = shots[1:]
         if len(prompt) + max_new_tokens > self._context:
-            raise EngineError(f"the message is {len(prompt)} tokens with its prompt; with {max_new_tokens} for the "
-                              f"answer that is over the model's context of {self._context}: shorten it")
+            raise EngineError(
+                f"the message is {len(prompt)} tokens with its prompt; with {max_new_tokens} for the "
+                f"answer that is over the model's context of {self._context}: shorten it"
+            )
         return prompt
 
     # -- the worker -----------------------------------------------------------------------------------------------
@@ -595,8 +662,19 @@ class Engine:
         job.prompt_tokens = len(prompt)
         model, context = self._weights(job.adapter)
         stops = StopCutter(job.stop)
-        with context, closing(stream_prompt(model, self.base.tokenizer, prompt, max_new_tokens=job.max_new_tokens,
-                                            max_time=self.time_limit, stop=job.abandoned)) as pieces:
+        with (
+            context,
+            closing(
+                stream_prompt(
+                    model,
+                    self.base.tokenizer,
+                    prompt,
+                    max_new_tokens=job.max_new_tokens,
+                    max_time=self.time_limit,
+                    stop=job.abandoned,
+                )
+            ) as pieces,
+        ):
             for piece in pieces:
                 text = stops.feed(piece)
                 if text:
@@ -653,8 +731,7 @@ class Engine:
         else:
             peft_names = {name: None if name == BASE else self._adapter(name).peft_name for name in names}
             with mixed_lora(self.base.peft, [peft_names[job.adapter] for job in jobs]):
-                texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit,
-                                         **kwargs)
+                texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit, **kwargs)
         for job, prompt, text in zip(jobs, prompts, texts):
             job.prompt_tokens = len(prompt)
             text, job.cut = cut_at_stop(text, job.stop)
@@ -665,8 +742,13 @@ class Engine:
         not cut at a stop sequence)."""
         # stripped, as whole answers are: a streamed answer counts as many tokens as the same answer unstreamed
         produced = len(self.base.tokenizer(text.strip(), add_special_tokens=False)["input_ids"])
-        return Reply(text, job.adapter, job.prompt_tokens, produced,
-                     "length" if produced >= job.max_new_tokens and not job.cut else "stop")
+        return Reply(
+            text,
+            job.adapter,
+            job.prompt_tokens,
+            produced,
+            "length" if produced >= job.max_new_tokens and not job.cut else "stop",
+        )
 
 
 def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -675,15 +757,16 @@ def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
         return ()
     stops = tuple(stop) if isinstance(stop, (list, tuple)) else (stop,)
     if len(stops) > MAX_STOP_SEQUENCES or not all(isinstance(s, str) and s for s in stops):
-        raise EngineError(f"'stop' must be a non-empty string or a list of at most {MAX_STOP_SEQUENCES} of them, got "
-                          f"{stop!r}")
+        raise EngineError(
+            f"'stop' must be a non-empty string or a list of at most {MAX_STOP_SEQUENCES} of them, got {stop!r}"
+        )
     return stops
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """(`text` before the first of the stop sequences, whether there was one)."""
     found = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return (text[:min(found)], True) if found else (text, False)
+    return (text[: min(found)], True) if found else (text, False)
 
 
 class StopCutter:
@@ -696,10 +779,16 @@ class StopCutter:
     def feed(self, piece: str) -> str:
         """The text that can be sent now; `hit` turns true when a stop sequence was reached (send nothing more)."""
         text, self.hit = cut_at_stop(self.held + piece, self.stops)
-        keep = 0 if self.hit else max((k for stop in self.stops for k in range(1, min(len(stop), len(text) + 1))
-                                       if text.endswith(stop[:k])), default=0)
-        self.held = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
+        keep = (
+            0
+            if self.hit
+            else max(
+                (k for stop in self.stops for k in range(1, min(len(stop), len(text) + 1)) if text.endswith(stop[:k])),
+                default=0,
+            )
+        )
+        self.held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
 
 
 def _parts(jobs: list[_Job], max_adapters: int, max_rows: int) -> Iterator[list[_Job]]:

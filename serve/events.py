@@ -27,8 +27,9 @@ def shown(fn: Callable, what: str | None = None) -> Callable:
         if isinstance(error, ShopLoRAError):
             return gr.Error(str(error), print_exception=False)
         log.exception("lab %s: unexpected error", what)
-        return gr.Error(f"unexpected {type(error).__name__}: {error} (the server log has the details)",
-                        print_exception=False)
+        return gr.Error(
+            f"unexpected {type(error).__name__}: {error} (the server log has the details)", print_exception=False
+        )
 
     @contextmanager
     def logged() -> Iterator[None]:
@@ -51,6 +52,7 @@ def shown(fn: Callable, what: str | None = None) -> Callable:
                 log.info("lab %s: refused in %.2f s: %s", what, seconds, str(failure.message)[:300])
 
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def stream(*args, **kwargs):
             with logged():

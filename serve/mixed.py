@@ -34,8 +34,9 @@ def mixed_lora(peft_model: Any, row_adapters: Sequence[str | None]) -> Iterator[
             if not present:
                 continue
             if not all(isinstance(module.lora_A[name], torch.nn.Linear) for name in present):
-                raise NotImplementedError(f"mixed batches support LoRA on linear layers only, not on "
-                                          f"{type(module.get_base_layer()).__name__}")
+                raise NotImplementedError(
+                    f"mixed batches support LoRA on linear layers only, not on {type(module.get_base_layer()).__name__}"
+                )
             if any(name in getattr(module, "lora_variant", {}) for name in present):
                 raise NotImplementedError("mixed batches support vanilla LoRA adapters only")
             handles.append(module.register_forward_hook(_adder(module, names, slots, torch), with_kwargs=True))

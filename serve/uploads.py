@@ -41,8 +41,9 @@ def checked_upload(path: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -
 
     folder = upload_folder()
     given = Path(os.path.abspath(path))
-    refused = UploadError("only files uploaded through the lab can be read; upload the examples file with the "
-                          "upload box")
+    refused = UploadError(
+        "only files uploaded through the lab can be read; upload the examples file with the upload box"
+    )
     if not (_inside(given, folder) or _inside(given, Path(os.path.abspath(get_upload_folder())))):
         raise refused
     try:
@@ -56,8 +57,10 @@ def checked_upload(path: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -
         raise UploadError("the upload is not a file; upload a .jsonl or .csv file")
     size = resolved.stat().st_size
     if size > max_bytes:
-        raise UploadError(f"the uploaded file has {size / 1e6:.1f} MB, over the lab's limit of "
-                          f"{max_bytes / 1e6:.0f} MB; split it, or adapt from the command line (`shoplora adapt`)")
+        raise UploadError(
+            f"the uploaded file has {size / 1e6:.1f} MB, over the lab's limit of "
+            f"{max_bytes / 1e6:.0f} MB; split it, or adapt from the command line (`shoplora adapt`)"
+        )
     return resolved
 
 

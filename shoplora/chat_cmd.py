@@ -19,8 +19,11 @@ def _chat(args: argparse.Namespace) -> None:
         adapter = adapter.scenario(args.scenario)
     spec = adapter.spec
     what = f"{len(spec.labels)} labels" if spec.kind == "classify" else spec.kind
-    print(f"chatting with {args.name} ({spec.kind}: {what}); each message is answered on its own, not as a "
-          f"conversation; /quit or Ctrl-D leaves", file=sys.stderr)
+    print(
+        f"chatting with {args.name} ({spec.kind}: {what}); each message is answered on its own, not as a "
+        f"conversation; /quit or Ctrl-D leaves",
+        file=sys.stderr,
+    )
     interactive = sys.stdin.isatty()
     while True:
         if interactive:
@@ -47,8 +50,11 @@ def _chat(args: argparse.Namespace) -> None:
 
 
 def add_parser(commands: argparse._SubParsersAction, default_store: str, store_help: str) -> None:
-    parser = commands.add_parser("chat", help="talk to a stored adapter in the terminal (classify: label and "
-                                 "confidence per message; others: a streamed answer)")
+    parser = commands.add_parser(
+        "chat",
+        help="talk to a stored adapter in the terminal (classify: label and "
+        "confidence per message; others: a streamed answer)",
+    )
     parser.add_argument("name", help="stored adapter name")
     parser.add_argument("--store", default=default_store, help=store_help)
     parser.add_argument("--scenario", help="answer as this earlier scenario of the adapter (default: its latest)")

@@ -44,8 +44,10 @@ def _tasks_show(args: argparse.Namespace) -> None:
 def _tasks_export(args: argparse.Namespace) -> None:
     task = suite.get_task(args.name)
     target = task.export(Path(args.dir), seed=args.seed, overwrite=args.overwrite, datasets=args.datasets)
-    print(f"wrote {target}/train.jsonl, test.jsonl and task.json" + (" and dataset/ (datasets.load_from_disk)"
-                                                                     if args.datasets else ""))
+    print(
+        f"wrote {target}/train.jsonl, test.jsonl and task.json"
+        + (" and dataset/ (datasets.load_from_disk)" if args.datasets else "")
+    )
 
 
 def _try(args: argparse.Namespace) -> None:
@@ -86,8 +88,10 @@ def _adapt(args: argparse.Namespace) -> None:
 
             args.instruction = chat_system_prompt(args.data)
         if not args.instruction:
-            raise ShopLoRAError("--instruction is required: say what the model should do, e.g. "
-                                "--instruction \"Classify the customer's message.\"")
+            raise ShopLoRAError(
+                "--instruction is required: say what the model should do, e.g. "
+                '--instruction "Classify the customer\'s message."'
+            )
         name = check_name(args.name) if args.name else _default_name(args.data)
         if name in store.names() and not args.overwrite:  # fail before minutes of training, not after
             raise ShopLoRAError(f"adapter {name!r} already exists in {store.root}; pass --overwrite or another --name")
@@ -98,25 +102,47 @@ def _adapt(args: argparse.Namespace) -> None:
             base = load_base(args.model)
             if labels and args.kind in (None, "classify"):
                 _check_labels_fit(base, args.instruction, labels)
-            adapter = adapt(base, args.data, instruction=args.instruction, labels=labels,
-                            kind=args.kind, scenario=args.scenario or "custom", init=args.init, steps=args.steps,
-                            lr=args.lr, seed=args.seed, columns=columns or None,
-                            examples_needed_for=args.examples_needed_for,
-                            contextual_calibration=CALIBRATION[args.calibration], keep=args.keep)
+            adapter = adapt(
+                base,
+                args.data,
+                instruction=args.instruction,
+                labels=labels,
+                kind=args.kind,
+                scenario=args.scenario or "custom",
+                init=args.init,
+                steps=args.steps,
+                lr=args.lr,
+                seed=args.seed,
+                columns=columns or None,
+                examples_needed_for=args.examples_needed_for,
+                contextual_calibration=CALIBRATION[args.calibration],
+                keep=args.keep,
+            )
         overwrite = args.overwrite
     path = store.save(adapter, name, overwrite=overwrite)
     report_adaptation(args.report_to, adapter.record, name, Path("runs") / "adapt")
     record = adapter.record
     fitted = record["updates"][-1] if args.continue_ else record
-    print(json.dumps({"name": name, "kind": adapter.spec.kind, "scenario": adapter.spec.name, "init": record["init"],
-                      "steps": fitted["steps_run"], "steps_kept": fitted["steps_kept"], "seconds": fitted["seconds"],
-                      "metrics": fitted["metrics"]},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "kind": adapter.spec.kind,
+                "scenario": adapter.spec.name,
+                "init": record["init"],
+                "steps": fitted["steps_run"],
+                "steps_kept": fitted["steps_kept"],
+                "seconds": fitted["seconds"],
+                "metrics": fitted["metrics"],
+            },
+            indent=2,
+        )
+    )
     for message in fitted.get("warnings", []):
         print(f"warning: {message}", file=sys.stderr)
     if args.examples_needed_for is not None:
         print(record["examples_needed"]["note"])
-    print(f"saved {path}\ntry it: shoplora predict {name} \"your text\" --store {store.root}")
+    print(f'saved {path}\ntry it: shoplora predict {name} "your text" --store {store.root}')
 
 
 def _labels(text: str | None) -> list[str] | None:
@@ -127,15 +153,26 @@ def _labels(text: str | None) -> list[str] | None:
     labels = [label.strip() for label in text.split(",")]
     for number, label in enumerate(labels, start=1):
         if not label:
-            where = ("nothing was given" if len(labels) == 1 else "a comma at the start" if number == 1
-                     else "a comma at the end" if number == len(labels) else "two commas in a row")
-            raise ShopLoRAError(f"--labels: label {number} of {len(labels)} is empty ({where}); separate the labels "
-                                "with single commas, e.g. --labels refund,exchange,other (or leave --labels out to "
-                                "take them from the data)")
+            where = (
+                "nothing was given"
+                if len(labels) == 1
+                else "a comma at the start"
+                if number == 1
+                else "a comma at the end"
+                if number == len(labels)
+                else "two commas in a row"
+            )
+            raise ShopLoRAError(
+                f"--labels: label {number} of {len(labels)} is empty ({where}); separate the labels "
+                "with single commas, e.g. --labels refund,exchange,other (or leave --labels out to "
+                "take them from the data)"
+            )
     twice = next((label for label, count in Counter(labels).items() if count > 1), None)
     if twice is not None:
-        raise ShopLoRAError(f"--labels lists {twice!r} {labels.count(twice)} times (labels "
-                            f"{_positions(labels, twice)}); give each label once")
+        raise ShopLoRAError(
+            f"--labels lists {twice!r} {labels.count(twice)} times (labels "
+            f"{_positions(labels, twice)}); give each label once"
+        )
     return labels
 
 
@@ -155,16 +192,19 @@ def _check_labels_fit(base, instruction: str, labels: list[str]) -> None:
     context = getattr(base.model.config, "max_position_embeddings", None)
     if not context or len(labels) < 2:
         return
-    with_labels = len(prompt_ids(TaskSpec("custom", "custom", "classify", instruction, labels=tuple(labels)), "",
-                                 base.tokenizer))
+    with_labels = len(
+        prompt_ids(TaskSpec("custom", "custom", "classify", instruction, labels=tuple(labels)), "", base.tokenizer)
+    )
     if with_labels + MIN_INPUT_TOKENS <= context:
         return
     without = len(prompt_ids(TaskSpec("custom", "custom", "generate", instruction), "", base.tokenizer))
-    raise ShopLoRAError(f"--labels is too long: the list of {len(labels)} labels takes {with_labels - without} tokens "
-                        f"of every prompt ({with_labels} with the instruction), and {base.model_id} reads at most "
-                        f"{context} tokens, with at least {MIN_INPUT_TOKENS} needed for the input; use fewer labels "
-                        "(e.g. group rare ones under 'other', or split the task in two) or a base model with a longer "
-                        "context (--model)")
+    raise ShopLoRAError(
+        f"--labels is too long: the list of {len(labels)} labels takes {with_labels - without} tokens "
+        f"of every prompt ({with_labels} with the instruction), and {base.model_id} reads at most "
+        f"{context} tokens, with at least {MIN_INPUT_TOKENS} needed for the input; use fewer labels "
+        "(e.g. group rare ones under 'other', or split the task in two) or a base model with a longer "
+        "context (--model)"
+    )
 
 
 def _default_name(data: str) -> str:
@@ -178,9 +218,11 @@ def _default_name(data: str) -> str:
     except ShopLoRAError:
         suggestion = re.sub(r"\.{2,}", ".", re.sub(r"[^a-z0-9._]+", "-", name)).strip("-._")[:64].rstrip("-._")
         suggestion = suggestion if NAME_PATTERN.match(suggestion) else "my-adapter"
-        raise ShopLoRAError(f"the data file's name gives the adapter name {name!r}, which is not allowed (use 1-64 "
-                            "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit); pass "
-                            f"--name, e.g. --name {suggestion}") from None
+        raise ShopLoRAError(
+            f"the data file's name gives the adapter name {name!r}, which is not allowed (use 1-64 "
+            "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit); pass "
+            f"--name, e.g. --name {suggestion}"
+        ) from None
 
 
 def _continue(args: argparse.Namespace, store, labels, columns):
@@ -196,9 +238,18 @@ def _continue(args: argparse.Namespace, store, labels, columns):
     if args.shared_weights and not args.instruction:
         raise ShopLoRAError("--shared-weights is for a new scenario: pass --instruction and --scenario too")
     adapter = load_adapter(args.continue_, store=store, base=load_base(args.model) if args.model else None)
-    return adapter.update(args.data, labels=labels, instruction=args.instruction, scenario=args.scenario,
-                          own_weights=False if args.shared_weights else None, kind=args.kind, steps=args.steps,
-                          lr=args.lr, seed=args.seed, columns=columns)
+    return adapter.update(
+        args.data,
+        labels=labels,
+        instruction=args.instruction,
+        scenario=args.scenario,
+        own_weights=False if args.shared_weights else None,
+        kind=args.kind,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        columns=columns,
+    )
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -221,11 +272,18 @@ def _adapters(args: argparse.Namespace) -> None:
     store = _store(args)
     if args.action == "list":
         rows = store.list()
-        print(json.dumps(rows, indent=2) if args.json else "\n".join(
-            f"{r['name']:24} {r.get('kind') or '?':9} {r.get('labels', '')!s:>3} labels  "
-            f"{r.get('examples') or ''!s:>5} examples  init={r.get('init')}"
-            if "error" not in r else f"{r['name']:24} BROKEN: {r['error']}"
-            for r in rows) or f"no adapters in {store.root}")
+        print(
+            json.dumps(rows, indent=2)
+            if args.json
+            else "\n".join(
+                f"{r['name']:24} {r.get('kind') or '?':9} {r.get('labels', '')!s:>3} labels  "
+                f"{r.get('examples') or ''!s:>5} examples  init={r.get('init')}"
+                if "error" not in r
+                else f"{r['name']:24} BROKEN: {r['error']}"
+                for r in rows
+            )
+            or f"no adapters in {store.root}"
+        )
     elif args.action == "show":
         print(json.dumps(store.show(args.name), indent=2))
     else:
@@ -238,18 +296,26 @@ def _compare(args: argparse.Namespace) -> None:
     from train.evaluate import compare, table
 
     task = suite.get_task(args.task)
-    names = {"none": "lora_standard", "default": "lora_default", "smollm2-135m-meta": "lora_meta",
-             "smollm2-135m-multitask": "lora_multitask"}
-    inits = {names.get(init, f"lora_{init}"): None if init == "none" else init
-             for init in (part.strip() for part in args.inits.split(",")) if init}
+    names = {
+        "none": "lora_standard",
+        "default": "lora_default",
+        "smollm2-135m-meta": "lora_meta",
+        "smollm2-135m-multitask": "lora_multitask",
+    }
+    inits = {
+        names.get(init, f"lora_{init}"): None if init == "none" else init
+        for init in (part.strip() for part in args.inits.split(","))
+        if init
+    }
     for init in inits.values():
         check_init_exists(init)
     base = load_base(args.model)
     methods = [*(() if args.no_baselines else ("zero_shot", "icl")), *inits]
-    print(f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
-          f"on {base.device}")
-    print(table(list(compare(base, task, k=args.k, seed=args.seed, n_test=args.n_test, methods=methods,
-                             inits=inits))))
+    print(
+        f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
+        f"on {base.device}"
+    )
+    print(table(list(compare(base, task, k=args.k, seed=args.seed, n_test=args.n_test, methods=methods, inits=inits))))
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -263,13 +329,15 @@ def _eval(args: argparse.Namespace) -> None:
     saved = results["saved_adapter"]
     if saved:
         store = saved["store"]
-        print(f"\nsaved the {saved['method']} adapter of {saved['task']} (k={saved['k']}, seed 0) as "
-              f"{saved['name']!r} in {store}:\n"
-              f"  CLI:    shoplora predict {saved['name']} \"your customer's message\" --store {store}\n"
-              f"  Python: from adapters import AdapterStore, load_adapter\n"
-              f"          adapter = load_adapter({saved['name']!r}, store=AdapterStore({store!r}))\n"
-              f"          adapter.predict([\"your customer's message\"])\n"
-              f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)")
+        print(
+            f"\nsaved the {saved['method']} adapter of {saved['task']} (k={saved['k']}, seed 0) as "
+            f"{saved['name']!r} in {store}:\n"
+            f'  CLI:    shoplora predict {saved["name"]} "your customer\'s message" --store {store}\n'
+            f"  Python: from adapters import AdapterStore, load_adapter\n"
+            f"          adapter = load_adapter({saved['name']!r}, store=AdapterStore({store!r}))\n"
+            f'          adapter.predict(["your customer\'s message"])\n'
+            f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)"
+        )
 
 
 AUTH_VARIABLE = "SHOPLORA_AUTH"
@@ -288,8 +356,10 @@ def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
             raise ShopLoRAError(f"cannot read {source} ({error}); write USER:PASS in it, on one line") from None
     elif args.auth:
         source, pair = "--auth", args.auth
-        print(f"note: --auth is visible to other users in `ps`; prefer {AUTH_VARIABLE}=USER:PASS or --auth-file PATH",
-              file=sys.stderr)
+        print(
+            f"note: --auth is visible to other users in `ps`; prefer {AUTH_VARIABLE}=USER:PASS or --auth-file PATH",
+            file=sys.stderr,
+        )
     else:
         source, pair = AUTH_VARIABLE, os.environ.get(AUTH_VARIABLE, "")
         if not pair:
@@ -313,8 +383,15 @@ def _serve(args: argparse.Namespace) -> None:
     # the base as the served init was meta-trained on it (its quantization and dtype), as the evaluation loads it
     trained = trained_base_settings([args.init])
     base = load_base(args.model, dtype=trained.get("dtype") or "float32", quantization=trained.get("quantization"))
-    engine = Engine(base, store, meta_init=args.init, max_loaded=args.max_loaded,
-                    max_pending=args.max_pending, max_new_tokens=args.max_new_tokens, time_limit=args.time_limit)
+    engine = Engine(
+        base,
+        store,
+        meta_init=args.init,
+        max_loaded=args.max_loaded,
+        max_pending=args.max_pending,
+        max_new_tokens=args.max_new_tokens,
+        time_limit=args.time_limit,
+    )
     serve(engine, host=args.host, port=args.port, auth=auth, max_file_size=args.max_file_size)
 
 
@@ -327,8 +404,9 @@ def _meta_train(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shoplora",
-                                     description="Meta-learned LoRA inits for few-shot e-commerce tasks.")
+    parser = argparse.ArgumentParser(
+        prog="shoplora", description="Meta-learned LoRA inits for few-shot e-commerce tasks."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     tasks = commands.add_parser("tasks", help="list, show and export the built-in tasks")
@@ -347,8 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", help="directory to write into")
     export.add_argument("--seed", type=int, default=0, help="generation seed for generated suites (default 0)")
     export.add_argument("--overwrite", action="store_true", help="replace DIR/NAME if it exists")
-    export.add_argument("--datasets", action="store_true", help="also write DIR/NAME/dataset/, a datasets "
-                        "DatasetDict (train, test) for datasets.load_from_disk")
+    export.add_argument(
+        "--datasets",
+        action="store_true",
+        help="also write DIR/NAME/dataset/, a datasets DatasetDict (train, test) for datasets.load_from_disk",
+    )
     export.set_defaults(run=_tasks_export)
 
     try_ = commands.add_parser("try", help="ask the base model a task's test inputs zero-shot (greedy)")
@@ -365,35 +446,66 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_.add_argument("--instruction", help="what the model should do (the system turn); required unless --continue")
     adapt_.add_argument("--labels", help="comma-separated label set for classify tasks (default: inferred)")
     adapt_.add_argument("--kind", choices=["classify", "extract", "generate"], help="task kind (default: inferred)")
-    adapt_.add_argument("--init", default="default",
-                        help="init to start from: a path, a shipped init's name, or none (default: the shipped "
-                             "default init)")
+    adapt_.add_argument(
+        "--init",
+        default="default",
+        help="init to start from: a path, a shipped init's name, or none (default: the shipped default init)",
+    )
     adapt_.add_argument("--name", help="adapter name in the store (default: the data file's name)")
     adapt_.add_argument("--store", default=default_store, help=store_help)
     adapt_.add_argument("--overwrite", action="store_true", help="replace a stored adapter of the same name")
-    adapt_.add_argument("--continue", dest="continue_", metavar="NAME",
-                        help="update stored adapter NAME with DATA (replaying what it learned before) instead of "
-                             "starting a new one")
-    adapt_.add_argument("--scenario", help="the task's name inside the adapter (default: custom); with --continue and "
-                                           "--instruction, the new scenario's name")
-    adapt_.add_argument("--shared-weights", action="store_true",
-                        help="with --continue and a new scenario: train the adapter's shared weights with replay "
-                             "(one LoRA in all, some forgetting) instead of a copy of its own for the new scenario")
-    adapt_.add_argument("--examples-needed-for", type=float, metavar="ACCURACY",
-                        help="also estimate how many examples reach this held-out accuracy, e.g. 0.8 (classify, "
-                             ">= 32 examples; two more short adaptations on subsets)")
-    adapt_.add_argument("--calibration", choices=list(CALIBRATION), default="auto",
-                        help="contextual calibration of classify labels (divides out the labels' prior on content-free "
-                             "inputs); auto: when some label has no example (default)")
-    adapt_.add_argument("--steps", type=int, help="training steps, run exactly (default: the recipe's budget, 8 "
-                                                  "epochs over the examples, 24 to 96 steps)")
+    adapt_.add_argument(
+        "--continue",
+        dest="continue_",
+        metavar="NAME",
+        help="update stored adapter NAME with DATA (replaying what it learned before) instead of starting a new one",
+    )
+    adapt_.add_argument(
+        "--scenario",
+        help="the task's name inside the adapter (default: custom); with --continue and "
+        "--instruction, the new scenario's name",
+    )
+    adapt_.add_argument(
+        "--shared-weights",
+        action="store_true",
+        help="with --continue and a new scenario: train the adapter's shared weights with replay "
+        "(one LoRA in all, some forgetting) instead of a copy of its own for the new scenario",
+    )
+    adapt_.add_argument(
+        "--examples-needed-for",
+        type=float,
+        metavar="ACCURACY",
+        help="also estimate how many examples reach this held-out accuracy, e.g. 0.8 (classify, "
+        ">= 32 examples; two more short adaptations on subsets)",
+    )
+    adapt_.add_argument(
+        "--calibration",
+        choices=list(CALIBRATION),
+        default="auto",
+        help="contextual calibration of classify labels (divides out the labels' prior on content-free "
+        "inputs); auto: when some label has no example (default)",
+    )
+    adapt_.add_argument(
+        "--steps",
+        type=int,
+        help="training steps, run exactly (default: the recipe's budget, 8 epochs over the examples, 24 to 96 steps)",
+    )
     adapt_.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-4)")
-    adapt_.add_argument("--keep", choices=["best", "last"], default="best",
-                        help="weights kept: best = the checked step (the start among them) with the best held-out "
-                             "accuracy, never worse than the start (default); last = the last step's")
+    adapt_.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        default="best",
+        help="weights kept: best = the checked step (the start among them) with the best held-out "
+        "accuracy, never worse than the start (default); last = the last step's",
+    )
     adapt_.add_argument("--seed", type=int, default=0)
-    adapt_.add_argument("--report-to", default="none", metavar="TRACKER", help="log the training loss and held-out "
-                        "metrics to tensorboard | wandb | mlflow | none (default none; TensorBoard: runs/adapt/NAME)")
+    adapt_.add_argument(
+        "--report-to",
+        default="none",
+        metavar="TRACKER",
+        help="log the training loss and held-out "
+        "metrics to tensorboard | wandb | mlflow | none (default none; TensorBoard: runs/adapt/NAME)",
+    )
     adapt_.add_argument("--input-column", help="name of the input column in DATA (default: input)")
     adapt_.add_argument("--output-column", help="name of the output column in DATA (default: output)")
     adapt_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
@@ -416,41 +528,62 @@ def build_parser() -> argparse.ArgumentParser:
     adapters.add_argument("--json", action="store_true", help="list as JSON")
     adapters.set_defaults(run=_adapters)
 
-    compare_ = commands.add_parser("compare", help="adapt one task from several inits on the same k examples; "
-                                   "print a table")
+    compare_ = commands.add_parser(
+        "compare", help="adapt one task from several inits on the same k examples; print a table"
+    )
     compare_.add_argument("task", help="task name, e.g. a held-out scenario (see `shoplora tasks list`)")
     compare_.add_argument("--k", type=int, default=16, help="examples to adapt on (default 16)")
-    compare_.add_argument("--inits", default="default,none",
-                          help="comma-separated inits: default (the shipped default init), none (standard), a path "
-                               "or shipped name, e.g. smollm2-135m-meta (default: default,none)")
+    compare_.add_argument(
+        "--inits",
+        default="default,none",
+        help="comma-separated inits: default (the shipped default init), none (standard), a path "
+        "or shipped name, e.g. smollm2-135m-meta (default: default,none)",
+    )
     compare_.add_argument("--seed", type=int, default=0, help="which support set (default 0)")
     compare_.add_argument("--n-test", type=int, default=50, help="test examples to score (default 50)")
     compare_.add_argument("--no-baselines", action="store_true", help="skip zero-shot and in-context prompting")
     compare_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
     compare_.set_defaults(run=_compare)
 
-    eval_ = commands.add_parser("eval", help="the evaluation benchmark: methods x k x seeds on held-out and your "
-                                "tasks; results.json, results.md, plots",
-                                epilog="config fields: configs/eval/quick.yaml lists every one with its meaning")
+    eval_ = commands.add_parser(
+        "eval",
+        help="the evaluation benchmark: methods x k x seeds on held-out and your "
+        "tasks; results.json, results.md, plots",
+        epilog="config fields: configs/eval/quick.yaml lists every one with its meaning",
+    )
     eval_.add_argument("config", help="YAML config, e.g. configs/eval/quick.yaml")
     eval_.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override, e.g. seeds=2")
     eval_.set_defaults(run=_eval)
 
-    serve_ = commands.add_parser("serve", help="the Gradio lab (chat, teach, compare) and an OpenAI-style API "
-                                 "(/v1/chat/completions, /v1/models) on one port")
+    serve_ = commands.add_parser(
+        "serve",
+        help="the Gradio lab (chat, teach, compare) and an OpenAI-style API "
+        "(/v1/chat/completions, /v1/models) on one port",
+    )
     serve_.add_argument("--store", default=default_store, help=store_help)
     serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve_.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    serve_.add_argument("--auth", metavar="USER:PASS", help="require this login for the page; API clients send "
-                        "'Authorization: Bearer USER:PASS'. Visible to other users in `ps`: prefer --auth-file or "
-                        f"the {AUTH_VARIABLE} environment variable")
+    serve_.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="require this login for the page; API clients send "
+        "'Authorization: Bearer USER:PASS'. Visible to other users in `ps`: prefer --auth-file or "
+        f"the {AUTH_VARIABLE} environment variable",
+    )
     serve_.add_argument("--auth-file", metavar="PATH", help="read the USER:PASS login from this file (one line)")
     serve_.add_argument("--model", help="base model: hub id or directory (default: the embedded model)")
-    serve_.add_argument("--init", default="default", help="init served as 'meta-init' and adapted from "
-                        "(default: the shipped one; none for a standard LoRA init)")
+    serve_.add_argument(
+        "--init",
+        default="default",
+        help="init served as 'meta-init' and adapted from (default: the shipped one; none for a standard LoRA init)",
+    )
     serve_.add_argument("--max-loaded", type=int, default=4, help="stored adapters kept in memory (default 4)")
-    serve_.add_argument("--max-pending", type=int, default=16,
-                        help="requests waiting at once before new ones are told to retry (default 16)")
+    serve_.add_argument(
+        "--max-pending",
+        type=int,
+        default=16,
+        help="requests waiting at once before new ones are told to retry (default 16)",
+    )
     serve_.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
     serve_.add_argument("--time-limit", type=float, default=60.0, help="seconds one answer may take (default 60)")
     serve_.add_argument("--max-file-size", default="5mb", help="largest upload (default 5mb)")

@@ -18,24 +18,44 @@ def add_parser(commands, default_store: str, store_help: str) -> None:
     from adapters.discover import DEFAULT_ABSTAIN, MAX_CLUSTERS
 
     parser = commands.add_parser(
-        "discover", help="find what customers ask that an adapter does not cover: clusters of its unsure messages "
-                         "with proposed labels (an editable JSONL); --teach adds the accepted labels",
-        epilog="traffic rows: {\"input\": \"...\", \"timestamp\": \"2026-12-01T09:30:00Z\"} (text also as 'text' or "
-               "'message'; the timestamp is optional). Flow: discover -> edit the JSONL (rename labels, delete rows "
-               "that do not belong) -> discover ... --teach EDITED.jsonl")
+        "discover",
+        help="find what customers ask that an adapter does not cover: clusters of its unsure messages "
+        "with proposed labels (an editable JSONL); --teach adds the accepted labels",
+        epilog='traffic rows: {"input": "...", "timestamp": "2026-12-01T09:30:00Z"} (text also as \'text\' or '
+        "'message'; the timestamp is optional). Flow: discover -> edit the JSONL (rename labels, delete rows "
+        "that do not belong) -> discover ... --teach EDITED.jsonl",
+    )
     parser.add_argument("name", help="stored adapter name (a classify adapter)")
-    parser.add_argument("traffic", help="JSONL/CSV of customer messages; with --teach, its confident answers are "
-                                        "checked again after teaching (old labels must stay put)")
+    parser.add_argument(
+        "traffic",
+        help="JSONL/CSV of customer messages; with --teach, its confident answers are "
+        "checked again after teaching (old labels must stay put)",
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"proposals to edit (default {DEFAULT_OUT})")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--teach", metavar="EDITED", help="update the adapter with these edited proposals (new labels "
-                        "join it; earlier examples are replayed), save it in the store, report accuracy")
-    parser.add_argument("--test", metavar="LABELLED", help="with --teach: labelled examples (input, output) to "
-                        "measure old- and new-label accuracy before and after")
-    parser.add_argument("--abstain-below", type=float, default=DEFAULT_ABSTAIN,
-                        help=f"a message is unsure below this confidence (default {DEFAULT_ABSTAIN})")
-    parser.add_argument("--max-clusters", type=int, default=MAX_CLUSTERS,
-                        help=f"most clusters tried (default {MAX_CLUSTERS}; the silhouette chooses how many)")
+    parser.add_argument(
+        "--teach",
+        metavar="EDITED",
+        help="update the adapter with these edited proposals (new labels "
+        "join it; earlier examples are replayed), save it in the store, report accuracy",
+    )
+    parser.add_argument(
+        "--test",
+        metavar="LABELLED",
+        help="with --teach: labelled examples (input, output) to measure old- and new-label accuracy before and after",
+    )
+    parser.add_argument(
+        "--abstain-below",
+        type=float,
+        default=DEFAULT_ABSTAIN,
+        help=f"a message is unsure below this confidence (default {DEFAULT_ABSTAIN})",
+    )
+    parser.add_argument(
+        "--max-clusters",
+        type=int,
+        default=MAX_CLUSTERS,
+        help=f"most clusters tried (default {MAX_CLUSTERS}; the silhouette chooses how many)",
+    )
     parser.add_argument("--scenario", help="the adapter's scenario to look from (default: its latest)")
     parser.add_argument("--json", action="store_true", help="print the clusters as JSON")
     parser.add_argument("--seed", type=int, default=0)
@@ -71,9 +91,11 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(found.summary(), indent=2, ensure_ascii=False))
     else:
         print(_summary(found))
-    print(f"\nwrote {out}: {found.n_unsure} proposed examples in {len(found.clusters)} clusters. Edit the outputs "
-          "(rename a label, or give an existing one), delete the rows that do not belong, then teach them:\n"
-          f"  shoplora discover {args.name} {args.traffic} --teach {out} --store {store.root}")
+    print(
+        f"\nwrote {out}: {found.n_unsure} proposed examples in {len(found.clusters)} clusters. Edit the outputs "
+        "(rename a label, or give an existing one), delete the rows that do not belong, then teach them:\n"
+        f"  shoplora discover {args.name} {args.traffic} --teach {out} --store {store.root}"
+    )
 
 
 def _load(args: argparse.Namespace, store):
@@ -88,21 +110,32 @@ def _discover(args: argparse.Namespace, store, texts, times):
 
     require_sklearn()
     adapter = _load(args, store)
-    return discover(adapter, texts, timestamps=times, abstain_below=args.abstain_below,
-                    max_clusters=args.max_clusters, seed=args.seed)
+    return discover(
+        adapter,
+        texts,
+        timestamps=times,
+        abstain_below=args.abstain_below,
+        max_clusters=args.max_clusters,
+        seed=args.seed,
+    )
 
 
 def _summary(found) -> str:
-    lines = [f"{found.n_messages} messages, {found.n_unsure} unsure (confidence below {found.abstain_below}); "
-             f"{found.method} (best silhouette of {len(found.silhouettes)} tried)"]
+    lines = [
+        f"{found.n_messages} messages, {found.n_unsure} unsure (confidence below {found.abstain_below}); "
+        f"{found.method} (best silhouette of {len(found.silhouettes)} tried)"
+    ]
     for number, cluster in enumerate(found.clusters, start=1):
         guess = f"; the adapter's best guess: {cluster.adapter_guess}" if cluster.adapter_guess else ""
-        lines.append(f"\n{number}. {cluster.label}: {cluster.size} messages ({100 * cluster.share:.0f}% of the "
-                     f"unsure){guess}")
+        lines.append(
+            f"\n{number}. {cluster.label}: {cluster.size} messages ({100 * cluster.share:.0f}% of the unsure){guess}"
+        )
         lines += [f"   - {text[:100]}" for text in cluster.typical]
         if cluster.timeline:
-            lines.append("   over time: " + ", ".join(f"{row['period']} {100 * row['share']:.0f}%"
-                                                     for row in cluster.timeline[-8:]))
+            lines.append(
+                "   over time: "
+                + ", ".join(f"{row['period']} {100 * row['share']:.0f}%" for row in cluster.timeline[-8:])
+            )
     return "\n".join(lines)
 
 
@@ -120,6 +153,9 @@ def _teach(args: argparse.Namespace, store, texts) -> None:
     print(json.dumps({"name": args.name, **report}, indent=2))
     lost = report["forgetting_points"]
     if lost is not None and lost > 1.0:
-        print(f"warning: old labels lost {lost:.1f} points (the goal is at most 1); the version before teaching is "
-              "kept among the store's previous versions (AdapterStore.previous_versions)", file=sys.stderr)
+        print(
+            f"warning: old labels lost {lost:.1f} points (the goal is at most 1); the version before teaching is "
+            "kept among the store's previous versions (AdapterStore.previous_versions)",
+            file=sys.stderr,
+        )
     print(f"saved {path}; new labels: {', '.join(report['new_labels']) or 'none'}")

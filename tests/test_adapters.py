@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from adapters import (ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, load_adapter, load_base)
+from adapters import ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, load_adapter, load_base
 from adapters.fit import AdaptationWarning, TrainingDiverged
 from adapters.specs import LabelCoverageWarning, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
@@ -43,12 +43,15 @@ def full_forward_score(base, spec, text, label, shots=()) -> float:
     return sum(logprobs[t - 1, r.input_ids[t]].item() for t in range(r.prompt_length, len(r)))
 
 
-@pytest.mark.parametrize("labels,inputs,shots", [
-    (TASK.spec.labels, TEST_INPUTS[:3], ()),
-    (("return", "return_item", "re", "refund"), TEST_INPUTS[:3], ()),
-    (("return", "refund"), TEST_INPUTS[:1], ()),  # one input: all but its last token is the shared prefix
-    (TASK.spec.labels[:4], TEST_INPUTS[:3], EXAMPLES[:2]),  # in-context shots join the shared prefix
-])
+@pytest.mark.parametrize(
+    "labels,inputs,shots",
+    [
+        (TASK.spec.labels, TEST_INPUTS[:3], ()),
+        (("return", "return_item", "re", "refund"), TEST_INPUTS[:3], ()),
+        (("return", "refund"), TEST_INPUTS[:1], ()),  # one input: all but its last token is the shared prefix
+        (TASK.spec.labels[:4], TEST_INPUTS[:3], EXAMPLES[:2]),  # in-context shots join the shared prefix
+    ],
+)
 def test_label_scores_match_a_full_forward_per_label(base, labels, inputs, shots):
     # Labels that are prefixes of each other share tree nodes; each must still get its own exact likelihood, and
     # running the prompts' shared prefix once (padding after it, before each input's own tokens) changes nothing.
@@ -64,8 +67,7 @@ def test_contextual_calibration_divides_out_the_content_free_prior(base, shots):
     spec = TaskSpec("t", "service", "classify", "Route it.", labels=TASK.spec.labels[:5])
     raw = torch.tensor(label_scores(base.model, base.tokenizer, spec, TEST_INPUTS, shots=shots)).log_softmax(-1)
     free = torch.tensor(label_scores(base.model, base.tokenizer, spec, CONTENT_FREE, shots=shots)).log_softmax(-1)
-    calibrated = torch.tensor(label_scores(base.model, base.tokenizer, spec, TEST_INPUTS, shots=shots,
-                                           calibrate=True))
+    calibrated = torch.tensor(label_scores(base.model, base.tokenizer, spec, TEST_INPUTS, shots=shots, calibrate=True))
     assert torch.allclose(calibrated, raw - free.exp().mean(0).log(), atol=1e-4)
     alone = label_scores(base.model, base.tokenizer, spec, TEST_INPUTS[1:2], shots=shots, calibrate=True)
     assert torch.allclose(torch.tensor(alone[0]), calibrated[1], atol=1e-4)  # the prior does not depend on the batch
@@ -103,8 +105,13 @@ def test_adapt_records_what_it_did(adapter):
     repeated = [label for label in TASK.spec.labels if [e.output for e in EXAMPLES].count(label) >= 2]
     assert record["init"] == "standard" and record["n_examples"] == 24 and record["n_held_out"] == len(repeated)
     assert record["steps_run"] <= 6 and len(record["train_loss"]) == record["steps_run"]
-    assert {"held_out_accuracy", "held_out_ece", "held_out_accuracy_before", "held_out_accuracy_last",
-            "held_out_per_label"} <= set(record["metrics"])
+    assert {
+        "held_out_accuracy",
+        "held_out_ece",
+        "held_out_accuracy_before",
+        "held_out_accuracy_last",
+        "held_out_per_label",
+    } <= set(record["metrics"])
     assert sum(row["n"] for row in record["metrics"]["held_out_per_label"].values()) == len(repeated)
     assert record["recipe"] == Recipe().to_dict() and record["inner_loop"]["steps"] == 6
     assert adapter.temperature > 0
@@ -135,8 +142,11 @@ def test_the_held_out_part_is_stratified():
     pool = TASK.examples("train")
     first, second = TASK.spec.labels[:2]
     # one example of `first`, two of `second`, many of the rest: 40 examples, a fifth is 8
-    examples = [next(e for e in pool if e.output == first), *[e for e in pool if e.output == second][:2],
-                *[e for e in pool if e.output not in (first, second)][:37]]
+    examples = [
+        next(e for e in pool if e.output == first),
+        *[e for e in pool if e.output == second][:2],
+        *[e for e in pool if e.output not in (first, second)][:37],
+    ]
     for seed in range(5):
         held, train = held_out_split(examples, random.Random(seed), classify=True)
         counts = Counter(e.output for e in examples)
@@ -144,7 +154,8 @@ def test_the_held_out_part_is_stratified():
         assert first in {e.output for e in train} and second in {e.output for e in train}  # none loses its last
         assert len(held) >= len(examples) // 5 and sorted(held + train, key=id) == sorted(examples, key=id)
     assert held_out_split(examples, random.Random(3), classify=True) == held_out_split(
-        examples, random.Random(3), classify=True)
+        examples, random.Random(3), classify=True
+    )
     assert held_out_split(examples[:15], random.Random(0), classify=True)[0] == []  # under 16: none held out
     many_labels = [e for label in TASK.spec.labels for e in [x for x in pool if x.output == label][:2]]  # 12 x 2
     held, train = held_out_split(many_labels, random.Random(0), classify=True)
@@ -156,8 +167,11 @@ def _count_label_scoring(monkeypatch) -> list[int]:
 
     calls: list[int] = []
     original = Adapter.label_scores
-    monkeypatch.setattr(Adapter, "label_scores", lambda self, inputs, *a, **k: calls.append(len(inputs)) or
-                        original(self, inputs, *a, **k))
+    monkeypatch.setattr(
+        Adapter,
+        "label_scores",
+        lambda self, inputs, *a, **k: calls.append(len(inputs)) or original(self, inputs, *a, **k),
+    )
     return calls
 
 
@@ -195,15 +209,19 @@ def test_adapt_is_deterministic_for_a_seed(base):
 
 
 def test_training_learns_a_tiny_task(base):
-    examples = [Example(f"order {i} {word}", label) for i in range(12)
-                for word, label in (("refund please", "money"), ("where is it", "track"))]
+    examples = [
+        Example(f"order {i} {word}", label)
+        for i in range(12)
+        for word, label in (("refund please", "money"), ("where is it", "track"))
+    ]
     adapter = adapt(base, examples, instruction="Route the message.", init=None, steps=40, lr=1e-2)
     assert adapter.evaluate(examples)["accuracy"] == 1.0
 
 
 def test_two_adapters_share_one_base_and_switch(base, adapter):
-    other = adapt(base, EXAMPLES[:8], instruction="Something else.", labels=TASK.spec.labels, init=None, steps=3,
-                  seed=5)
+    other = adapt(
+        base, EXAMPLES[:8], instruction="Something else.", labels=TASK.spec.labels, init=None, steps=3, seed=5
+    )
     a_scores = [p.scores for p in adapter.predict(TEST_INPUTS[:2])]
     b_scores = [p.scores for p in other.predict(TEST_INPUTS[:2])]
     assert a_scores != b_scores
@@ -214,8 +232,12 @@ def test_two_adapters_share_one_base_and_switch(base, adapter):
 def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir, monkeypatch):
     store = AdapterStore(tmp_path / "store")
     path = store.save(adapter, "pet-shop")
-    assert sorted(p.name for p in path.iterdir()) == ["README.md", "adapter_config.json",
-                                                      "adapter_model.safetensors", "shoplora.json"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "shoplora.json",
+    ]
     again = load_adapter("pet-shop", store=store, base=base)
     assert [p.scores for p in again.predict(TEST_INPUTS)] == [p.scores for p in adapter.predict(TEST_INPUTS)]
     assert again.temperature == adapter.temperature
@@ -315,9 +337,14 @@ def test_other_base_model_is_refused(adapter, tmp_path):
 
 
 def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
-    init = write_lora_dir(tmp_path / "init", state=adapter.state(), settings=adapter.settings,
-                          base_model_id=base.model_id, base_fingerprint=base.fingerprint,
-                          record={"kind": "init", "inner_loop": InnerLoop(steps=2, lr=1e-3).to_dict()})
+    init = write_lora_dir(
+        tmp_path / "init",
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=base.model_id,
+        base_fingerprint=base.fingerprint,
+        record={"kind": "init", "inner_loop": InnerLoop(steps=2, lr=1e-3).to_dict()},
+    )
     recipe = Recipe(epochs=2, batch_size=8, lr=1e-3, min_steps=3, max_steps=40)
     adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
     assert adapted.record["steps_run"] == 3 and adapted.record["inner_loop"]["lr"] == 1e-3  # min_steps: 2 epochs of 1
@@ -325,8 +352,12 @@ def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
     n_train = more.record["n_train"]
     # the budget (early stopping on the held-out checks may end the run sooner)
     assert more.record["inner_loop"]["steps"] == 2 * -(-n_train // 8) and more.record["inner_loop"]["batch_size"] == 8
-    assert adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe,
-                 steps=2).record["steps_run"] == 2  # steps given run exactly
+    assert (
+        adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe, steps=2).record[
+            "steps_run"
+        ]
+        == 2
+    )  # steps given run exactly
     assert Recipe().loop(5).batch_size == 5 and Recipe().loop(5).steps == Recipe().min_steps
     assert Recipe().loop(10_000).steps == Recipe().max_steps
     with pytest.raises(ShopLoRAError, match="unknown recipe settings"):
@@ -375,8 +406,9 @@ def test_kind_inference():
 
 def test_extract_predictions_parse_json_or_say_why(base):
     task = suite.get_task("service-slot-filling")
-    extract = adapt(base, task.examples("train")[:4], instruction=task.spec.instruction, kind="extract", init=None,
-                    steps=1)
+    extract = adapt(
+        base, task.examples("train")[:4], instruction=task.spec.instruction, kind="extract", init=None, steps=1
+    )
     prediction = extract.predict([task.examples("test")[0].input])[0]
     # A barely trained tiny model answers gibberish: the error says so instead of raising for the whole batch.
     assert (prediction.value is not None) != (prediction.error is not None)
@@ -406,10 +438,14 @@ def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
 
     scored_calibrated = []  # the curve's smaller points are scored the way the full-size one is
     original = Adapter.evaluate
-    monkeypatch.setattr(Adapter, "evaluate", lambda self, *a, **k: scored_calibrated.append(
-        self.contextual_calibration) or original(self, *a, **k))
-    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9,
-                    contextual_calibration=True)
+    monkeypatch.setattr(
+        Adapter,
+        "evaluate",
+        lambda self, *a, **k: scored_calibrated.append(self.contextual_calibration) or original(self, *a, **k),
+    )
+    adapter = adapt(
+        base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9, contextual_calibration=True
+    )
     assert scored_calibrated == [True, True]
     estimate = adapter.record["examples_needed"]
     n_train, n_held = adapter.record["n_train"], adapter.record["n_held_out"]
@@ -430,8 +466,10 @@ def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
-                    reason="a 4-bit (NF4) base needs a CUDA GPU and bitsandbytes")
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
+    reason="a 4-bit (NF4) base needs a CUDA GPU and bitsandbytes",
+)
 def test_adapt_on_a_four_bit_base(tiny_model_dir, tmp_path):
     quantized = load_base(str(tiny_model_dir), dtype="bfloat16", quantization="4bit")
     adapter = adapt(quantized, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
@@ -457,6 +495,7 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
         def step(i, loss):
             steps.append(i)
             return on_step(i, loss) if on_step else False
+
         return original_train(*args, on_step=step, **kwargs)
 
     def scores(self, inputs, *args, **kwargs):
@@ -469,8 +508,14 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
 
 
 def test_adapting_never_keeps_weights_worse_than_the_start(base, adapter, monkeypatch, tmp_path):
-    init = write_lora_dir(tmp_path / "init", state=adapter.state(), settings=adapter.settings,
-                          base_model_id=base.model_id, base_fingerprint=base.fingerprint, record={"kind": "init"})
+    init = write_lora_dir(
+        tmp_path / "init",
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=base.model_id,
+        base_fingerprint=base.fingerprint,
+        record={"kind": "init"},
+    )
     steps = _scripted_scores(monkeypatch, lambda g: 0)  # after the first step every answer is the first label
     examples = TASK.examples("train")[:40]
     with pytest.warns(AdaptationWarning) as caught:
@@ -511,29 +556,38 @@ def test_a_run_that_diverges_is_refused_and_leaves_nothing_behind(base):
     assert set(base.peft.peft_config) - {"_empty"} == names - {"_empty"}
 
 
-@pytest.mark.parametrize("kwargs, problem", [
-    ({"labels": "a,b,c"}, "labels must be a list"),
-    ({"steps": 0}, "steps must be a whole number >= 1"),
-    ({"steps": 2.5}, "steps must be a whole number"),
-    ({"lr": 0}, "lr must be a number > 0"),
-    ({"lr": -1e-3}, "lr must be a number > 0"),
-    ({"seed": "x"}, "seed must be a whole number"),
-    ({"keep": "first"}, "keep must be one of best, last"),
-])
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [
+        ({"labels": "a,b,c"}, "labels must be a list"),
+        ({"steps": 0}, "steps must be a whole number >= 1"),
+        ({"steps": 2.5}, "steps must be a whole number"),
+        ({"lr": 0}, "lr must be a number > 0"),
+        ({"lr": -1e-3}, "lr must be a number > 0"),
+        ({"seed": "x"}, "seed must be a whole number"),
+        ({"keep": "first"}, "keep must be one of best, last"),
+    ],
+)
 def test_adapt_refuses_misread_arguments(base, kwargs, problem):
     with pytest.raises(ShopLoRAError, match=problem):
         adapt(base, EXAMPLES, **{"instruction": "x", "init": None, **kwargs})
 
 
-@pytest.mark.parametrize("call, problem", [
-    (lambda base, adapter: AdapterStore(None), r"AdapterStore\(root\): root must be a folder path, got None"),
-    (lambda base, adapter: adapter.predict([None]), r"inputs\[0\] is None \(NoneType\), not a text"),
-    (lambda base, adapter: adapter.predict(["where is it", 3]), r"inputs\[1\] is 3 \(int\), not a text"),
-    (lambda base, adapter: adapter.predict(EXAMPLES[:1]), r"inputs\[0\] is Example\(.*pass example\.input"),
-    (lambda base, adapter: adapter.generate(None), r"inputs must be a text or a list of texts, got a NoneType"),
-    (lambda base, adapter: adapt(base, {"input": "where is it", "output": "track"}, instruction="x", init=None),
-     r"examples is one dict \(keys 'input', 'output'\), not a list of them"),
-], ids=["store-none", "predict-none", "predict-int", "predict-example", "generate-none", "adapt-dict"])
+@pytest.mark.parametrize(
+    "call, problem",
+    [
+        (lambda base, adapter: AdapterStore(None), r"AdapterStore\(root\): root must be a folder path, got None"),
+        (lambda base, adapter: adapter.predict([None]), r"inputs\[0\] is None \(NoneType\), not a text"),
+        (lambda base, adapter: adapter.predict(["where is it", 3]), r"inputs\[1\] is 3 \(int\), not a text"),
+        (lambda base, adapter: adapter.predict(EXAMPLES[:1]), r"inputs\[0\] is Example\(.*pass example\.input"),
+        (lambda base, adapter: adapter.generate(None), r"inputs must be a text or a list of texts, got a NoneType"),
+        (
+            lambda base, adapter: adapt(base, {"input": "where is it", "output": "track"}, instruction="x", init=None),
+            r"examples is one dict \(keys 'input', 'output'\), not a list of them",
+        ),
+    ],
+    ids=["store-none", "predict-none", "predict-int", "predict-example", "generate-none", "adapt-dict"],
+)
 def test_the_python_api_names_the_bad_argument(base, adapter, call, problem):
     with pytest.raises(ShopLoRAError, match=problem):
         call(base, adapter)
@@ -542,8 +596,11 @@ def test_the_python_api_names_the_bad_argument(base, adapter, call, problem):
 def test_an_unloaded_adapter_says_so_instead_of_a_peft_error(base):
     unloaded = Adapter(base, TASK.spec, None, LoraSettings(r=4), {})
     unloaded.unload()
-    for use in (lambda: unloaded.predict(["where is my parcel"]), unloaded.state,
-                lambda: unloaded.generate(["where is my parcel"])):
+    for use in (
+        lambda: unloaded.predict(["where is my parcel"]),
+        unloaded.state,
+        lambda: unloaded.generate(["where is my parcel"]),
+    ):
         with pytest.raises(ShopLoRAError, match=r"this adapter was unloaded .*load it again"):
             use()
     unloaded.unload()  # a second unload changes nothing

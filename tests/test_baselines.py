@@ -24,10 +24,16 @@ def base(tiny_model_dir):
 
 
 def test_tfidf_learns_words_that_tell_labels_apart():
-    support = [Example(f"{word} order {i}", label) for i in range(4)
-               for word, label in (("parcel late", "where"), ("refund money", "refund"), ("cancel stop", "cancel"))]
+    support = [
+        Example(f"{word} order {i}", label)
+        for i in range(4)
+        for word, label in (("parcel late", "where"), ("refund money", "refund"), ("cancel stop", "cancel"))
+    ]
     assert tfidf_predictions(support, ["my parcel is late", "i want my money refunded", "please stop it"]) == [
-        "where", "refund", "cancel"]
+        "where",
+        "refund",
+        "cancel",
+    ]
     assert tfidf_predictions(support[:1], ["anything"]) == ["where"]  # one label seen: the only answer it has
 
 
@@ -68,8 +74,23 @@ def test_the_sweep_scores_train_examples_only_and_resumes(tiny_model_dir, tmp_pa
     test_inputs = {e.input for e in TASK.examples("test")}
     assert not {e.input for e in validation} & ({e.input for e in support} | test_inputs)
     out = tmp_path / "sweep.json"
-    args = ["--tasks", TASK.name, "--shots", "8", "--variants", "max_steps=24", "lr=1e-3,min_steps=2,max_steps=2",
-            "--inits", "none", "--n-validation", "10", "--model", str(tiny_model_dir), "--out", str(out)]
+    args = [
+        "--tasks",
+        TASK.name,
+        "--shots",
+        "8",
+        "--variants",
+        "max_steps=24",
+        "lr=1e-3,min_steps=2,max_steps=2",
+        "--inits",
+        "none",
+        "--n-validation",
+        "10",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+    ]
     sweep(args)
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["max_steps=24", "lr=1e-3,min_steps=2,max_steps=2"]
@@ -100,8 +121,9 @@ def test_a_shared_prefix_gives_the_same_loss_and_gradients_as_whole_prompts(base
             return loss.item(), grads
 
         plain, plain_grads = gradients(lambda: answer_loss(base.model, collate(rendered, base.tokenizer.pad_token_id)))
-        shared, shared_grads = gradients(lambda: shared_prefix_loss(base.model, rendered, base.tokenizer.pad_token_id,
-                                                                    "cpu"))
+        shared, shared_grads = gradients(
+            lambda: shared_prefix_loss(base.model, rendered, base.tokenizer.pad_token_id, "cpu")
+        )
         assert shared == pytest.approx(plain, rel=1e-4)
         for name, a, b in zip(params, plain_grads, shared_grads):
             assert a.abs().max() > 0, name

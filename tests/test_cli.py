@@ -59,8 +59,19 @@ def test_unknown_task_is_one_line_error():
 
 
 def test_help_everywhere():
-    for args in ([], ["tasks"], ["tasks", "list"], ["tasks", "show"], ["tasks", "export"], ["try"], ["adapt"],
-                 ["predict"], ["adapters"], ["meta-train"], ["compare"]):
+    for args in (
+        [],
+        ["tasks"],
+        ["tasks", "list"],
+        ["tasks", "show"],
+        ["tasks", "export"],
+        ["try"],
+        ["adapt"],
+        ["predict"],
+        ["adapters"],
+        ["meta-train"],
+        ["compare"],
+    ):
         result = subprocess.run([sys.executable, "-m", "shoplora", *args, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: shoplora" in result.stdout
 
@@ -73,16 +84,52 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:10]))
     store = str(tmp_path / "store")
     common = ["--store", store, "--model", str(tiny_model_dir)]
-    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "2",
-                 "--labels", ",".join(task.spec.labels), *common]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(data),
+                "--instruction",
+                "Route the message.",
+                "--init",
+                "none",
+                "--steps",
+                "2",
+                "--labels",
+                ",".join(task.spec.labels),
+                *common,
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert '"name": "pets"' in out and "shoplora predict pets" in out
     assert err.count("labels have no example") == 1 and "\nwarning: " in "\n" + err  # 10 examples, 12 intents
     assert "contextual calibration keeps them predictable" in err
     assert main(["adapt", str(data), "--instruction", "x", "--init", "none", *common]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
-    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "1",
-                 "--labels", ",".join(task.spec.labels), "--calibration", "never", "--name", "raw", *common]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(data),
+                "--instruction",
+                "Route the message.",
+                "--init",
+                "none",
+                "--steps",
+                "1",
+                "--labels",
+                ",".join(task.spec.labels),
+                "--calibration",
+                "never",
+                "--name",
+                "raw",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert "rarely predicted" in capsys.readouterr().err
     assert AdapterStore(store).read("raw").record["contextual_calibration"] is False
     assert AdapterStore(store).read("pets").record["contextual_calibration"] is True
@@ -90,8 +137,9 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["input"] for line in lines] == ["my dog food bag arrived torn", "another one"]
-    assert all(line["prediction"] in task.spec.labels and set(line["scores"]) == set(task.spec.labels)
-               for line in lines)
+    assert all(
+        line["prediction"] in task.spec.labels and set(line["scores"]) == set(task.spec.labels) for line in lines
+    )
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text('{"input": "skip next box please"}\n')
     assert main(["predict", "pets", "--file", str(inputs), "--abstain-below", "1.01", *common]) == 0
@@ -107,19 +155,38 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
 def test_adapt_bad_input_is_one_line(tmp_path, tiny_model_dir, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "a", "output": "b"}\n{oops\n')
-    assert main(["adapt", str(bad), "--instruction", "x", "--init", "none", "--store", str(tmp_path / "s"),
-                 "--model", str(tiny_model_dir)]) == 2
+    assert (
+        main(
+            [
+                "adapt",
+                str(bad),
+                "--instruction",
+                "x",
+                "--init",
+                "none",
+                "--store",
+                str(tmp_path / "s"),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 2
+    )
     assert "bad.jsonl, line 2: bad JSON" in capsys.readouterr().err
     assert main(["adapt", str(bad), "--instruction", "x", "--name", "../evil", "--store", str(tmp_path / "s")]) == 2
     assert "is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("command", [
-    ["adapt", "data.jsonl", "--instruction", "x", "--init", "smollm2-135m-mta", "--store", "{store}"],
-    ["compare", "product-match", "--inits", "none,smollm2-135m-mta"],
-    ["serve", "--init", "smollm2-135m-mta", "--store", "{store}"],
-], ids=lambda command: command[0])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["adapt", "data.jsonl", "--instruction", "x", "--init", "smollm2-135m-mta", "--store", "{store}"],
+        ["compare", "product-match", "--inits", "none,smollm2-135m-mta"],
+        ["serve", "--init", "smollm2-135m-mta", "--store", "{store}"],
+    ],
+    ids=lambda command: command[0],
+)
 def test_a_mistyped_init_fails_before_the_model_loads(command, tmp_path, monkeypatch, capsys):
     import adapters
 
@@ -129,8 +196,23 @@ def test_a_mistyped_init_fails_before_the_model_loads(command, tmp_path, monkeyp
 
 
 def test_compare_prints_a_table(tiny_model_dir, capsys):
-    assert main(["compare", "service-intent-petshop", "--k", "4", "--inits", "none", "--n-test", "3",
-                 "--model", str(tiny_model_dir)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "service-intent-petshop",
+                "--k",
+                "4",
+                "--inits",
+                "none",
+                "--n-test",
+                "3",
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "method" not in line]
     assert rows == ["zero_shot", "icl", "lora_standard"]
@@ -138,17 +220,45 @@ def test_compare_prints_a_table(tiny_model_dir, capsys):
 
 def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_model_dir, capsys):
     first, second = tmp_path / "routes.jsonl", tmp_path / "plans.jsonl"
-    first.write_text("\n".join(json.dumps({"input": f"order {i} where is it", "output": "track"}) + "\n" +
-                               json.dumps({"input": f"order {i} refund", "output": "money"}) for i in range(4)))
-    second.write_text("\n".join(json.dumps({"input": f"box {i} skip it", "output": "skip"}) + "\n" +
-                                json.dumps({"input": f"box {i} pause", "output": "pause"}) for i in range(4)))
+    first.write_text(
+        "\n".join(
+            json.dumps({"input": f"order {i} where is it", "output": "track"})
+            + "\n"
+            + json.dumps({"input": f"order {i} refund", "output": "money"})
+            for i in range(4)
+        )
+    )
+    second.write_text(
+        "\n".join(
+            json.dumps({"input": f"box {i} skip it", "output": "skip"})
+            + "\n"
+            + json.dumps({"input": f"box {i} pause", "output": "pause"})
+            for i in range(4)
+        )
+    )
     common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir)]
     assert main(["adapt", str(first), "--instruction", "Route it.", "--init", "none", "--steps", "2", *common]) == 0
     capsys.readouterr()
     assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change?", *common]) == 2
     assert "name it with --scenario" in capsys.readouterr().err
-    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change?", "--scenario", "plans",
-                 "--steps", "2", *common]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(second),
+                "--continue",
+                "routes",
+                "--instruction",
+                "Plan change?",
+                "--scenario",
+                "plans",
+                "--steps",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert '"scenario": "plans"' in capsys.readouterr().out
     assert main(["predict", "routes", "box 9 skip it", *common]) == 0
     assert set(json.loads(capsys.readouterr().out)["scores"]) == {"skip", "pause"}
@@ -161,8 +271,25 @@ def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_mode
     assert (tmp_path / "store" / "routes" / "scenarios" / "custom").is_dir()  # the first scenario kept its weights
     assert main(["adapt", str(second), "--continue", "routes", "--shared-weights", *common]) == 2
     assert "--shared-weights is for a new scenario" in capsys.readouterr().err
-    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change, again?", "--scenario",
-                 "plans-shared", "--shared-weights", "--steps", "2", *common]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(second),
+                "--continue",
+                "routes",
+                "--instruction",
+                "Plan change, again?",
+                "--scenario",
+                "plans-shared",
+                "--shared-weights",
+                "--steps",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert '"scenario": "plans-shared"' in capsys.readouterr().out
     record = json.loads((tmp_path / "store" / "routes" / "shoplora.json").read_text())
     assert record["scenarios"]["plans-shared"]["weights"] == "." and record["scenarios"]["plans"]["weights"] == "."
@@ -170,8 +297,13 @@ def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_mode
 
 def test_adapt_prints_how_many_examples_a_task_needs(tmp_path, tiny_model_dir, capsys):
     data = tmp_path / "routes.jsonl"
-    data.write_text("".join(json.dumps({"input": f"order {i} {text}", "output": label}) + "\n"
-                            for i in range(16) for text, label in (("where is it", "track"), ("refund", "money"))))
+    data.write_text(
+        "".join(
+            json.dumps({"input": f"order {i} {text}", "output": label}) + "\n"
+            for i in range(16)
+            for text, label in (("where is it", "track"), ("refund", "money"))
+        )
+    )
     common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir), "--init", "none", "--steps", "1"]
     assert main(["adapt", str(data), "--instruction", "Route it.", "--examples-needed-for", "0.8", *common]) == 0
     out = capsys.readouterr().out
@@ -188,11 +320,32 @@ def test_adapt_warns_when_one_label_takes_the_held_out_answers(tmp_path, tiny_mo
     data = tmp_path / "pets.jsonl"
     data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:40]))
     # every held-out check answers the first intent, whatever the tiny model learns
-    monkeypatch.setattr(Adapter, "label_scores", lambda self, inputs, *a, **k: [
-        [1.0] + [0.0] * (len(self.spec.labels) - 1) for _ in inputs])
-    assert main(["adapt", str(data), "--instruction", "Route the message.", "--init", "none", "--steps", "2",
-                 "--labels", ",".join(task.spec.labels), "--store", str(tmp_path / "s"),
-                 "--model", str(tiny_model_dir)]) == 0
+    monkeypatch.setattr(
+        Adapter,
+        "label_scores",
+        lambda self, inputs, *a, **k: [[1.0] + [0.0] * (len(self.spec.labels) - 1) for _ in inputs],
+    )
+    assert (
+        main(
+            [
+                "adapt",
+                str(data),
+                "--instruction",
+                "Route the message.",
+                "--init",
+                "none",
+                "--steps",
+                "2",
+                "--labels",
+                ",".join(task.spec.labels),
+                "--store",
+                str(tmp_path / "s"),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert f"warning: one label takes most held-out answers: {task.spec.labels[0]!r}" in err
     metrics = json.loads(out[: out.index("\nsaved ")])["metrics"]
@@ -207,12 +360,15 @@ def no_model(monkeypatch):
     monkeypatch.setattr(adapters, "load_base", lambda *a, **k: pytest.fail("loaded the model before the error"))
 
 
-@pytest.mark.parametrize("labels, problem", [
-    ("a,,b", r"--labels: label 2 of 3 is empty \(two commas in a row\)"),
-    ("a,b,", r"--labels: label 3 of 3 is empty \(a comma at the end\)"),
-    (",a,b", r"--labels: label 1 of 3 is empty \(a comma at the start\)"),
-    ("a, b,a", r"--labels lists 'a' 2 times \(labels 1 and 3\); give each label once"),
-])
+@pytest.mark.parametrize(
+    "labels, problem",
+    [
+        ("a,,b", r"--labels: label 2 of 3 is empty \(two commas in a row\)"),
+        ("a,b,", r"--labels: label 3 of 3 is empty \(a comma at the end\)"),
+        (",a,b", r"--labels: label 1 of 3 is empty \(a comma at the start\)"),
+        ("a, b,a", r"--labels lists 'a' 2 times \(labels 1 and 3\); give each label once"),
+    ],
+)
 def test_ambiguous_labels_are_refused_saying_which(labels, problem, tmp_path, no_model, capsys):
     assert main(["adapt", "data.jsonl", "--instruction", "x", "--labels", labels, "--store", str(tmp_path)]) == 2
     assert re.search(problem, capsys.readouterr().err)
@@ -222,11 +378,31 @@ def test_a_label_list_too_long_for_the_context_is_named_as_the_problem(tmp_path,
     labels = [f"label-{i}" for i in range(5000)]
     data = tmp_path / "many.jsonl"
     data.write_text("".join(json.dumps({"input": f"message {i}", "output": labels[i]}) + "\n" for i in range(4)))
-    assert main(["adapt", str(data), "--instruction", "Route it.", "--init", "none", "--labels", ",".join(labels),
-                 "--store", str(tmp_path / "store"), "--model", str(tiny_model_dir)]) == 2
+    assert (
+        main(
+            [
+                "adapt",
+                str(data),
+                "--instruction",
+                "Route it.",
+                "--init",
+                "none",
+                "--labels",
+                ",".join(labels),
+                "--store",
+                str(tmp_path / "store"),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert re.search(r"--labels is too long: the list of 5000 labels takes \d+ tokens of every prompt .* reads at "
-                     r"most 1024 tokens", err)
+    assert re.search(
+        r"--labels is too long: the list of 5000 labels takes \d+ tokens of every prompt .* reads at "
+        r"most 1024 tokens",
+        err,
+    )
     assert "an input" not in err
 
 

@@ -49,15 +49,21 @@ def test_train_score_and_generate_emit_no_deprecation(tiny_model_dir, library_no
     tok = base.tokenizer
     rendered = [render(task.spec, e, tok) for e in task.examples("train")[:6]]
     labels = [answer_ids(label, tok) for label in task.spec.labels]
-    for loop in (InnerLoop(steps=1, batch_size=6), InnerLoop(steps=1, batch_size=6, share_prefix=True),
-                 InnerLoop(steps=1, batch_size=6, loss="labels")):
+    for loop in (
+        InnerLoop(steps=1, batch_size=6),
+        InnerLoop(steps=1, batch_size=6, share_prefix=True),
+        InnerLoop(steps=1, batch_size=6, loss="labels"),
+    ):
         train_steps(model, rendered, loop, pad_id=tok.pad_token_id, rng=random.Random(0), name="task", labels=labels)
     label_scores(model, tok, task.spec, ["red running shoes"])
     generate(base, suite.get_task("search-query-rewrite").spec, ["red shoes"], max_new_tokens=3)
     enable_checkpointing(base.model)
 
-    deprecations = [f"{w.category.__name__}: {w.message}" for w in caught
-                    if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+    deprecations = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+    ]
     assert deprecations == []
     assert [m for m in logged if "deprecat" in m.lower()] == []
 

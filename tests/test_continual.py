@@ -11,8 +11,10 @@ from prompts import Example, ShopLoRAError
 
 SCENARIOS = [
     [Example(f"order {i} {text}", label) for i in range(10) for text, label in pair]
-    for pair in ((("refund please", "money"), ("where is it", "track")),
-                 (("skip my box", "skip"), ("pause the plan", "pause")))
+    for pair in (
+        (("refund please", "money"), ("where is it", "track")),
+        (("skip my box", "skip"), ("pause the plan", "pause")),
+    )
 ]
 
 
@@ -41,7 +43,8 @@ def test_replay_buffer_keeps_old_and_new_scenarios_alike():
         shares.append(sum(row["scenario"] == "first" for row in buffer) / REPLAY_SIZE)
     assert sum(shares) / len(shares) == pytest.approx(0.5, abs=0.03)
     assert replay_buffer([], 0, first[:3], "first", random.Random(0)) == [
-        {**e.to_dict(), "scenario": "first"} for e in first[:3]]  # under the bound every example is kept, in order
+        {**e.to_dict(), "scenario": "first"} for e in first[:3]
+    ]  # under the bound every example is kept, in order
 
 
 @pytest.fixture
@@ -73,8 +76,14 @@ def test_update_adds_labels_and_replay_prevents_forgetting(base):
 def test_a_new_scenario_keeps_its_own_instruction_and_the_old_one_answers(base, tmp_path, own_weights):
     adapter = adapt(base, SCENARIOS[0], instruction="Route the message.", init=None, steps=40, lr=1e-2)
     first = adapter.spec.name
-    adapter.update(SCENARIOS[1], instruction="Which subscription change is asked for?", scenario="subscriptions",
-                   own_weights=own_weights, steps=40, lr=1e-2)
+    adapter.update(
+        SCENARIOS[1],
+        instruction="Which subscription change is asked for?",
+        scenario="subscriptions",
+        own_weights=own_weights,
+        steps=40,
+        lr=1e-2,
+    )
     assert adapter.record["updates"][0]["n_replayed"] == (0 if own_weights else 20)
     assert adapter.scenarios == [first, "subscriptions"] and adapter.spec.labels == ("skip", "pause")
     old = adapter.scenario(first)
@@ -108,6 +117,7 @@ def test_scenario_mistakes_are_clear(base):
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C (or an OOM) mid-update rolls back the same way
         adapter.update(SCENARIOS[1], instruction="Another job.", scenario="interrupted", progress=interrupt)
     assert adapter.scenarios == [adapter.spec.name] and len(base.peft.peft_config) == n_adapters
@@ -130,8 +140,9 @@ def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path
     first = adapter.spec.name
     probe = ["order 3 refund please", "order 5 where is it"]
     before = adapter.label_scores(probe)
-    adapter.update(SCENARIOS[1], instruction="Which subscription change is asked for?", scenario="subscriptions",
-                   steps=20, lr=1e-2)
+    adapter.update(
+        SCENARIOS[1], instruction="Which subscription change is asked for?", scenario="subscriptions", steps=20, lr=1e-2
+    )
     assert adapter.scenario(first).label_scores(probe) == before
     assert adapter.weights[first] != adapter.weights["subscriptions"] == adapter.peft_name
     store = AdapterStore(tmp_path)
@@ -145,8 +156,9 @@ def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path
     flat = lambda rows: [x for row in rows for x in row]  # noqa: E731 - approx compares flat lists only
     assert flat(again.scenario(first).label_scores(probe)) == pytest.approx(flat(before), abs=1e-5)
     assert flat(again.label_scores(probe)) == pytest.approx(flat(adapter.label_scores(probe)), abs=1e-5)
-    plain = PeftModel.from_pretrained(load_base(str(tiny_model_dir), device="cpu").model,
-                                      str(folder / "scenarios" / first))
+    plain = PeftModel.from_pretrained(
+        load_base(str(tiny_model_dir), device="cpu").model, str(folder / "scenarios" / first)
+    )
     ids = torch.tensor([base.tokenizer("order 3 refund please")["input_ids"]])
     with base.lock:
         ours = adapter.scenario(first).activate()(input_ids=ids).logits

@@ -27,32 +27,56 @@ def write(path, rows):
 
 
 def test_messages_jsonl_loads_as_examples_and_gives_the_instruction(tmp_path):
-    data = write(tmp_path / "chat.jsonl", [chat_row("where is my parcel", "where_is_my_order", "Route it."),
-                                           chat_row("cancel it", "cancel_order", "Route it.")])
-    assert load_examples(data) == [Example("where is my parcel", "where_is_my_order"),
-                                   Example("cancel it", "cancel_order")]
+    data = write(
+        tmp_path / "chat.jsonl",
+        [
+            chat_row("where is my parcel", "where_is_my_order", "Route it."),
+            chat_row("cancel it", "cancel_order", "Route it."),
+        ],
+    )
+    assert load_examples(data) == [
+        Example("where is my parcel", "where_is_my_order"),
+        Example("cancel it", "cancel_order"),
+    ]
     assert chat_system_prompt(data) == "Route it."
     # ShopLoRA's own rendered system prompt (instruction + label list) gives back the instruction alone
-    rendered = write(tmp_path / "ours.jsonl", [chat_row("a", SPEC.labels[0], system_prompt(SPEC)),
-                                               chat_row("b", SPEC.labels[1], system_prompt(SPEC))])
+    rendered = write(
+        tmp_path / "ours.jsonl",
+        [chat_row("a", SPEC.labels[0], system_prompt(SPEC)), chat_row("b", SPEC.labels[1], system_prompt(SPEC))],
+    )
     assert chat_system_prompt(rendered) == SPEC.instruction
     assert chat_system_prompt(write(tmp_path / "plain.jsonl", [{"input": "a", "output": "b"}])) is None
 
 
 def test_sharegpt_conversations_and_content_parts_load(tmp_path):
-    rows = [{"system": "Route it.", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "x"}]},
-            {"messages": [{"role": "user", "content": [{"type": "text", "text": "two "}, {"type": "text",
-                                                                                       "text": "parts"}]},
-                          {"role": "assistant", "content": "y"}]}]
+    rows = [
+        {"system": "Route it.", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "x"}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "two "}, {"type": "text", "text": "parts"}]},
+                {"role": "assistant", "content": "y"},
+            ]
+        },
+    ]
     assert load_examples(write(tmp_path / "sharegpt.jsonl", rows)) == [Example("hi", "x"), Example("two parts", "y")]
 
 
-@pytest.mark.parametrize("turns, found", [
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
-      {"role": "assistant", "content": "d"}], "user -> assistant -> user -> assistant"),
-    ([{"role": "user", "content": "a"}], "found user;"),
-    ([{"role": "tool", "content": "a"}], "use user, assistant or system"),
-])
+@pytest.mark.parametrize(
+    "turns, found",
+    [
+        (
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": "c"},
+                {"role": "assistant", "content": "d"},
+            ],
+            "user -> assistant -> user -> assistant",
+        ),
+        ([{"role": "user", "content": "a"}], "found user;"),
+        ([{"role": "tool", "content": "a"}], "use user, assistant or system"),
+    ],
+)
 def test_chat_rows_shopLoRA_cannot_learn_are_refused_saying_why(tmp_path, turns, found):
     data = write(tmp_path / "bad.jsonl", [{"messages": turns}, chat_row("x", "y")])
     with pytest.raises(DataError, match=found) as error:
@@ -80,7 +104,24 @@ def test_adapt_takes_the_instruction_from_chat_data(tmp_path, tiny_model_dir, ca
     rows = [chat_row(e.input, e.output, system_prompt(task.spec)) for e in task.examples("train")[:6]]
     data = write(tmp_path / "chat.jsonl", rows)
     store = tmp_path / "store"
-    assert main(["adapt", str(data), "--init", "none", "--steps", "1", "--labels", ",".join(task.spec.labels),
-                 "--store", str(store), "--model", str(tiny_model_dir)]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(data),
+                "--init",
+                "none",
+                "--steps",
+                "1",
+                "--labels",
+                ",".join(task.spec.labels),
+                "--store",
+                str(store),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert AdapterStore(store).show("chat")["spec"]["instruction"] == task.spec.instruction

@@ -36,8 +36,12 @@ def stored(adapter, tmp_path_factory):
     root = tmp_path_factory.mktemp("discover")
     AdapterStore(root / "store").save(adapter, "pets")
     traffic = root / "traffic.jsonl"
-    traffic.write_text("".join(json.dumps({"input": text, "timestamp": f"2026-12-0{1 + i % 3}T10:00:00Z"}) + "\n"
-                               for i, text in enumerate(TRAFFIC)))
+    traffic.write_text(
+        "".join(
+            json.dumps({"input": text, "timestamp": f"2026-12-0{1 + i % 3}T10:00:00Z"}) + "\n"
+            for i, text in enumerate(TRAFFIC)
+        )
+    )
     return root
 
 
@@ -54,8 +58,11 @@ def test_discover_groups_every_unsure_message_with_valid_new_labels(adapter):
     assert all(label == slug(label) and label for label in labels)
     for c in found.clusters:
         assert c.typical[0] == TRAFFIC[c.members[0]] and set(c.typical) <= {TRAFFIC[i] for i in c.members}
-        assert c.adapter_guess in KNOWN and [row["period"] for row in c.timeline] == ["2026-12-01", "2026-12-02",
-                                                                                        "2026-12-03"]
+        assert c.adapter_guess in KNOWN and [row["period"] for row in c.timeline] == [
+            "2026-12-01",
+            "2026-12-02",
+            "2026-12-03",
+        ]
         assert sum(row["size"] for row in c.timeline) == c.size
     rows = found.proposals()
     assert len(rows) == len(TRAFFIC) and {r["output"] for r in rows} == set(labels)
@@ -117,20 +124,38 @@ def test_label_names_and_timelines():
     assert grounded("kitten_adoption", kittens) and not grounded("i_m_sorry_for_the", kittens)
     assert not grounded("track_order", ["where is my order? track it"])  # a worked example's answer, copied
     assert keywords(kittens, [kittens, bags]).startswith("kittens_") and keywords(bags, [kittens, bags]).startswith(
-        ("bag_torn", "torn_bag"))
+        ("bag_torn", "torn_bag")
+    )
     assert parse_time(0, "t").isoformat() == "1970-01-01T00:00:00+00:00"
     with pytest.raises(ShopLoRAError, match="not a time"):
         parse_time("yesterday", "row 3")
     hours = [parse_time(f"2026-12-01T0{h}:10:00", "t") for h in (1, 1, 2)]
-    assert timeline(hours[:1], hours) == [{"period": "2026-12-01 01:00", "size": 1, "share": 0.5},
-                                          {"period": "2026-12-01 02:00", "size": 0, "share": 0.0}]
+    assert timeline(hours[:1], hours) == [
+        {"period": "2026-12-01 01:00", "size": 1, "share": 0.5},
+        {"period": "2026-12-01 02:00", "size": 0, "share": 0.0},
+    ]
 
 
 def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, capsys):
     store, out = stored / "store", stored / "proposals.jsonl"
     common = ["--store", str(store), "--model", str(tiny_model_dir)]
-    assert main(["discover", "pets", str(stored / "traffic.jsonl"), "--out", str(out), "--abstain-below",
-                 str(EVERYONE), "--max-clusters", "3", *common]) == 0
+    assert (
+        main(
+            [
+                "discover",
+                "pets",
+                str(stored / "traffic.jsonl"),
+                "--out",
+                str(out),
+                "--abstain-below",
+                str(EVERYONE),
+                "--max-clusters",
+                "3",
+                *common,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"{len(TRAFFIC)} messages, {len(TRAFFIC)} unsure" in printed and "--teach" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -139,12 +164,18 @@ def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, c
     assert "exists" in capsys.readouterr().err  # the user's edits are never overwritten silently
     # The user keeps the first cluster under a name of their own and gives the rest existing labels.
     edited = stored / "edited.jsonl"
-    edited.write_text("".join(json.dumps({"input": r["input"], "output": "gift_wrapping" if r["cluster"] == 0
-                                          else KNOWN[i % 3]}) + "\n" for i, r in enumerate(rows)))
+    edited.write_text(
+        "".join(
+            json.dumps({"input": r["input"], "output": "gift_wrapping" if r["cluster"] == 0 else KNOWN[i % 3]}) + "\n"
+            for i, r in enumerate(rows)
+        )
+    )
     test = stored / "test.jsonl"
     test.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in TRAIN[:4]))
-    assert main(["discover", "pets", str(stored / "traffic.jsonl"), "--teach", str(edited), "--test", str(test),
-                 *common]) == 0
+    assert (
+        main(["discover", "pets", str(stored / "traffic.jsonl"), "--teach", str(edited), "--test", str(test), *common])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out.split("\nsaved ")[0])
     assert report["new_labels"] == ["gift_wrapping"] and report["test"]["old_labels"]["n"] == 4
     assert report["forgetting_points"] is not None and report["n_train"] + report["n_held_out"] == len(rows)
@@ -152,30 +183,52 @@ def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, c
     assert "gift_wrapping" in record["spec"]["labels"] and set(KNOWN) <= set(record["spec"]["labels"])
 
 
-@pytest.mark.parametrize("content,problem", [
-    (b"", "is empty"),
-    (b"\n  \n", "is empty"),
-    (b'{"input": "caf\xe9"}\n', "is not UTF-8"),
-    (b'{"input": "is there a puppy discount?"}\n', "a single message"),
-    (b'{"input": "a"}\n{"note": "b"}\n', "line 2: no message"),
-    (b'{"input": "a", "timestamp": "2026-12-01"}\n{"input": "b"}\n', "message 2 has no timestamp"),
-], ids=["empty", "blank", "not-utf8", "one-message", "no-text", "missing-time"])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"", "is empty"),
+        (b"\n  \n", "is empty"),
+        (b'{"input": "caf\xe9"}\n', "is not UTF-8"),
+        (b'{"input": "is there a puppy discount?"}\n', "a single message"),
+        (b'{"input": "a"}\n{"note": "b"}\n', "line 2: no message"),
+        (b'{"input": "a", "timestamp": "2026-12-01"}\n{"input": "b"}\n', "message 2 has no timestamp"),
+    ],
+    ids=["empty", "blank", "not-utf8", "one-message", "no-text", "missing-time"],
+)
 def test_cli_bad_traffic_is_one_line_and_writes_nothing(content, problem, stored, tmp_path, monkeypatch, capsys):
     import adapters
 
     monkeypatch.setattr(adapters, "load_base", lambda *a, **k: pytest.fail("loaded the model for a bad file"))
     traffic = tmp_path / "traffic.jsonl"
     traffic.write_bytes(content)
-    assert main(["discover", "pets", str(traffic), "--out", str(tmp_path / "p.jsonl"),
-                 "--store", str(stored / "store")]) == 2
+    assert (
+        main(["discover", "pets", str(traffic), "--out", str(tmp_path / "p.jsonl"), "--store", str(stored / "store")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "p.jsonl").exists()
 
 
 def test_cli_no_unsure_message_is_one_line(stored, tiny_model_dir, tmp_path, capsys):
-    assert main(["discover", "pets", str(stored / "traffic.jsonl"), "--out", str(tmp_path / "p.jsonl"),
-                 "--abstain-below", "0.05", "--store", str(stored / "store"), "--model", str(tiny_model_dir)]) == 2
+    assert (
+        main(
+            [
+                "discover",
+                "pets",
+                str(stored / "traffic.jsonl"),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--abstain-below",
+                "0.05",
+                "--store",
+                str(stored / "store"),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "nothing new to discover" in err and err.endswith("\n") and err.count("error:") == 1
     assert "Traceback" not in err  # the model's loading bar comes first; the error is its one last line

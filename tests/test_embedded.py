@@ -36,7 +36,7 @@ def test_greedy_generation_from_rendered_prompt(embedded):
 def test_rendered_answer_ends_with_end_of_turn(embedded):
     task = suite.get_task("service-intent")
     rendered = render(task.spec, task.examples("train")[0], embedded.tokenizer)
-    assert embedded.tokenizer.decode(rendered.labels[rendered.prompt_length:]).endswith("<|im_end|>")
+    assert embedded.tokenizer.decode(rendered.labels[rendered.prompt_length :]).endswith("<|im_end|>")
 
 
 def test_system_turns_stay_short(embedded):

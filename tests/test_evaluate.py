@@ -29,17 +29,41 @@ TASK = "risk-return-abuse"  # held out, 3 labels: quick to score on the tiny mod
 def tiny_multitask_init(tiny_model_dir, tmp_path_factory) -> Path:
     """A multitask init for the tiny model (one outer step of configs/tiny.yaml): seconds."""
     output = tmp_path_factory.mktemp("multitask")
-    return meta_train(load_config(ROOT / "configs" / "tiny.yaml", [
-        f"base_model={tiny_model_dir}", f"output_dir={output}", "algorithm=multitask", "outer_steps=1",
-        "validation_tasks=0", "save_every=0"]))
+    return meta_train(
+        load_config(
+            ROOT / "configs" / "tiny.yaml",
+            [
+                f"base_model={tiny_model_dir}",
+                f"output_dir={output}",
+                "algorithm=multitask",
+                "outer_steps=1",
+                "validation_tasks=0",
+                "save_every=0",
+            ],
+        )
+    )
 
 
 def grid(model_dir: Path, init: Path, output: Path, *overrides: str) -> EvalConfig:
     """2 methods x 1 k x 2 seeds on one held-out task, with the accuracy-vs-steps curve at that k."""
-    return load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
-        f"base_model={model_dir}", f"multitask_init={init}", f"output_dir={output}", f"tasks=[{TASK}]",
-        "methods=[lora_standard,lora_multitask]", "shots=[4]", "seeds=2", "n_test=4", "steps=3", "curve_k=4",
-        "curve_steps=[0,1,2]", "save_adapter=null", *overrides])
+    return load_eval_config(
+        ROOT / "configs" / "eval" / "quick.yaml",
+        [
+            f"base_model={model_dir}",
+            f"multitask_init={init}",
+            f"output_dir={output}",
+            f"tasks=[{TASK}]",
+            "methods=[lora_standard,lora_multitask]",
+            "shots=[4]",
+            "seeds=2",
+            "n_test=4",
+            "steps=3",
+            "curve_k=4",
+            "curve_steps=[0,1,2]",
+            "save_adapter=null",
+            *overrides,
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the grid
@@ -47,18 +71,36 @@ def test_grid_writes_results_json_md_and_plots(tiny_model_dir, tiny_multitask_in
     results = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path))
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results)) and on_disk["status"] == "complete"
-    for key in ("config", "versions", "device", "git", "base_model", "inits", "tasks", "runs", "summary",
-                "comparisons", "steps_to_target", "examples_needed"):
+    for key in (
+        "config",
+        "versions",
+        "device",
+        "git",
+        "base_model",
+        "inits",
+        "tasks",
+        "runs",
+        "summary",
+        "comparisons",
+        "steps_to_target",
+        "examples_needed",
+    ):
         assert key in on_disk, key
     assert on_disk["versions"]["torch"] == torch.__version__ and "commit" in on_disk["git"]
     runs = on_disk["runs"]
-    assert sorted((r["method"], r["seed"]) for r in runs) == [("lora_multitask", 0), ("lora_multitask", 1),
-                                                             ("lora_standard", 0), ("lora_standard", 1)]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [
+        ("lora_multitask", 0),
+        ("lora_multitask", 1),
+        ("lora_standard", 0),
+        ("lora_standard", 1),
+    ]
     assert all(r["task"] == TASK and r["k"] == 4 and r["steps"] == 3 and 0 <= r["score"] <= 1 for r in runs)
     # the curve: steps 0, 1, 2 on the way, then the adapter as returned after its 3 steps
     assert all([step for step, _ in r["curve"]] == [0, 1, 2, 3] and r["curve"][-1][1] == r["score"] for r in runs)
     assert [(row["method"], row["k"], row["n_seeds"]) for row in on_disk["summary"]] == [
-        ("lora_standard", 4, 2), ("lora_multitask", 4, 2)]
+        ("lora_standard", 4, 2),
+        ("lora_multitask", 4, 2),
+    ]
     for row in on_disk["summary"]:
         scores = [r["score"] for r in runs if r["method"] == row["method"]]
         assert row["mean"] == pytest.approx(sum(scores) / 2) and row["std"] == pytest.approx(stats.mean_std(scores)[1])
@@ -105,25 +147,35 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
     assert all(run in resumed["runs"] for run in partial["runs"])  # kept as they were, seconds and all
     assert resumed["git"] == partial["git"] and len(resumed["resumed"]) == 1  # the code each part ran with
     whole = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "whole"))
-    assert [(r["method"], r["seed"], r["score"]) for r in resumed["runs"]] == \
-        [(r["method"], r["seed"], r["score"]) for r in whole["runs"]]
+    assert [(r["method"], r["seed"], r["score"]) for r in resumed["runs"]] == [
+        (r["method"], r["seed"], r["score"]) for r in whole["runs"]
+    ]
 
 
-def test_a_resume_refuses_runs_made_with_another_init_or_base(tiny_model_dir, tiny_multitask_init, tmp_path,
-                                                               monkeypatch):
+def test_a_resume_refuses_runs_made_with_another_init_or_base(
+    tiny_model_dir, tiny_multitask_init, tmp_path, monkeypatch
+):
     init = tmp_path / "multitask"  # a folder whose weights change while its name stays, like a re-shipped init
     shutil.copytree(tiny_multitask_init, init)
     out = tmp_path / "run"
     evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]"))
     # a while without lora_multitask: its runs stay, and so does the record of the init they were made with
-    dropped = evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true",
-                                "methods=[lora_standard]"))
+    dropped = evaluate.run(
+        grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true", "methods=[lora_standard]")
+    )
     assert "lora_multitask" in dropped["earlier"]["inits"] and len(dropped["runs"]) == 2
     shipped = read_lora_dir(init)
 
     def reship(state: dict) -> None:  # new weights under the same name, saved with their checksum as inits are
-        write_lora_dir(init, state=state, settings=shipped.settings, base_model_id=shipped.base_model_id,
-                       base_fingerprint=shipped.record["base_fingerprint"], record=shipped.record, overwrite=True)
+        write_lora_dir(
+            init,
+            state=state,
+            settings=shipped.settings,
+            base_model_id=shipped.base_model_id,
+            base_fingerprint=shipped.record["base_fingerprint"],
+            record=shipped.record,
+            overwrite=True,
+        )
 
     reship({key: tensor + 0.01 for key, tensor in shipped.state.items()})
     with pytest.raises(ConfigError, match="the lora_multitask init"):  # old runs would sit beside new ones
@@ -150,12 +202,16 @@ def test_a_mistyped_init_fails_before_the_model_loads(tiny_model_dir, tmp_path, 
 def test_results_saved_before_a_setting_existed_resume_with_what_they_did(tmp_path):
     # contextual calibration and cover_labels came later: older results.json lack them, and were made without them
     evaluation = evaluate.Evaluation(load_eval_config(EVAL_CONFIGS[0], [f"output_dir={tmp_path}"]))
-    saved = {"config": {k: v for k, v in evaluation.config.to_dict().items()
-                        if k not in ("cover_labels", "contextual_calibration")}}
+    saved = {
+        "config": {
+            k: v for k, v in evaluation.config.to_dict().items() if k not in ("cover_labels", "contextual_calibration")
+        }
+    }
     with pytest.raises(ConfigError, match="contextual_calibration"):
         evaluation._check_settings(saved)  # the default is auto
-    evaluate.Evaluation(load_eval_config(EVAL_CONFIGS[0], [f"output_dir={tmp_path}", "contextual_calibration=never"]
-                                         ))._check_settings(saved)
+    evaluate.Evaluation(
+        load_eval_config(EVAL_CONFIGS[0], [f"output_dir={tmp_path}", "contextual_calibration=never"])
+    )._check_settings(saved)
 
 
 def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multitask_init, tmp_path):
@@ -164,17 +220,27 @@ def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multita
     data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:20]) + "\n")
     user = f"{{path: '{data}', instruction: 'Is this return abusive?', labels: [{','.join(task.spec.labels)}]}}"
     store = tmp_path / "store"
-    results = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", f"tasks=[{user}]",
-                                "methods=[zero_shot,icl,lora_standard]", "shots=[2,4]", "curve_steps=[]", "n_test=16",
-                                f"save_adapter={{name: my-returns, task: my-returns, k: 4, method: lora_standard, "
-                                f"store: '{store}'}}"))
+    results = evaluate.run(
+        grid(
+            tiny_model_dir,
+            tiny_multitask_init,
+            tmp_path / "run",
+            f"tasks=[{user}]",
+            "methods=[zero_shot,icl,lora_standard]",
+            "shots=[2,4]",
+            "curve_steps=[]",
+            "n_test=16",
+            f"save_adapter={{name: my-returns, task: my-returns, k: 4, method: lora_standard, store: '{store}'}}",
+        )
+    )
     [spec] = results["tasks"]
     assert spec["name"] == "my-returns" and spec["n_test"] == 16  # 20 examples: 4 for support sets, 16 to test
     zero_shot = [r for r in results["runs"] if r["method"] == "zero_shot"]
     assert len(zero_shot) == 1 and zero_shot[0]["k"] == 0  # one run: it sees no examples
     assert {(r["n_seeds"], r["std"]) for r in results["summary"] if r["method"] == "zero_shot"} == {(1, None)}
-    assert {(r["method"], r["k"]) for r in results["summary"]} == {(m, k) for m in ("zero_shot", "icl", "lora_standard")
-                                                                   for k in (2, 4)}
+    assert {(r["method"], r["k"]) for r in results["summary"]} == {
+        (m, k) for m in ("zero_shot", "icl", "lora_standard") for k in (2, 4)
+    }
     assert {r["method"] for r in results["examples_needed"]} <= {"icl", "lora_standard"}
     assert all(r["task"] == "my-returns" and r["target"] == 0.8 for r in results["examples_needed"])
     kept = read_lora_dir(store / "my-returns")
@@ -187,15 +253,16 @@ def test_a_user_file_too_small_for_the_grid_is_one_line(tiny_model_dir, tmp_path
     data = tmp_path / "few.jsonl"
     data.write_text('{"input": "a", "output": "x"}\n{"input": "b", "output": "y"}\n' * 5)
     config = tmp_path / "eval.yaml"
-    config.write_text(f"base_model: {tiny_model_dir}\ntasks: [{{path: {data}, instruction: Sort it.}}]\n"
-                      f"shots: [4, 8]\noutput_dir: {tmp_path / 'out'}\n")
+    config.write_text(
+        f"base_model: {tiny_model_dir}\ntasks: [{{path: {data}, instruction: Sort it.}}]\n"
+        f"shots: [4, 8]\noutput_dir: {tmp_path / 'out'}\n"
+    )
     assert main(["eval", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "few.jsonl has 10 examples" in err and "label more examples" in err
 
 
-def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_multitask_init, tmp_path,
-                                                           monkeypatch):
+def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_multitask_init, tmp_path, monkeypatch):
     base = load_base(str(tiny_model_dir), device="cpu")
     config = grid(tiny_model_dir, tiny_multitask_init, tmp_path, "average_examples=4", "average_steps=2")
     recipe = evaluate.average_recipe(config, read_lora_dir(tiny_multitask_init))
@@ -227,8 +294,15 @@ def test_watching_adaptation_does_not_change_it(tiny_base):
     task = suite.get_task(TASK)
     support = task.examples("train")[:6]
     seen = []
-    watched = adapt(tiny_base, support, spec=task.spec, init=None, steps=3, seed=1,
-                    watch=lambda adapter, steps: seen.append((steps, adapter.evaluate(support[:2])["accuracy"])))
+    watched = adapt(
+        tiny_base,
+        support,
+        spec=task.spec,
+        init=None,
+        steps=3,
+        seed=1,
+        watch=lambda adapter, steps: seen.append((steps, adapter.evaluate(support[:2])["accuracy"])),
+    )
     plain = adapt(tiny_base, support, spec=task.spec, init=None, steps=3, seed=1)
     assert [steps for steps, _ in seen] == [0, 1, 2, 3]
     assert all(torch.equal(t, plain.state()[k]) for k, t in watched.state().items())
@@ -270,14 +344,23 @@ def test_steps_to_target_uses_only_the_seeds_of_the_grid():
     # 4 seeds were run, then the grid was resumed with seeds=2: the summary and the steps-to-target use seeds 0-1
     from train import report
 
-    config = load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
-        "methods=[lora_multitask,lora_meta]", "shots=[8]", "seeds=2", "curve_k=8", "curve_steps=[4]",
-        "save_adapter=null"])
+    config = load_eval_config(
+        ROOT / "configs" / "eval" / "quick.yaml",
+        [
+            "methods=[lora_multitask,lora_meta]",
+            "shots=[8]",
+            "seeds=2",
+            "curve_k=8",
+            "curve_steps=[4]",
+            "save_adapter=null",
+        ],
+    )
     multitask = [0.3, 0.3, 0.9, 0.9]  # seeds 2 and 3 would lift the target to 0.6
-    runs = [evaluate.Result(method, final, "accuracy", 12, 1.0, task=TASK, k=8, seed=seed,
-                            curve=[(4, early), (12, final)])
-            for seed in range(4) for method, early, final in (("lora_multitask", 0.2, multitask[seed]),
-                                                             ("lora_meta", 0.35, 0.5))]
+    runs = [
+        evaluate.Result(method, final, "accuracy", 12, 1.0, task=TASK, k=8, seed=seed, curve=[(4, early), (12, final)])
+        for seed in range(4)
+        for method, early, final in (("lora_multitask", 0.2, multitask[seed]), ("lora_meta", 0.35, 0.5))
+    ]
     result = report.steps_to_targets(runs, config, [TASK])
     meta = next(r for r in result["rows"] if r["method"] == "lora_meta" and r["task"] == "all")
     assert meta["target"] == pytest.approx(0.3) and meta["steps"] == 4
@@ -299,8 +382,7 @@ def test_examples_needed_recovers_a_power_law():
 
 def test_examples_needed_when_the_target_is_already_reached():
     # 0.90 at k=4 and 0.89 at k=8: the fit's slope is flat, but no more examples are needed
-    estimate = learning_curve.examples_needed({0: [(4, 0.90), (8, 0.89)], 1: [(4, 0.91), (8, 0.90)]}, 0.8,
-                                              n_scored=100)
+    estimate = learning_curve.examples_needed({0: [(4, 0.90), (8, 0.89)], 1: [(4, 0.91), (8, 0.90)]}, 0.8, n_scored=100)
     assert estimate.observed and estimate.k == 4
     assert "already with 4 examples on average (the fewest tried)" in estimate.note("lora_meta")
     later = learning_curve.examples_needed({0: [(4, 0.5), (8, 0.7), (16, 0.85)]}, 0.8, n_scored=100)
@@ -339,20 +421,23 @@ def test_every_eval_config_loads(path):
     assert not config.curve_steps or config.curve_k in config.shots
 
 
-@pytest.mark.parametrize("override, field", [
-    ("methods=[zero_shot,lora_magic]", "methods"),
-    ("shots=[0,4]", "shots"),
-    ("seeds=0", "seeds"),
-    ("target=80", "target"),
-    ("curve_k=5", "curve_k"),
-    ("tasks=[{path: x.jsonl}]", "instruction"),
-    ("tasks=[{pth: x.jsonl, instruction: y}]", "pth"),
-    ("save_adapter={name: x, task: y, k: 3}", "save_adapter"),
-    ("seedz=3", "seedz"),
-    ("meta_init=none", "meta_init"),
-    ("dtype=int8", "dtype"),
-    ("contextual_calibration=true", "contextual_calibration"),  # YAML's true is not one of auto/always/never
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("methods=[zero_shot,lora_magic]", "methods"),
+        ("shots=[0,4]", "shots"),
+        ("seeds=0", "seeds"),
+        ("target=80", "target"),
+        ("curve_k=5", "curve_k"),
+        ("tasks=[{path: x.jsonl}]", "instruction"),
+        ("tasks=[{pth: x.jsonl, instruction: y}]", "pth"),
+        ("save_adapter={name: x, task: y, k: 3}", "save_adapter"),
+        ("seedz=3", "seedz"),
+        ("meta_init=none", "meta_init"),
+        ("dtype=int8", "dtype"),
+        ("contextual_calibration=true", "contextual_calibration"),  # YAML's true is not one of auto/always/never
+    ],
+)
 def test_bad_eval_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):
         load_eval_config(EVAL_CONFIGS[0], [override])

@@ -40,9 +40,16 @@ def randomised(base, spec: TaskSpec, record: dict, temperature: float = 1.0) -> 
 def stored(tiny_base, tmp_path_factory):
     """A store with a classify adapter (contextual calibration on, temperature 1.7) and a generate adapter."""
     store = AdapterStore(tmp_path_factory.mktemp("store"))
-    classify = randomised(tiny_base, TASK.spec, {"contextual_calibration": True, "n_examples": 24,
-                                                 "metrics": {"held_out_accuracy": 0.75, "held_out_ece": 0.1,
-                                                             "held_out_per_label": {"x": {}}}}, temperature=1.7)
+    classify = randomised(
+        tiny_base,
+        TASK.spec,
+        {
+            "contextual_calibration": True,
+            "n_examples": 24,
+            "metrics": {"held_out_accuracy": 0.75, "held_out_ece": 0.1, "held_out_per_label": {"x": {}}},
+        },
+        temperature=1.7,
+    )
     store.save(classify, "pets")
     answer = TaskSpec("custom", "custom", "generate", "Answer the customer politely.")
     store.save(randomised(tiny_base, answer, {}), "answers")
@@ -66,7 +73,8 @@ def test_the_card_lets_plain_peft_reproduce_a_classify_prediction(stored, monkey
         assert f"`{label}`" in text
     assert meta["model-index"][0]["results"][0]["metrics"] == [
         {"type": "accuracy", "name": "held_out_accuracy", "value": 0.75},
-        {"type": "ece", "name": "held_out_ece", "value": 0.1}]
+        {"type": "ece", "name": "held_out_ece", "value": 0.1},
+    ]
     monkeypatch.chdir(store.root)  # ADAPTER names the folder, as it is on the Hub or beside the user's script
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own card, run as a user would
@@ -107,8 +115,11 @@ def test_export_merge_gives_the_logits_of_base_plus_adapter(stored, tiny_model_d
     assert "replay" not in json.loads((out / "shoplora.json").read_text())
     ids = torch.tensor([load_base(str(tiny_model_dir), device="cpu").tokenizer("where is my parcel")["input_ids"]])
     with torch.no_grad():
-        expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                             str(store.path("pets"))).eval()(ids).logits
+        expected = (
+            PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(store.path("pets")))
+            .eval()(ids)
+            .logits
+        )
         merged = AutoModelForCausalLM.from_pretrained(out).eval()(ids).logits
         plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()(ids).logits
     assert torch.allclose(merged, expected, atol=1e-4)
@@ -228,6 +239,8 @@ def test_chat_classifies_each_piped_line_until_quit(stored, tiny_base, monkeypat
 def test_chat_streams_answers_and_ends_at_end_of_input(stored, tiny_base, monkeypatch, capsys):
     store, _ = stored
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello there\n"))
-    assert main(["chat", "answers", "--store", str(store.root), "--model", tiny_base.model_id,
-                 "--max-new-tokens", "4"]) == 0
+    assert (
+        main(["chat", "answers", "--store", str(store.root), "--model", tiny_base.model_id, "--max-new-tokens", "4"])
+        == 0
+    )
     assert capsys.readouterr().out.endswith("\n")

@@ -20,8 +20,10 @@ from adapters.training import answer_loss, collate
 from prompts import suite
 from prompts.render import render
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None,
-                                reason="the NF4 tests need bitsandbytes >= 0.46.1: pip install -e '.[dev]'")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("bitsandbytes") is None,
+    reason="the NF4 tests need bitsandbytes >= 0.46.1: pip install -e '.[dev]'",
+)
 
 ROOT = Path(__file__).parent.parent
 TASK = suite.get_task("service-intent-petshop")
@@ -81,8 +83,9 @@ def test_nf4_lora_gradients_equal_a_dequantised_fp32_reference(tiny_model_dir):
     state = None
     for base in (quantized, reference, plain):
         model = add_lora(base, "task", LoraSettings(r=4, alpha=8))
-        state = state or {key: torch.randn(t.shape, generator=generator) * 0.1 for key, t in
-                          lora_state(model, "task").items()}  # B != 0, so A gets a gradient too
+        state = state or {
+            key: torch.randn(t.shape, generator=generator) * 0.1 for key, t in lora_state(model, "task").items()
+        }  # B != 0, so A gets a gradient too
         from adapters.lora import load_lora_state
 
         load_lora_state(model, state, "task")
@@ -148,12 +151,16 @@ def test_the_engine_mixes_adapters_on_an_nf4_base(tiny_model_dir, tmp_path):
     store = AdapterStore(tmp_path)
     for seed, name in enumerate(["kind", "brief"], start=1):
         spec = TaskSpec(name, "custom", "generate", f"Reply to the customer ({name}).")
-        adapter = Adapter(quantized, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(),
-                                                                    "init": "random"})
+        adapter = Adapter(
+            quantized, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
+        )
         generator = torch.Generator().manual_seed(seed)
         with quantized.lock:
-            load_lora_state(quantized.peft, {key: torch.randn(t.shape, generator=generator) * 0.4
-                                             for key, t in adapter.state().items()}, adapter.peft_name)
+            load_lora_state(
+                quantized.peft,
+                {key: torch.randn(t.shape, generator=generator) * 0.4 for key, t in adapter.state().items()},
+                adapter.peft_name,
+            )
         store.save(adapter, name)
         adapter.unload()
     engine = Engine(quantized, store, meta_init=None)
@@ -169,9 +176,18 @@ def test_the_engine_mixes_adapters_on_an_nf4_base(tiny_model_dir, tmp_path):
 def meta_config(model_dir: Path, output: Path, *overrides: str):
     from train.config import load_config
 
-    return load_config(ROOT / "configs" / "tiny.yaml", [f"base_model={model_dir}", f"output_dir={output}",
-                                                        "quantization=4bit", "outer_steps=2", "validation_tasks=0",
-                                                        "save_every=0", *overrides])
+    return load_config(
+        ROOT / "configs" / "tiny.yaml",
+        [
+            f"base_model={model_dir}",
+            f"output_dir={output}",
+            "quantization=4bit",
+            "outer_steps=2",
+            "validation_tasks=0",
+            "save_every=0",
+            *overrides,
+        ],
+    )
 
 
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointing"])
@@ -179,8 +195,11 @@ def meta_config(model_dir: Path, output: Path, *overrides: str):
 def test_meta_training_on_an_nf4_base(tiny_model_dir, tmp_path, algorithm, checkpointing):
     from train.meta import run
 
-    folder = run(meta_config(tiny_model_dir, tmp_path, f"algorithm={algorithm}",
-                             f"gradient_checkpointing={str(checkpointing).lower()}"))
+    folder = run(
+        meta_config(
+            tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"gradient_checkpointing={str(checkpointing).lower()}"
+        )
+    )
     files = read_lora_dir(folder)
     assert files.record["config"]["quantization"] == "4bit" and files.record["outer_steps"] == 2
     assert all(torch.isfinite(t).all() for t in files.state.values())
@@ -192,10 +211,25 @@ def test_evaluation_loads_the_base_the_init_was_trained_on(tiny_model_dir, tmp_p
     from train.meta import run
 
     init = run(meta_config(tiny_model_dir, tmp_path / "init", "algorithm=multitask", "outer_steps=1"))
-    results = evaluate.run(evaluate.load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
-        f"base_model={tiny_model_dir}", f"multitask_init={init}", f"output_dir={tmp_path / 'eval'}",
-        "tasks=[risk-return-abuse]", "methods=[lora_multitask]", "shots=[4]", "seeds=1", "n_test=4", "steps=1",
-        "curve_k=4", "curve_steps=[0]", "save_adapter=null"]))
+    results = evaluate.run(
+        evaluate.load_eval_config(
+            ROOT / "configs" / "eval" / "quick.yaml",
+            [
+                f"base_model={tiny_model_dir}",
+                f"multitask_init={init}",
+                f"output_dir={tmp_path / 'eval'}",
+                "tasks=[risk-return-abuse]",
+                "methods=[lora_multitask]",
+                "shots=[4]",
+                "seeds=1",
+                "n_test=4",
+                "steps=1",
+                "curve_k=4",
+                "curve_steps=[0]",
+                "save_adapter=null",
+            ],
+        )
+    )
     assert results["base_model"]["quantization"] == "4bit" and results["base_model"]["dtype"] == "float32"
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["base_model"]["quantization"] == "4bit"
 
@@ -214,12 +248,34 @@ def test_two_processes_on_an_nf4_base_match_one(tiny_model_dir, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    overrides = [f"base_model={tiny_model_dir}", "quantization=4bit", "outer_steps=2", "algorithm=fomaml",
-                 "validation_tasks=0", "save_every=0"]
-    command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(port), "-m", "train.meta", str(ROOT / "configs" / "tiny.yaml"), *overrides,
-               f"output_dir={tmp_path / 'two'}"]
+    overrides = [
+        f"base_model={tiny_model_dir}",
+        "quantization=4bit",
+        "outer_steps=2",
+        "algorithm=fomaml",
+        "validation_tasks=0",
+        "save_every=0",
+    ]
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+        "-m",
+        "train.meta",
+        str(ROOT / "configs" / "tiny.yaml"),
+        *overrides,
+        f"output_dir={tmp_path / 'two'}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -33,9 +33,23 @@ def _free_port() -> int:
 def launch(accelerate_config: Path, model_dir: Path, output_dir: Path, *overrides: str) -> str:
     """`accelerate launch` train.meta (tiny.yaml, 2 outer steps unless overridden) with 2 processes on CPU (gloo);
     its stdout."""
-    command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(accelerate_config),
-               "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "train.meta", str(TINY),
-               f"base_model={model_dir}", f"output_dir={output_dir}", "outer_steps=2", *overrides]
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--config_file",
+        str(accelerate_config),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "train.meta",
+        str(TINY),
+        f"base_model={model_dir}",
+        f"output_dir={output_dir}",
+        "outer_steps=2",
+        *overrides,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -44,8 +58,9 @@ def launch(accelerate_config: Path, model_dir: Path, output_dir: Path, *override
 
 def assert_sharded(stdout: str) -> None:
     """Each process held half of the base and made as many forward passes as the other."""
-    held = re.findall(r"process (\d) of 2: FSDP holds (\d+) of the base's (\d+) parameters \((\d+) shard groups\)",
-                      stdout)
+    held = re.findall(
+        r"process (\d) of 2: FSDP holds (\d+) of the base's (\d+) parameters \((\d+) shard groups\)", stdout
+    )
     assert sorted(rank for rank, *_ in held) == ["0", "1"], stdout[-2000:]
     for _, local, total, groups in held:
         assert int(groups) == 3  # the tiny Llama's 2 decoder layers, then the rest of the model
@@ -73,8 +88,7 @@ def test_fsdp_shards_the_base_and_trains_the_unsharded_init(tiny_model_dir, tmp_
     record = read_lora_dir(tmp_path / "fsdp" / "init").record
     assert record["sharded_base"] is True and record["processes"] == 2
 
-    alone = run(load_config(TINY, [f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'one'}",
-                                   *overrides]))
+    alone = run(load_config(TINY, [f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'one'}", *overrides]))
     assert_same_init(tmp_path / "fsdp" / "init", alone)
     expected = read_lora_dir(alone).record["metrics"]
     assert record["metrics"] == pytest.approx(expected, rel=1e-4)
@@ -91,15 +105,18 @@ def test_fsdp_trains_what_ddp_trains(tiny_model_dir, tmp_path):
     assert_same_init(tmp_path / "fsdp" / "init", tmp_path / "ddp" / "init")
 
 
-@pytest.mark.parametrize("variables, overrides, key", [
-    ({"FSDP_VERSION": "1"}, (), "fsdp_version"),
-    ({"FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}, (), "fsdp_cpu_ram_efficient_loading"),
-    ({"FSDP_OFFLOAD_PARAMS": "true"}, (), "fsdp_offload_params"),
-    ({"FSDP_ACTIVATION_CHECKPOINTING": "true"}, (), "fsdp_activation_checkpointing"),
-    ({"FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"}, (), "fsdp_auto_wrap_policy"),
-    ({}, ("quantization=4bit",), "quantization"),
-    ({}, ("algorithm=fomaml", "query_loss=labels"), "query_loss"),
-])
+@pytest.mark.parametrize(
+    "variables, overrides, key",
+    [
+        ({"FSDP_VERSION": "1"}, (), "fsdp_version"),
+        ({"FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}, (), "fsdp_cpu_ram_efficient_loading"),
+        ({"FSDP_OFFLOAD_PARAMS": "true"}, (), "fsdp_offload_params"),
+        ({"FSDP_ACTIVATION_CHECKPOINTING": "true"}, (), "fsdp_activation_checkpointing"),
+        ({"FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"}, (), "fsdp_auto_wrap_policy"),
+        ({}, ("quantization=4bit",), "quantization"),
+        ({}, ("algorithm=fomaml", "query_loss=labels"), "query_loss"),
+    ],
+)
 def test_settings_train_meta_would_not_honour_are_refused(monkeypatch, variables, overrides, key):
     for name, value in {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", **variables}.items():
         monkeypatch.setenv(name, value)

@@ -39,13 +39,27 @@ def test_the_qlora_shape_stage_trains_a_random_nf4_model(gpu_check):
     them, checkpointed inner steps with finite losses."""
     import bitsandbytes as bnb
 
-    tiny = {**gpu_check.QWEN25_7B, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "source": "tiny"}
+    tiny = {
+        **gpu_check.QWEN25_7B,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "source": "tiny",
+    }
     base = gpu_check.random_nf4_base(tiny, "cpu")
     layers = [m for m in base.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(layers) == 14 and not isinstance(base.model.lm_head, bnb.nn.Linear4bit)
-    settings = {"inner_batch_size": 2, "max_length": 32, "lora_r": 4, "lora_alpha": 8, "lora_targets": "all-linear",
-                "gradient_checkpointing": True}
+    settings = {
+        "inner_batch_size": 2,
+        "max_length": 32,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_targets": "all-linear",
+        "gradient_checkpointing": True,
+    }
     result = gpu_check.qlora_step(base, settings, "cpu", steps=2)
     assert result["batch"] == "2 x 32" and len(result["losses"]) == 2
     assert all(math.isfinite(loss) for loss in result["losses"]) and result["tokens_per_second"] > 0

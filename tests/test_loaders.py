@@ -8,9 +8,11 @@ import pytest
 
 from prompts import DataError, Example, infer_labels, load_examples
 
-ROWS = [{"input": "where is my parcel", "output": "where_is_my_order"},
-        {"input": "cancel it please", "output": "cancel_order"},
-        {"input": "I want my money back", "output": "return_item"}]
+ROWS = [
+    {"input": "where is my parcel", "output": "where_is_my_order"},
+    {"input": "cancel it please", "output": "cancel_order"},
+    {"input": "I want my money back", "output": "return_item"},
+]
 
 
 def write(tmp_path, name, content, mode="w"):
@@ -32,8 +34,9 @@ def test_jsonl_csv_json_array_list_and_dataset_agree(tmp_path):
 
 
 def test_column_mapping_and_structured_outputs(tmp_path):
-    path = write(tmp_path, "t.jsonl",
-                 "\n".join(json.dumps({"message": r["input"], "intent": r["output"]}) for r in ROWS))
+    path = write(
+        tmp_path, "t.jsonl", "\n".join(json.dumps({"message": r["input"], "intent": r["output"]}) for r in ROWS)
+    )
     examples = load_examples(path, columns={"input": "message", "output": "intent"})
     assert examples[0] == Example("where is my parcel", "where_is_my_order")
     rows = [{"input": "Red Nike shoe", "output": {"color": "red", "brand": "Nike"}}, {"input": "x", "output": 5}]
@@ -46,21 +49,35 @@ def test_labels_given_and_inferred(tmp_path):
         load_examples(ROWS, labels=["where_is_my_order", "cancel_order"])
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.jsonl", "", r"empty\.jsonl is empty"),
-    ("blank.jsonl", "\n\n  \n", r"is empty"),
-    ("bad.jsonl", '{"input": "a", "output": "b"}\n{"input": "a", output}\n', r"bad\.jsonl, line 2: bad JSON"),
-    ("list.jsonl", '["a", "b"]\n{"input": "a", "output": "b"}\n', r"line 1: expected a JSON object"),
-    ("cols.jsonl", '{"text": "a", "output": "b"}\n{"text": "c", "output": "d"}\n',
-     r"line 1: no 'input' field \(fields: text, output\); rename it or pass columns"),
-    ("noinput.jsonl", '{"input": "  ", "output": "b"}\n{"input": "c", "output": "d"}\n', r"line 1: 'input' is empty"),
-    ("nooutput.jsonl", '{"input": "a", "output": "b"}\n{"input": "c", "output": null}\n', r"line 2: 'output' is empty"),
-    ("one.jsonl", '{"input": "a", "output": "b"}\n', r"single example"),
-    ("big.jsonl", json.dumps({"input": "x" * 5000, "output": "b"}) + "\n", r"5000 characters, over the limit"),
-    ("cols.csv", "text,label\na,b\nc,d\n", r"cols\.csv, line 2: no 'input' field"),
-    ("ragged.csv", "input,output\na,b,c\n", r"line 2: more values than header columns"),
-    ("notes.txt", "a\tb\n", r"unknown file type '\.txt'"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.jsonl", "", r"empty\.jsonl is empty"),
+        ("blank.jsonl", "\n\n  \n", r"is empty"),
+        ("bad.jsonl", '{"input": "a", "output": "b"}\n{"input": "a", output}\n', r"bad\.jsonl, line 2: bad JSON"),
+        ("list.jsonl", '["a", "b"]\n{"input": "a", "output": "b"}\n', r"line 1: expected a JSON object"),
+        (
+            "cols.jsonl",
+            '{"text": "a", "output": "b"}\n{"text": "c", "output": "d"}\n',
+            r"line 1: no 'input' field \(fields: text, output\); rename it or pass columns",
+        ),
+        (
+            "noinput.jsonl",
+            '{"input": "  ", "output": "b"}\n{"input": "c", "output": "d"}\n',
+            r"line 1: 'input' is empty",
+        ),
+        (
+            "nooutput.jsonl",
+            '{"input": "a", "output": "b"}\n{"input": "c", "output": null}\n',
+            r"line 2: 'output' is empty",
+        ),
+        ("one.jsonl", '{"input": "a", "output": "b"}\n', r"single example"),
+        ("big.jsonl", json.dumps({"input": "x" * 5000, "output": "b"}) + "\n", r"5000 characters, over the limit"),
+        ("cols.csv", "text,label\na,b\nc,d\n", r"cols\.csv, line 2: no 'input' field"),
+        ("ragged.csv", "input,output\na,b,c\n", r"line 2: more values than header columns"),
+        ("notes.txt", "a\tb\n", r"unknown file type '\.txt'"),
+    ],
+)
 def test_bad_files_name_file_line_and_fix(tmp_path, name, content, message):
     with pytest.raises(DataError, match=message):
         load_examples(write(tmp_path, name, content))

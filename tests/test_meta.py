@@ -59,30 +59,42 @@ def test_every_shipped_config_loads(path):
     assert config.inner_loop().steps == config.inner_steps
 
 
-@pytest.mark.parametrize("override, field", [
-    ("outer_steps=0", "outer_steps"),
-    ("outer_steps=ten", "outer_steps"),
-    ("algorithm=maml", "algorithm"),
-    ("support_k=[8,4]", "support_k"),
-    ("inner_optimizer=lion", "inner_optimizer"),
-    ("resume=perhaps", "resume"),
-    ("lora_targets=7", "lora_targets"),
-    ("quantization=8bit", "quantization"),
-    ("outer_stepz=3", "outer_stepz"),
-    ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
-    ("query_loss=labels", "query_loss"),  # likewise: reptile's meta-gradient is no query-loss gradient
-    ("query_loss=tokens", "query_loss"),
-    ("suite=[ecommerce-v1, nope]", "suite"),
-    ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("outer_steps=0", "outer_steps"),
+        ("outer_steps=ten", "outer_steps"),
+        ("algorithm=maml", "algorithm"),
+        ("support_k=[8,4]", "support_k"),
+        ("inner_optimizer=lion", "inner_optimizer"),
+        ("resume=perhaps", "resume"),
+        ("lora_targets=7", "lora_targets"),
+        ("quantization=8bit", "quantization"),
+        ("outer_stepz=3", "outer_stepz"),
+        ("init_query_weight=1", "init_query_weight"),  # tiny.yaml is reptile: the weight is for fomaml only
+        ("query_loss=labels", "query_loss"),  # likewise: reptile's meta-gradient is no query-loss gradient
+        ("query_loss=tokens", "query_loss"),
+        ("suite=[ecommerce-v1, nope]", "suite"),
+        ("suite=[ecommerce-v1, ecommerce-v1]", "suite"),
+    ],
+)
 def test_bad_config_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=re.escape(repr(field))):
         load_config(TINY, [override])
 
 
 def test_overrides_are_converted_to_the_field_types():
-    config = load_config(TINY, ["outer_lr=1e-4", "support_k=6", "label_subsets=false", "lora_targets=all-linear",
-                                "tasks=[search-relevance,service-intent]", "base_model=null"])
+    config = load_config(
+        TINY,
+        [
+            "outer_lr=1e-4",
+            "support_k=6",
+            "label_subsets=false",
+            "lora_targets=all-linear",
+            "tasks=[search-relevance,service-intent]",
+            "base_model=null",
+        ],
+    )
     assert config.outer_lr == 1e-4 and config.support_k == (6, 6) and config.label_subsets is False
     assert config.lora_targets == "all-linear" and config.tasks == ("search-relevance", "service-intent")
     commas = load_config(TINY, ["support_k=4,12", "lora_targets=q_proj,v_proj", "suite=ecommerce-v1,real-v1"])
@@ -98,8 +110,9 @@ def test_label_query_loss_with_gradient_checkpointing_is_refused():
     load_config(TINY, ["algorithm=fomaml", "query_loss=labels"])
 
 
-@pytest.mark.parametrize("override, problem", [("tasks=[nope]", "not meta-train tasks"),
-                                               ("meta_batch_size=99", "more than the")])
+@pytest.mark.parametrize(
+    "override, problem", [("tasks=[nope]", "not meta-train tasks"), ("meta_batch_size=99", "more than the")]
+)
 def test_task_mistakes_fail_before_the_model_loads(tmp_path, monkeypatch, override, problem):
     monkeypatch.setattr(MetaTrainer, "_load_model", lambda self: pytest.fail("loaded the model first"))
     with pytest.raises(ConfigError, match=problem):
@@ -128,8 +141,16 @@ def test_unknown_task_and_too_large_meta_batch(tiny_model_dir, tmp_path):
 @pytest.mark.skipif(data_dir() is None, reason=f"the real datasets folder is absent; set {DATA_ENV} to use it")
 def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
     """suite: [ecommerce-v1, real-v1] meta-trains on generated and real-data tasks together."""
-    config = tiny(tiny_model_dir, tmp_path, "suite=[ecommerce-v1, real-v1]", "tasks=[search-relevance, "
-                  "real-product-category]", "meta_batch_size=2", "outer_steps=1", "validation_tasks=0", "save_every=0")
+    config = tiny(
+        tiny_model_dir,
+        tmp_path,
+        "suite=[ecommerce-v1, real-v1]",
+        "tasks=[search-relevance, real-product-category]",
+        "meta_batch_size=2",
+        "outer_steps=1",
+        "validation_tasks=0",
+        "save_every=0",
+    )
     record = read_lora_dir(run(config)).record
     assert record["suite"] == "ecommerce-v1 + real-v1"
     assert record["tasks"] == ["search-relevance", "real-product-category"]
@@ -137,8 +158,16 @@ def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
 
 def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
     tasks = suite.tasks("ecommerce-v1", split="meta-train")[:6]
-    sampler = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(2, 5), query_k=3,
-                             label_subsets=True, max_length=1024, seed=1)
+    sampler = EpisodeSampler(
+        tasks,
+        tiny_tokenizer,
+        meta_batch_size=4,
+        support_k=(2, 5),
+        query_k=3,
+        label_subsets=True,
+        max_length=1024,
+        seed=1,
+    )
     whole = sampler.sample(3)
     assert [e.task for e in whole] == [e.task for e in sampler.sample(3)]
     assert [e.task for e in whole] != [e.task for e in sampler.sample(4)]
@@ -158,8 +187,17 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
     from prompts.render import render
 
     tasks = [t for t in suite.tasks("ecommerce-v1", split="meta-train") if t.spec.kind == "classify"][:4]
-    sampler = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4,
-                             label_subsets=False, max_length=1024, seed=1, label_renaming=1.0)
+    sampler = EpisodeSampler(
+        tasks,
+        tiny_tokenizer,
+        meta_batch_size=4,
+        support_k=(6, 6),
+        query_k=4,
+        label_subsets=False,
+        max_length=1024,
+        seed=1,
+        label_renaming=1.0,
+    )
     moved = 0
     for episode in sampler.sample(0):
         assert episode.rename is not None and sorted(episode.rename.values()) == sorted(episode.spec.labels)
@@ -167,19 +205,36 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
         originals = {}
         for example in suite.get_task(episode.task).examples("train"):
             r = render(episode.spec, example, tiny_tokenizer)
-            originals[tuple(r.input_ids[:r.prompt_length])] = example.output
+            originals[tuple(r.input_ids[: r.prompt_length])] = example.output
         for r in episode.support + episode.query:
-            true = originals[tuple(r.input_ids[:r.prompt_length])]
+            true = originals[tuple(r.input_ids[: r.prompt_length])]
             answer = tiny_tokenizer.decode([t for t in r.labels if t >= 0])
             assert episode.rename[true] in answer
             moved += episode.rename[true] != true
     assert moved > 0
-    unrenamed = EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4,
-                               label_subsets=False, max_length=1024, seed=1)
+    unrenamed = EpisodeSampler(
+        tasks,
+        tiny_tokenizer,
+        meta_batch_size=4,
+        support_k=(6, 6),
+        query_k=4,
+        label_subsets=False,
+        max_length=1024,
+        seed=1,
+    )
     assert all(e.rename is None for e in unrenamed.sample(0))
     with pytest.raises(ShopLoRAError, match="label_renaming"):
-        EpisodeSampler(tasks, tiny_tokenizer, meta_batch_size=4, support_k=(6, 6), query_k=4, label_subsets=False,
-                       max_length=1024, seed=1, label_renaming=1.5)
+        EpisodeSampler(
+            tasks,
+            tiny_tokenizer,
+            meta_batch_size=4,
+            support_k=(6, 6),
+            query_k=4,
+            label_subsets=False,
+            max_length=1024,
+            seed=1,
+            label_renaming=1.5,
+        )
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -218,8 +273,9 @@ def test_training_moves_the_lora_and_never_the_base(tiny_model_dir, tmp_path, al
 def test_label_query_loss_runs_over_label_subsets_and_other_kinds(tiny_model_dir, tmp_path):
     """query_loss=labels scores each classify episode against its own label subset and keeps the answer loss for
     the extraction task among tiny.yaml's four; the record says which loss trained the init."""
-    config = tiny(tiny_model_dir, tmp_path, "algorithm=fomaml", "query_loss=labels", "outer_steps=3",
-                  "meta_batch_size=4")
+    config = tiny(
+        tiny_model_dir, tmp_path, "algorithm=fomaml", "query_loss=labels", "outer_steps=3", "meta_batch_size=4"
+    )
     trainer = MetaTrainer(config)
     try:
         trainer.setup()
@@ -239,8 +295,9 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
     or set of modules is refused before training, saying what differs."""
     linear = "lora_targets=all-linear"
     start = run(tiny(tiny_model_dir, tmp_path / "multitask", "algorithm=multitask", "outer_steps=1", linear))
-    config = tiny(tiny_model_dir, tmp_path / "fomaml", "algorithm=fomaml", "outer_steps=1", linear,
-                  f"start_from={start}")
+    config = tiny(
+        tiny_model_dir, tmp_path / "fomaml", "algorithm=fomaml", "outer_steps=1", linear, f"start_from={start}"
+    )
     trainer = MetaTrainer(config)
     try:
         trainer.setup()
@@ -249,8 +306,10 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
     finally:
         trainer.cleanup()
     assert read_lora_dir(folder).record["config"]["start_from"] == str(start)
-    for overrides, problem in [(("lora_r=4", "lora_alpha=8", linear), r"r=2, alpha=4.*r=4, alpha=8.*set lora_r"),
-                               ((), "LoRA tensors do not match the model")]:
+    for overrides, problem in [
+        (("lora_r=4", "lora_alpha=8", linear), r"r=2, alpha=4.*r=4, alpha=8.*set lora_r"),
+        ((), "LoRA tensors do not match the model"),
+    ]:
         other = MetaTrainer(tiny(tiny_model_dir, tmp_path / "other", *overrides, f"start_from={start}"))
         try:
             with pytest.raises(ShopLoRAError, match=problem):
@@ -279,18 +338,37 @@ def test_init_loads_in_plain_peft(tiny_model_dir, tmp_path):
     assert all(torch.equal(loaded[k], t) for k, t in init_tensors(tmp_path).items())
 
 
-@pytest.mark.parametrize("algorithm, weight_at_init, query_loss", [
-    ("reptile", 0.0, "answer"), ("fomaml", 0.0, "answer"), ("fomaml", 0.5, "answer"), ("fomaml", 0.5, "labels")])
+@pytest.mark.parametrize(
+    "algorithm, weight_at_init, query_loss",
+    [("reptile", 0.0, "answer"), ("fomaml", 0.0, "answer"), ("fomaml", 0.5, "answer"), ("fomaml", 0.5, "labels")],
+)
 def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm, weight_at_init, query_loss):
     """1 task, 1 inner SGD step of lr 0.5 on the whole support set, outer SGD of lr 1, no schedule:
     Reptile's new init is init - 0.5 * g_support(init); FOMAML's is init - g_query(init - 0.5 * g_support(init)),
     minus init_query_weight * g_query(init) when that is set; g_query is the gradient of the label loss (the right
     label's cross-entropy among the task's labels) with query_loss=labels, of the answer loss otherwise."""
-    config = tiny(tiny_model_dir, tmp_path, f"algorithm={algorithm}", f"init_query_weight={weight_at_init}",
-                  f"query_loss={query_loss}",
-                  "tasks=[search-relevance]", "meta_batch_size=1", "support_k=3", "query_k=2", "inner_steps=1",
-                  "inner_optimizer=sgd", "inner_lr=0.5", "inner_batch_size=8", "outer_optimizer=sgd", "outer_lr=1",
-                  "warmup_steps=0", "schedule=constant", "outer_steps=1", "validation_tasks=0", "label_subsets=false")
+    config = tiny(
+        tiny_model_dir,
+        tmp_path,
+        f"algorithm={algorithm}",
+        f"init_query_weight={weight_at_init}",
+        f"query_loss={query_loss}",
+        "tasks=[search-relevance]",
+        "meta_batch_size=1",
+        "support_k=3",
+        "query_k=2",
+        "inner_steps=1",
+        "inner_optimizer=sgd",
+        "inner_lr=0.5",
+        "inner_batch_size=8",
+        "outer_optimizer=sgd",
+        "outer_lr=1",
+        "warmup_steps=0",
+        "schedule=constant",
+        "outer_steps=1",
+        "validation_tasks=0",
+        "label_subsets=false",
+    )
     trainer = MetaTrainer(config)
     try:
         trainer.setup()
@@ -311,8 +389,9 @@ def test_outer_update_matches_hand_computed(tiny_model_dir, tmp_path, algorithm,
         load_lora_state(model, at, "by-hand")
         for p in params.values():
             p.requires_grad_(True)
-        value = (label_loss(model, rendered, labels, pad) if loss == "labels"
-                 else answer_loss(model, collate(rendered, pad)))
+        value = (
+            label_loss(model, rendered, labels, pad) if loss == "labels" else answer_loss(model, collate(rendered, pad))
+        )
         return dict(zip(params, torch.autograd.grad(value, list(params.values()))))
 
     g_support = gradient(init, episode.support)
@@ -339,8 +418,9 @@ def test_label_loss_is_the_cross_entropy_of_label_scoring(tiny_model_dir):
     scores = torch.tensor(label_scores(base.model, base.tokenizer, spec, [e.input for e in examples]))
     gold = torch.tensor([spec.labels.index(e.output) for e in examples])
     expected = torch.nn.functional.cross_entropy(scores, gold)
-    torch.testing.assert_close(label_loss(base.model, rendered, labels, base.tokenizer.pad_token_id), expected,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        label_loss(base.model, rendered, labels, base.tokenizer.pad_token_id), expected, rtol=1e-4, atol=1e-5
+    )
     with pytest.raises(ShopLoRAError, match="not one of the labels"):
         label_loss(base.model, rendered, labels[:1], base.tokenizer.pad_token_id)
 
@@ -409,10 +489,28 @@ def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
     """`accelerate launch` with 2 processes (joined over gloo: no GPU here) for 2 outer steps; the weights are the
     same in both processes, and the same as one process training alone (episodes do not depend on the split)."""
     accelerate = Path(sys.executable).parent / "accelerate"
-    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-               "-m", "train.meta", str(TINY), f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'two'}",
-               "outer_steps=2", "algorithm=fomaml"]
+    command = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "train.meta",
+        str(TINY),
+        f"base_model={tiny_model_dir}",
+        f"output_dir={tmp_path / 'two'}",
+        "outer_steps=2",
+        "algorithm=fomaml",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -427,8 +525,10 @@ def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
-                    reason="4-bit (QLoRA) meta-training needs a CUDA GPU and bitsandbytes")
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,
+    reason="4-bit (QLoRA) meta-training needs a CUDA GPU and bitsandbytes",
+)
 def test_four_bit_base(tiny_model_dir, tmp_path):
     folder = run(tiny(tiny_model_dir, tmp_path, "quantization=4bit", "outer_steps=2", "dtype=bfloat16"))
     record = read_lora_dir(folder).record

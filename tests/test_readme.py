@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def python_api_snippet() -> str:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Python API"):]
+    section = readme[readme.index("## Python API") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

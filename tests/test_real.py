@@ -9,12 +9,24 @@ import pytest
 
 from prompts import DataError, ShopLoRAError, TaskNotFoundError, suite
 from prompts import real
-from prompts.real import (DATA_ENV, HUB_TASKS, REAL_DATASETS, UNANSWERABLE, data_dir, hub_examples, hub_tasks,
-                          load_hub_task, real_tasks, require_data_dir)
+from prompts.real import (
+    DATA_ENV,
+    HUB_TASKS,
+    REAL_DATASETS,
+    UNANSWERABLE,
+    data_dir,
+    hub_examples,
+    hub_tasks,
+    load_hub_task,
+    real_tasks,
+    require_data_dir,
+)
 
 HUB_DATA = Path(__file__).parent / "data" / "hub"
-needs_data = pytest.mark.skipif(data_dir() is None, reason=f"the real datasets folder is absent; set {DATA_ENV} to "
-                                                           "the folder holding them to run these tests")
+needs_data = pytest.mark.skipif(
+    data_dir() is None,
+    reason=f"the real datasets folder is absent; set {DATA_ENV} to the folder holding them to run these tests",
+)
 NAMES = [d.spec.name for d in REAL_DATASETS]
 
 
@@ -115,8 +127,9 @@ def write_reviews(directory: Path, rows: list[dict]) -> None:
 
 def test_data_folder_from_the_setting_with_one_dataset(tmp_path, monkeypatch):
     # Without a split field, a hash-ordered quarter becomes the test part; long reviews are cut.
-    rows = [{"text": f"review number {i} " + "word " * 300, "title": f"title {i}", "label": i % 5 + 1}
-            for i in range(20)]
+    rows = [
+        {"text": f"review number {i} " + "word " * 300, "title": f"title {i}", "label": i % 5 + 1} for i in range(20)
+    ]
     write_reviews(tmp_path, rows)
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert data_dir() == tmp_path and require_data_dir() == tmp_path
@@ -137,14 +150,16 @@ def test_bad_rows_name_the_file_and_line(tmp_path, monkeypatch):
 
 # --- hub tasks, on local files in each dataset's schema ------------------------------------------------------------
 
+
 def local_dataset(name: str):
     """A `datasets.Dataset` from tests/data/hub/<name>.jsonl, with banking77's ClassLabel feature as on the hub."""
     import datasets
 
     rows = [json.loads(line) for line in (HUB_DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
     if name == "hub-banking77-intent":
-        features = datasets.Features({"text": datasets.Value("string"),
-                                      "label": datasets.ClassLabel(names=list(real.BANKING77_LABELS))})
+        features = datasets.Features(
+            {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(real.BANKING77_LABELS))}
+        )
         return datasets.Dataset.from_list(rows, features=features)
     return datasets.Dataset.from_list(rows)
 
@@ -194,8 +209,11 @@ def test_offline_hub_download_is_a_data_error(monkeypatch):
         raise ConnectionError("Couldn't reach the Hugging Face Hub")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(DataError, match="could not download PolyAI/banking77 from the Hugging Face hub: .*offline, "
-                                        "export the data to JSONL and use load_examples"):
+    with pytest.raises(
+        DataError,
+        match="could not download PolyAI/banking77 from the Hugging Face hub: .*offline, "
+        "export the data to JSONL and use load_examples",
+    ):
         load_hub_task("hub-banking77-intent", "test")
     with pytest.raises(TaskNotFoundError, match="hub-esci-relevance"):
         load_hub_task("hub-nope")

@@ -5,8 +5,13 @@ from __future__ import annotations
 from prompts import Example, TaskSpec, suite
 from prompts.render import IGNORE, answer_ids, messages, prompt_ids, prompt_text, render, system_prompt
 
-SPEC = TaskSpec("demo", "service", "classify", "Classify the customer's message.",
-                labels=("where_is_my_order", "return_item", "cancel_order"))
+SPEC = TaskSpec(
+    "demo",
+    "service",
+    "classify",
+    "Classify the customer's message.",
+    labels=("where_is_my_order", "return_item", "cancel_order"),
+)
 EXAMPLE = Example("where is my parcel??", "where_is_my_order")
 
 
@@ -27,8 +32,9 @@ def test_uses_chat_template(tiny_tokenizer):
 
 def test_prompt_and_answer_compose(tiny_tokenizer):
     rendered = render(SPEC, EXAMPLE, tiny_tokenizer)
-    assert rendered.input_ids == (prompt_ids(SPEC, EXAMPLE.input, tiny_tokenizer)
-                                  + answer_ids(EXAMPLE.output, tiny_tokenizer))
+    assert rendered.input_ids == (
+        prompt_ids(SPEC, EXAMPLE.input, tiny_tokenizer) + answer_ids(EXAMPLE.output, tiny_tokenizer)
+    )
 
 
 def test_k_shot_prompt_puts_shots_as_earlier_turns(tiny_tokenizer):
@@ -39,7 +45,7 @@ def test_k_shot_prompt_puts_shots_as_earlier_turns(tiny_tokenizer):
     assert text.index("cancel it please") < text.index("I want to send this back") < text.index("where is my parcel")
     assert text.endswith("<|im_start|>assistant\n")
     rendered = render(SPEC, EXAMPLE, tiny_tokenizer, shots=shots)
-    assert tiny_tokenizer.decode(rendered.labels[rendered.prompt_length:]) == "where_is_my_order<|im_end|>"
+    assert tiny_tokenizer.decode(rendered.labels[rendered.prompt_length :]) == "where_is_my_order<|im_end|>"
 
 
 def test_without_chat_template(tmp_path):
@@ -49,8 +55,9 @@ def test_without_chat_template(tmp_path):
     base = load_base(str(build_tiny_model(tmp_path, chat_template=None)), device="cpu")
     rendered = render(SPEC, EXAMPLE, base.tokenizer)
     assert base.tokenizer.decode(rendered.input_ids).endswith(
-        "Input: where is my parcel??\nAnswer: where_is_my_order<|im_end|>")
-    assert base.tokenizer.decode(rendered.labels[rendered.prompt_length:]) == " where_is_my_order<|im_end|>"
+        "Input: where is my parcel??\nAnswer: where_is_my_order<|im_end|>"
+    )
+    assert base.tokenizer.decode(rendered.labels[rendered.prompt_length :]) == " where_is_my_order<|im_end|>"
 
 
 def test_system_turn_kinds():

@@ -16,8 +16,17 @@ from gradio_client.exceptions import AppError
 
 from adapters import load_base
 from prompts import ShopLoRAError, suite
-from serve.app import EXAMPLE_SETS, EXAMPLES_DIR, MAX_TABLE_ROWS, example_rows, file_rows, running, server_app, \
-    teach_rows, teach_summary
+from serve.app import (
+    EXAMPLE_SETS,
+    EXAMPLES_DIR,
+    MAX_TABLE_ROWS,
+    example_rows,
+    file_rows,
+    running,
+    server_app,
+    teach_rows,
+    teach_summary,
+)
 from serve.engine import Engine
 from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
@@ -36,8 +45,13 @@ def base(tiny_model_dir):
 @pytest.fixture(scope="module")
 def engine(base, tmp_path_factory):
     store = make_store(base, tmp_path_factory.mktemp("store"))
-    engine = Engine(base, store, meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
-                    max_new_tokens=8, max_pending=32)
+    engine = Engine(
+        base,
+        store,
+        meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
+        max_new_tokens=8,
+        max_pending=32,
+    )
     yield engine
     engine.close()
 
@@ -70,8 +84,16 @@ def test_the_example_fill_gives_every_label_an_example():
 
 
 def test_teach_summary_counts_held_out_answers_and_says_when_they_are_few():
-    result = {"name": "pets", "kind": "classify", "init": "meta", "steps": 5, "seconds": 9.0, "n_train": 20,
-              "n_held_out": 4, "metrics": {"held_out_accuracy_before": 0.25, "held_out_accuracy": 0.5}}
+    result = {
+        "name": "pets",
+        "kind": "classify",
+        "init": "meta",
+        "steps": 5,
+        "seconds": 9.0,
+        "n_train": 20,
+        "n_held_out": 4,
+        "metrics": {"held_out_accuracy_before": 0.25, "held_out_accuracy": 0.5},
+    }
     few = teach_summary(result)
     assert "| 4 | 25% (1 of 4) | 50% (2 of 4) |" in few and "one answer moves accuracy by 25 points" in few
     many = teach_summary({**result, "n_held_out": 40})
@@ -79,15 +101,28 @@ def test_teach_summary_counts_held_out_answers_and_says_when_they_are_few():
 
 
 def test_teach_summary_shows_a_drop_in_red_with_a_per_label_table():
-    result = {"name": "returns", "kind": "classify", "init": "meta", "steps": 24, "steps_kept": 0, "seconds": 9.0,
-              "n_train": 20, "n_held_out": 4,
-              "metrics": {"held_out_accuracy_before": 0.75, "held_out_accuracy": 0.75,
-                          "held_out_per_label": {"refund_status": {"n": 1, "right_before": 1, "right_after": 1,
-                                                                   "answered": 4},
-                                                 "return_item": {"n": 3, "right_before": 2, "right_after": 0,
-                                                                 "answered": 0}}},
-              "warnings": ["held-out accuracy fell while adapting, from 0.75 before to 0.25 after the last step: "
-                           "the starting weights were kept"]}
+    result = {
+        "name": "returns",
+        "kind": "classify",
+        "init": "meta",
+        "steps": 24,
+        "steps_kept": 0,
+        "seconds": 9.0,
+        "n_train": 20,
+        "n_held_out": 4,
+        "metrics": {
+            "held_out_accuracy_before": 0.75,
+            "held_out_accuracy": 0.75,
+            "held_out_per_label": {
+                "refund_status": {"n": 1, "right_before": 1, "right_after": 1, "answered": 4},
+                "return_item": {"n": 3, "right_before": 2, "right_after": 0, "answered": 0},
+            },
+        },
+        "warnings": [
+            "held-out accuracy fell while adapting, from 0.75 before to 0.25 after the last step: "
+            "the starting weights were kept"
+        ],
+    }
     summary = teach_summary(result)
     assert "starting weights kept" in summary
     assert '<span style="color: #b91c1c">**Warning:** held-out accuracy fell' in summary
@@ -100,7 +135,8 @@ def test_teach_summary_shows_a_drop_in_red_with_a_per_label_table():
 
 def test_teach_then_chat_classify_and_compare(client, engine):
     summary, loss, chat_choice, compare_choice, _, stored = client.predict(
-        "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach")
+        "pets-taught", PETS.spec.instruction, ", ".join(PETS.spec.labels), TABLE, None, False, api_name="/teach"
+    )
     assert "Saved **pets-taught** (classify" in summary and chat_choice["value"] == "pets-taught"
     assert loss["visible"] and len(loss["value"]["data"]) >= 1  # the training loss, step by step
     assert "pets-taught" in [row[0] for row in stored["data"]]
@@ -108,8 +144,7 @@ def test_teach_then_chat_classify_and_compare(client, engine):
     assert ["pets-taught", "pets-taught"] in chat_choice["choices"]
     assert "pets-taught" in [r["name"] for r in client.predict(api_name="/adapters")]
 
-    history, box, confidences = client.predict("my dog food bag arrived torn", [], "pets-taught", 0.0,
-                                               api_name="/chat")
+    history, box, confidences = client.predict("my dog food bag arrived torn", [], "pets-taught", 0.0, api_name="/chat")
     label = engine.classify(["my dog food bag arrived torn"], "pets-taught")[0].label
     assert history[-1]["role"] == "assistant" and f"**{label}**" in history[-1]["content"][0]["text"]
     assert box == "" and confidences["visible"] and confidences["value"]["label"] == label
@@ -130,18 +165,22 @@ def test_chat_streams_a_generated_reply_with_history(client, engine):
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
 
 
-@pytest.mark.parametrize("content, problem", [
-    ('{"input": "a", "output": "damaged_bag"}\n{oops\n', "bad.jsonl, line 2: bad JSON"),
-    ('{"input": "a", "output": "not_a_label"}\n{"input": "b", "output": "damaged_bag"}\n', "not one of the labels"),
-    ('{"input": "a", "output": "damaged_bag"}\n', "a single example"),
-    ("", "bad.jsonl is empty"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"input": "a", "output": "damaged_bag"}\n{oops\n', "bad.jsonl, line 2: bad JSON"),
+        ('{"input": "a", "output": "not_a_label"}\n{"input": "b", "output": "damaged_bag"}\n', "not one of the labels"),
+        ('{"input": "a", "output": "damaged_bag"}\n', "a single example"),
+        ("", "bad.jsonl is empty"),
+    ],
+)
 def test_bad_uploads_give_a_message(client, tmp_path, content, problem):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
     with pytest.raises(AppError) as error:
-        client.predict("bad-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False,
-                       api_name="/teach")
+        client.predict(
+            "bad-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False, api_name="/teach"
+        )
     assert problem in str(error.value) and "Traceback" not in str(error.value) and "/tmp/" not in str(error.value)
 
 
@@ -178,12 +217,17 @@ def test_teach_refuses_a_link_out_of_the_upload_folder(url, tmp_path):
 
 def test_an_upload_is_removed_after_teaching_and_quoted_only_briefly(client, tmp_path):
     bad = tmp_path / "long.jsonl"
-    bad.write_text(json.dumps({"input": "a", "output": "x" * 500 + "SECRET_TAIL"}) + "\n"
-                   + json.dumps({"input": "b", "output": "damaged_bag"}) + "\n")
+    bad.write_text(
+        json.dumps({"input": "a", "output": "x" * 500 + "SECRET_TAIL"})
+        + "\n"
+        + json.dumps({"input": "b", "output": "damaged_bag"})
+        + "\n"
+    )
     before = set(upload_folder().rglob("long.jsonl"))
     with pytest.raises(AppError) as error:
-        client.predict("long-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False,
-                       api_name="/teach")
+        client.predict(
+            "long-one", "Route it.", ", ".join(PETS.spec.labels), EMPTY, handle_file(str(bad)), False, api_name="/teach"
+        )
     assert "not one of the labels" in str(error.value) and "SECRET_TAIL" not in str(error.value)
     assert set(upload_folder().rglob("long.jsonl")) <= before  # the new upload is gone from the temp folder
 
@@ -209,12 +253,15 @@ def test_checked_upload_refuses_paths_outside_the_folder_and_files_over_the_cap(
         checked_upload(tmp_path / "uploads" / "abc" / ".." / ".." / "elsewhere.jsonl")
 
 
-@pytest.mark.parametrize("name, instruction, table, problem", [
-    ("../evil", "Route it.", TABLE, "is not allowed"),
-    ("pets", "Route it.", TABLE, "already exists"),
-    ("fine-name", "  ", TABLE, "instruction is empty"),
-    ("fine-name", "Route it.", EMPTY, "no examples"),
-])
+@pytest.mark.parametrize(
+    "name, instruction, table, problem",
+    [
+        ("../evil", "Route it.", TABLE, "is not allowed"),
+        ("pets", "Route it.", TABLE, "already exists"),
+        ("fine-name", "  ", TABLE, "instruction is empty"),
+        ("fine-name", "Route it.", EMPTY, "no examples"),
+    ],
+)
 def test_bad_teach_forms_give_a_message(client, name, instruction, table, problem):
     with pytest.raises(AppError, match=problem):
         client.predict(name, instruction, "", table, None, False, api_name="/teach")
@@ -230,14 +277,16 @@ def test_chat_errors_are_messages(client):
 def test_openai_models_and_completions(url, engine):
     models = httpx.get(url + "v1/models").json()
     assert models["object"] == "list" and [m["id"] for m in models["data"]][:3] == ["base", "meta-init", "pets"]
-    reply = httpx.post(url + "v1/chat/completions", json=chat_body("replies-b", "hello", max_tokens=5),
-                       timeout=60).json()
+    reply = httpx.post(
+        url + "v1/chat/completions", json=chat_body("replies-b", "hello", max_tokens=5), timeout=60
+    ).json()
     expected = engine.generate([{"role": "user", "content": "hello"}], "replies-b", max_new_tokens=5).text
     assert reply["object"] == "chat.completion" and reply["model"] == "replies-b"
     assert reply["choices"][0]["message"] == {"role": "assistant", "content": expected}
     assert reply["usage"]["prompt_tokens"] > 0
-    scored = httpx.post(url + "v1/chat/completions", json=chat_body("pets", "skip my next box", abstain_below=1.0),
-                        timeout=60).json()
+    scored = httpx.post(
+        url + "v1/chat/completions", json=chat_body("pets", "skip my next box", abstain_below=1.0), timeout=60
+    ).json()
     assert scored["choices"][0]["message"]["content"] == "abstain"
     assert scored["shoplora"]["best_label"] in PETS.spec.labels and len(scored["shoplora"]["scores"]) == 12
 
@@ -245,7 +294,7 @@ def test_openai_models_and_completions(url, engine):
 def stream_chunks(url: str, body: dict) -> list[dict]:
     with httpx.stream("POST", url + "v1/chat/completions", json=body, timeout=60) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+        events = [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     return [json.loads(e) for e in events[:-1]]
 
@@ -267,15 +316,18 @@ def test_openai_stream_of_a_classify_adapter_carries_its_scores(url):
     assert chunks[-1]["shoplora"]["label"] in PETS.spec.labels and len(chunks[-1]["shoplora"]["scores"]) == 12
 
 
-@pytest.mark.parametrize("body, status, problem", [
-    (chat_body("nope", "hi"), 404, "no adapter called 'nope'"),
-    ({"messages": []}, 400, "'model' is required"),
-    ({"model": "base"}, 400, "'messages' is required"),
-    (chat_body("base", "hi", n=2), 400, "only n=1"),
-    (chat_body("base", "hi", max_tokens=0), 400, "'max_tokens' must be a positive integer"),
-    ({"model": "base", "messages": [{"role": "robot", "content": "x"}]}, 400, "role 'robot'"),
-    ([1, 2], 400, "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, status, problem",
+    [
+        (chat_body("nope", "hi"), 404, "no adapter called 'nope'"),
+        ({"messages": []}, 400, "'model' is required"),
+        ({"model": "base"}, 400, "'messages' is required"),
+        (chat_body("base", "hi", n=2), 400, "only n=1"),
+        (chat_body("base", "hi", max_tokens=0), 400, "'max_tokens' must be a positive integer"),
+        ({"model": "base", "messages": [{"role": "robot", "content": "x"}]}, 400, "role 'robot'"),
+        ([1, 2], 400, "must be a JSON object"),
+    ],
+)
 def test_openai_errors_are_json(url, body, status, problem):
     response = httpx.post(url + "v1/chat/completions", json=body, timeout=60)
     assert response.status_code == status
@@ -356,7 +408,7 @@ def test_openai_stop_sequences(url):
     body = chat_body("replies-a", "hello")
     text = ask(url, body).json()["choices"][0]["message"]["content"]
     stop = a_stop_in_the_middle(text)
-    expected = text[:text.find(stop)].strip()
+    expected = text[: text.find(stop)].strip()
     cut = ask(url, {**body, "stop": [stop, "never-there"]}).json()["choices"][0]
     assert (cut["message"]["content"], cut["finish_reason"]) == (expected, "stop")
     chunks = stream_chunks(url, {**body, "stream": True, "stop": stop})
@@ -386,8 +438,9 @@ def test_the_official_openai_client_works_against_the_server(url):
     messages = [{"role": "developer", "content": "Answer briefly."}, {"role": "user", "content": "hello"}]
     reply = client.chat.completions.create(model="replies-a", messages=messages, max_tokens=5)
     assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
-    stream = client.chat.completions.create(model="replies-a", messages=messages, max_tokens=5, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="replies-a", messages=messages, max_tokens=5, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     assert chunks[-1].usage.total_tokens == reply.usage.total_tokens and chunks[-1].choices == []
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -400,11 +453,17 @@ def test_gradio_client_reaches_an_adapter_taught_after_it_connected(url, engine)
     """The page's dropdown choices are those of its build; a client connected before the adapter existed (here: taught
     by another user through the engine) still chats with it and compares it."""
     early = Client(url, verbose=False, download_files=False)
-    engine.teach("taught-later", PETS.examples("train")[:6], instruction=PETS.spec.instruction,
-                 labels=list(PETS.spec.labels), steps=2)
+    engine.teach(
+        "taught-later",
+        PETS.examples("train")[:6],
+        instruction=PETS.spec.instruction,
+        labels=list(PETS.spec.labels),
+        steps=2,
+    )
     label = engine.classify(["my dog food bag arrived torn"], "taught-later")[0].label
-    history, _, confidences = early.predict(text="my dog food bag arrived torn", history=[], model="taught-later",
-                                            abstain_below=0.0, api_name="/chat")
+    history, _, confidences = early.predict(
+        text="my dog food bag arrived torn", history=[], model="taught-later", abstain_below=0.0, api_name="/chat"
+    )
     assert f"**{label}**" in history[-1]["content"][0]["text"] and confidences["value"]["label"] == label
     columns = early.predict(text="my dog food bag arrived torn", model="taught-later", api_name="/compare")
     assert columns[4].startswith(f"Intent: **{label}")
@@ -413,10 +472,18 @@ def test_gradio_client_reaches_an_adapter_taught_after_it_connected(url, engine)
 
 
 def test_teach_streams_named_phases_and_the_loss_and_takes_advanced_options(client, engine):
-    job = client.submit(name="pets-advanced", instruction=PETS.spec.instruction, labels=", ".join(PETS.spec.labels),
-                        examples={"headers": ["input", "output"],
-                                  "data": [[e.input, e.output] for e in PETS.examples("train")[:20]]},
-                        file=None, init="none", steps=3, learning_rate=1e-3, calibration="never", api_name="/teach")
+    job = client.submit(
+        name="pets-advanced",
+        instruction=PETS.spec.instruction,
+        labels=", ".join(PETS.spec.labels),
+        examples={"headers": ["input", "output"], "data": [[e.input, e.output] for e in PETS.examples("train")[:20]]},
+        file=None,
+        init="none",
+        steps=3,
+        learning_rate=1e-3,
+        calibration="never",
+        api_name="/teach",
+    )
     summary, loss = job.result()[:2]
     said = [update[0] for update in job.outputs()]
     for phase in ("Reading the examples", "Scoring before", "Training: step 1 of 3", "Scoring after", "Saving"):
@@ -428,17 +495,27 @@ def test_teach_streams_named_phases_and_the_loss_and_takes_advanced_options(clie
     assert record["contextual_calibration"] is False
 
 
-@pytest.mark.parametrize("arguments, problem", [
-    ({"init": "/etc"}, "no init called '/etc'"),  # a name only: a request never names a folder to read
-    ({"calibration": "sometimes"}, "calibration must be one of auto, always, never"),
-    ({"epochs": -1}, "epochs must be a whole number"),
-    ({"steps": -1}, "steps must be a whole number"),
-    ({"learning_rate": -0.1}, "lr must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, problem",
+    [
+        ({"init": "/etc"}, "no init called '/etc'"),  # a name only: a request never names a folder to read
+        ({"calibration": "sometimes"}, "calibration must be one of auto, always, never"),
+        ({"epochs": -1}, "epochs must be a whole number"),
+        ({"steps": -1}, "steps must be a whole number"),
+        ({"learning_rate": -0.1}, "lr must be a number > 0"),
+    ],
+)
 def test_advanced_options_are_checked(client, engine, arguments, problem):
     with pytest.raises(AppError, match=problem):
-        client.predict(name="pets-checked", instruction="Route it.", labels="", examples=TABLE, file=None,
-                       **arguments, api_name="/teach")
+        client.predict(
+            name="pets-checked",
+            instruction="Route it.",
+            labels="",
+            examples=TABLE,
+            file=None,
+            **arguments,
+            api_name="/teach",
+        )
     assert "pets-checked" not in engine.names()
 
 
@@ -479,8 +556,13 @@ def test_example_datasets_give_every_label_an_example(key):
 def test_download_a_zip_of_the_peft_folder_and_delete(client, engine, tmp_path):
     from peft import PeftConfig
 
-    engine.teach("to-delete", PETS.examples("train")[:6], instruction=PETS.spec.instruction,
-                 labels=list(PETS.spec.labels), steps=1)
+    engine.teach(
+        "to-delete",
+        PETS.examples("train")[:6],
+        instruction=PETS.spec.instruction,
+        labels=list(PETS.spec.labels),
+        steps=1,
+    )
     button, about = client.predict(name="to-delete", api_name="/download")
     assert button["label"].startswith("Download to-delete.zip") and "to-delete" in about
     served = httpx.get(button["value"]["url"], timeout=30)  # as the browser fetches it
@@ -489,8 +571,7 @@ def test_download_a_zip_of_the_peft_folder_and_delete(client, engine, tmp_path):
     with zipfile.ZipFile(tmp_path / "got.zip") as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path)
-    assert {"to-delete/adapter_config.json", "to-delete/adapter_model.safetensors",
-            "to-delete/shoplora.json"} <= names
+    assert {"to-delete/adapter_config.json", "to-delete/adapter_model.safetensors", "to-delete/shoplora.json"} <= names
     assert PeftConfig.from_pretrained(tmp_path / "to-delete").peft_type == "LORA"
     with pytest.raises(AppError, match="no stored adapter called"):
         client.predict(name="../pets", api_name="/download")

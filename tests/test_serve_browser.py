@@ -22,8 +22,13 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REFUNDS = ROOT / "examples" / "refunds.jsonl"  # 24 hand-written returns/refund messages, 4 labels
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1280, "height": 900}
 BASE_QUESTION = "Hi, my parcel has not arrived yet. What can I do?"
 PET_MESSAGE = "the bag of kibble arrived ripped open and half the food is on the porch"
@@ -55,8 +60,10 @@ def find_chromium() -> str:
     for step in steps:
         result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
-            pytest.skip(f"could not install chromium ({' '.join(step)} exited {result.returncode}: "
-                        f"{result.stderr.strip()[-300:]})")
+            pytest.skip(
+                f"could not install chromium ({' '.join(step)} exited {result.returncode}: "
+                f"{result.stderr.strip()[-300:]})"
+            )
     found = shutil.which("chromium")
     if not found:
         pytest.skip("apt-get installed chromium but no `chromium` is on PATH")
@@ -65,14 +72,19 @@ def find_chromium() -> str:
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: "
-                                   "pip install -e '.[dev]'")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in the dev extra: pip install -e '.[dev]'"
+    )
     chromium = find_chromium()
     with sync_api.sync_playwright() as playwright:
         # A persistent context is how playwright takes a user-data dir: a new empty one, so no profile leaks in.
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium, headless=True,
-            args=CHROMIUM_FLAGS, viewport=VIEWPORT)
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport=VIEWPORT,
+        )
         yield context
         context.close()
 
@@ -157,8 +169,14 @@ def drive(page, url: str, shots: Path) -> dict[str, str]:
     page.get_by_text("Intent:").nth(2).wait_for(timeout=120_000)
     time.sleep(1)  # the bars animate in
     page.screenshot(path=str(shots / "lab-compare.png"), full_page=True)
-    return {"teach": teach_text, "phases": " | ".join(sorted(phases)), "base": base_answer, "pet": pet_answer,
-            "refunds": teach_refunds(page, shots), **download_and_delete(page, shots)}
+    return {
+        "teach": teach_text,
+        "phases": " | ".join(sorted(phases)),
+        "base": base_answer,
+        "pet": pet_answer,
+        "refunds": teach_refunds(page, shots),
+        **download_and_delete(page, shots),
+    }
 
 
 def teach_refunds(page, shots: Path) -> str:
@@ -166,7 +184,8 @@ def teach_refunds(page, shots: Path) -> str:
     page.get_by_role("tab", name="Teach a scenario").click()
     page.locator("#teach-name").get_by_role("textbox").fill("acme-refunds")
     page.locator("#teach-labels").get_by_role("textbox").fill(
-        "refund_status, return_item, damaged_item, where_is_my_order")
+        "refund_status, return_item, damaged_item, where_is_my_order"
+    )
     page.locator("#teach-instruction").get_by_role("textbox").fill("Classify the customer's message.")
     page.locator("#teach-steps").get_by_role("spinbutton").fill("0")  # the recipe's budget again
     page.locator("#teach-upload").locator("input[type=file]").set_input_files(str(REFUNDS))
@@ -176,7 +195,8 @@ def teach_refunds(page, shots: Path) -> str:
     page.locator("#teach-adapt").click()
     result = page.locator("#teach-result")
     result.get_by_text("Saved acme-refunds").or_(result.get_by_text("Saved **acme-refunds**")).first.wait_for(
-        timeout=1_800_000)
+        timeout=1_800_000
+    )
     return result.inner_text()
 
 
@@ -214,8 +234,9 @@ def held_out_counts(summary: str) -> tuple[int, int]:
 # Known failure (2026-12-07 evening, slow run on this machine): every step passed up to the last check, where the
 # page held the word "Traceback" and Gradio's front end raised "Cannot read properties of null (reading
 # 'offsetWidth')" twice; not yet diagnosed (issue 25). It still runs, so a fix shows as XPASS.
-@pytest.mark.xfail(reason="page shows 'Traceback' and front-end offsetWidth errors after the lab changes; issue 25",
-                   strict=False)
+@pytest.mark.xfail(
+    reason="page shows 'Traceback' and front-end offsetWidth errors after the lab changes; issue 25", strict=False
+)
 def test_lab_in_a_browser(browser_context, lab_url):
     DOCS.mkdir(exist_ok=True)
     page = browser_context.new_page()

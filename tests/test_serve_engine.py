@@ -16,8 +16,18 @@ from adapters.lora import LoraSettings
 from adapters.metrics import softmax
 from adapters.scoring import label_scores
 from prompts import ShopLoRAError, TaskSpec, suite
-from serve.engine import (BASE, META_INIT, Engine, EngineBusy, EngineError, StopCutter, UnknownAdapter, chat_spec,
-                          parse_messages, stop_sequences)
+from serve.engine import (
+    BASE,
+    META_INIT,
+    Engine,
+    EngineBusy,
+    EngineError,
+    StopCutter,
+    UnknownAdapter,
+    chat_spec,
+    parse_messages,
+    stop_sequences,
+)
 
 PETS = suite.get_task("service-intent-petshop")
 INPUTS = [e.input for e in PETS.examples("test")[:8]]
@@ -26,8 +36,9 @@ INPUTS = [e.input for e in PETS.examples("test")[:8]]
 def random_adapter(base, spec: TaskSpec, seed: int, scale: float = 0.4) -> Adapter:
     """An adapter with large random LoRA weights: its answers differ clearly from the base and from other seeds, so
     a request served with the wrong adapter shows."""
-    adapter = Adapter(base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(),
-                                                           "init": "random"})
+    adapter = Adapter(
+        base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
+    )
     generator = torch.Generator().manual_seed(seed)
     state = {key: torch.randn(t.shape, generator=generator) * scale for key, t in adapter.state().items()}
     from adapters.lora import load_lora_state
@@ -39,9 +50,11 @@ def random_adapter(base, spec: TaskSpec, seed: int, scale: float = 0.4) -> Adapt
 
 def make_store(base, root: Path) -> AdapterStore:
     store = AdapterStore(root)
-    specs = {"replies-a": TaskSpec("a", "custom", "generate", "Reply to the customer kindly."),
-             "replies-b": TaskSpec("b", "custom", "generate", "Reply to the customer in one sentence."),
-             "pets": PETS.spec}
+    specs = {
+        "replies-a": TaskSpec("a", "custom", "generate", "Reply to the customer kindly."),
+        "replies-b": TaskSpec("b", "custom", "generate", "Reply to the customer in one sentence."),
+        "pets": PETS.spec,
+    }
     for seed, (name, spec) in enumerate(specs.items(), start=1):
         adapter = random_adapter(base, spec, seed)
         store.save(adapter, name)
@@ -52,8 +65,14 @@ def make_store(base, root: Path) -> AdapterStore:
 def make_init(base, path: Path) -> Path:
     """A tiny stand-in for the shipped meta init (there is none for the tiny model)."""
     adapter = random_adapter(base, chat_spec(), seed=99, scale=0.2)
-    write_lora_dir(path, state=adapter.state(), settings=adapter.settings, base_model_id=base.model_id,
-                   record={"kind": "init", "name": "tiny-meta"}, base_fingerprint=base.fingerprint)
+    write_lora_dir(
+        path,
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=base.model_id,
+        record={"kind": "init", "name": "tiny-meta"},
+        base_fingerprint=base.fingerprint,
+    )
     adapter.unload()
     return path
 
@@ -102,8 +121,9 @@ def test_base_answers_as_the_bare_model(engine, base):
 
 
 def test_adapters_differ_so_mixups_would_show(engine):
-    answers = {name: engine.generate(user(INPUTS[0]), name).text for name in (BASE, META_INIT, "replies-a",
-                                                                                "replies-b")}
+    answers = {
+        name: engine.generate(user(INPUTS[0]), name).text for name in (BASE, META_INIT, "replies-a", "replies-b")
+    }
     assert len(set(answers.values())) == 4, answers
 
 
@@ -132,8 +152,11 @@ def test_a_stream_closed_before_its_first_piece_stops_the_generation(engine, mon
 
     generated = []
     original = engine_module.stream_prompt
-    monkeypatch.setattr(engine_module, "stream_prompt", lambda *a, **k: (
-        generated.append(piece) or piece for piece in original(*a, **k)))
+    monkeypatch.setattr(
+        engine_module,
+        "stream_prompt",
+        lambda *a, **k: (generated.append(piece) or piece for piece in original(*a, **k)),
+    )
     stream = engine.generate(user(INPUTS[2]), "replies-b", stream=True, max_new_tokens=12)
     stream.close()  # before reading anything: the generator's own `finally` never runs
     assert engine.generate(user(INPUTS[2]), "replies-b", max_new_tokens=12).text
@@ -143,8 +166,9 @@ def test_a_stream_closed_before_its_first_piece_stops_the_generation(engine, mon
 def test_history_and_system_message_are_part_of_the_prompt(engine):
     plain = engine.generate(user(INPUTS[0]), META_INIT).text
     system = engine.generate([{"role": "system", "content": "Answer in French."}, *user(INPUTS[0])], META_INIT).text
-    history = engine.generate([*user("hello"), {"role": "assistant", "content": "Hi! How can I help?"},
-                               *user(INPUTS[0])], META_INIT).text
+    history = engine.generate(
+        [*user("hello"), {"role": "assistant", "content": "Hi! How can I help?"}, *user(INPUTS[0])], META_INIT
+    ).text
     assert plain != system and plain != history
 
 
@@ -229,29 +253,39 @@ def test_answers_stop_at_the_token_and_time_limits(base, store, meta_init):
         capped.close()
 
 
-@pytest.mark.parametrize("messages, problem", [
-    ([], "non-empty list"),
-    ("hi", "non-empty list"),
-    ([{"role": "user"}], "'role' and 'content'"),
-    ([{"role": "robot", "content": "x"}], "role 'robot'"),
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be the user's"),
-    ([{"role": "user", "content": "   "}], "empty"),
-    ([{"role": "user", "content": [{"type": "image_url"}]}], "text parts"),
-    ([{"role": "user", "content": "x" * 9000}], "over the limit"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "user", "content": "c"}],
-     "system message must come before"),
-])
+@pytest.mark.parametrize(
+    "messages, problem",
+    [
+        ([], "non-empty list"),
+        ("hi", "non-empty list"),
+        ([{"role": "user"}], "'role' and 'content'"),
+        ([{"role": "robot", "content": "x"}], "role 'robot'"),
+        ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be the user's"),
+        ([{"role": "user", "content": "   "}], "empty"),
+        ([{"role": "user", "content": [{"type": "image_url"}]}], "text parts"),
+        ([{"role": "user", "content": "x" * 9000}], "over the limit"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "user", "content": "c"}],
+            "system message must come before",
+        ),
+    ],
+)
 def test_bad_messages_are_clear_errors(engine, messages, problem):
     with pytest.raises(EngineError, match=problem):
         engine.generate(messages, "replies-a")
 
 
 def test_parse_messages_pairs_turns_and_joins_parts():
-    system, shots, text = parse_messages([
-        {"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "Welcome!"},
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": [{"type": "text", "text": "where is "}, {"type": "text", "text": "it"}]},
-        {"role": "user", "content": "my parcel"}])
+    system, shots, text = parse_messages(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "assistant", "content": "Welcome!"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": [{"type": "text", "text": "where is "}, {"type": "text", "text": "it"}]},
+            {"role": "user", "content": "my parcel"},
+        ]
+    )
     assert system == "Be brief." and [(s.input, s.output) for s in shots] == [("hi", "hello")]
     assert text == "where is it\n\nmy parcel"
 
@@ -302,8 +336,14 @@ def test_teach_saves_serves_and_refuses_overwrites(base, tmp_path, meta_init):
     engine = Engine(base, store, meta_init=meta_init, max_new_tokens=4)
     steps = []
     try:
-        result = engine.teach("pets-new", PETS.examples("train")[:16], instruction=PETS.spec.instruction,
-                              labels=PETS.spec.labels, steps=3, progress=lambda s, t, loss: steps.append((s, t)))
+        result = engine.teach(
+            "pets-new",
+            PETS.examples("train")[:16],
+            instruction=PETS.spec.instruction,
+            labels=PETS.spec.labels,
+            steps=3,
+            progress=lambda s, t, loss: steps.append((s, t)),
+        )
         outputs = [e.output for e in PETS.examples("train")[:16]]
         repeated = {label for label in outputs if outputs.count(label) >= 2}
         assert result["kind"] == "classify" and result["init"] == "tiny-meta"
@@ -318,8 +358,12 @@ def test_teach_saves_serves_and_refuses_overwrites(base, tmp_path, meta_init):
         from prompts import DataError
 
         with pytest.raises(DataError, match="not one of the labels"):
-            engine.teach("other", [{"input": "a", "output": "x"}, {"input": "b", "output": "y"}], instruction="x",
-                         labels=["x", "z"])
+            engine.teach(
+                "other",
+                [{"input": "a", "output": "x"}, {"input": "b", "output": "y"}],
+                instruction="x",
+                labels=["x", "z"],
+            )
         assert store.names() == ["pets-new"]
     finally:
         engine.close()
@@ -339,10 +383,10 @@ def test_mixed_lora_matches_each_adapter_alone(engine, base):
             for row, name in enumerate([names[0], None, names[1]]):
                 if name is None:
                     with base_only(base):
-                        alone.append(base.peft(input_ids=ids[row:row + 1]).logits[0])
+                        alone.append(base.peft(input_ids=ids[row : row + 1]).logits[0])
                 else:
                     base.peft.set_adapter(name)
-                    alone.append(base.peft(input_ids=ids[row:row + 1]).logits[0])
+                    alone.append(base.peft(input_ids=ids[row : row + 1]).logits[0])
     assert torch.allclose(mixed, torch.stack(alone), atol=1e-4)
     assert not torch.allclose(alone[0], alone[1], atol=1e-2)  # the rows really differ
 
@@ -357,13 +401,13 @@ def a_stop_in_the_middle(text: str) -> str:
     """Three characters from the second half of `text`, starting with a visible one (so it cannot match inside the
     whitespace a whole answer is stripped of)."""
     middle = next(i for i in range(len(text) // 2, len(text)) if not text[i].isspace())
-    return text[middle:middle + 3]
+    return text[middle : middle + 3]
 
 
 def test_stop_sequences_cut_answers_streamed_or_not(engine):
     whole = engine.generate(user(INPUTS[1]), "replies-a")
     stop = a_stop_in_the_middle(whole.text)
-    expected = whole.text[:whole.text.find(stop)].strip()
+    expected = whole.text[: whole.text.find(stop)].strip()
     reply = engine.generate(user(INPUTS[1]), "replies-a", stop=[stop, "never-there"])
     assert (reply.text, reply.finish_reason) == (expected, "stop")
     stream = engine.generate(user(INPUTS[1]), "replies-a", stream=True, stop=stop)

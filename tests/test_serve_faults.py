@@ -192,16 +192,21 @@ def assert_openai_error(response: httpx.Response, status: int, problem: str, par
     return error
 
 
-@pytest.mark.parametrize("content", [
-    b'{"model": "base", "messages": [{"role": "user", "content": "hi \\ud800"}]}',
-    b'{"model": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
-], ids=["in-a-message", "in-the-model"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model": "base", "messages": [{"role": "user", "content": "hi \\ud800"}]}',
+        b'{"model": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
+    ],
+    ids=["in-a-message", "in-the-model"],
+)
 def test_a_lone_surrogate_is_a_json_400(url, content):
     assert_openai_error(post(url, content), 400, "lone surrogate")
 
 
-@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"model": "base", "messages": ' + b"[" * 100_000],
-                         ids=["top", "inside"])
+@pytest.mark.parametrize(
+    "content", [b"[" * 100_000, b'{"model": "base", "messages": ' + b"[" * 100_000], ids=["top", "inside"]
+)
 def test_deeply_nested_json_is_a_json_400(url, content):
     assert_openai_error(post(url, content), 400, "nests JSON too deeply")
 
@@ -209,15 +214,17 @@ def test_deeply_nested_json_is_a_json_400(url, content):
 @pytest.mark.parametrize("field", ["max_tokens", "temperature"])
 def test_a_number_too_long_to_read_is_a_json_400(url, field):
     # Python refuses to convert integers of over 4300 digits (a ValueError, not a JSONDecodeError): it was a 500
-    content = b'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "%s": %s}' % (field.encode(),
-                                                                                                 b"9" * 5000)
+    content = b'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "%s": %s}' % (
+        field.encode(),
+        b"9" * 5000,
+    )
     assert_openai_error(post(url, content), 400, "a number too long to read")
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_the_cap_is_a_json_413(url, chunked):
     body = json.dumps(chat_body("base", "x" * 1_100_000)).encode()
-    content = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    content = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
     assert_openai_error(post(url, content), 413, "over the limit of 1000000 bytes")
 
 
@@ -237,11 +244,14 @@ def test_an_unexpected_failure_is_a_json_500(url, engine, monkeypatch):
     assert error["type"] == "server_error" and "disk on fire" not in error["message"]  # details stay in the log
 
 
-@pytest.mark.parametrize("method, path, problem", [
-    ("POST", "v1/completions", "legacy text completions are not served"),
-    ("GET", "v1/nope", "Invalid URL (GET /v1/nope)"),
-    ("POST", "v1/embeddings", "POST /v1/chat/completions"),
-])
+@pytest.mark.parametrize(
+    "method, path, problem",
+    [
+        ("POST", "v1/completions", "legacy text completions are not served"),
+        ("GET", "v1/nope", "Invalid URL (GET /v1/nope)"),
+        ("POST", "v1/embeddings", "POST /v1/chat/completions"),
+    ],
+)
 def test_unknown_routes_under_v1_are_openai_404s(url, method, path, problem):
     response = httpx.request(method, url + path, json=chat_body("base", "hi"), timeout=60)
     assert assert_openai_error(response, 404, problem)["code"] == "unknown_url"
@@ -319,11 +329,15 @@ def test_serve_reads_the_login_from_a_file_or_the_environment(served, tmp_path, 
     assert main(serve_args(tmp_path)) == 0 and served[-1]["auth"] is None
 
 
-@pytest.mark.parametrize("content, args, problem", [
-    ("nopassword\n", ["--auth-file", "{file}"], "--auth-file {file} takes USER:PASS"),
-    (None, ["--auth-file", "{file}"], "cannot read --auth-file {file}"),
-    ("a:b", ["--auth-file", "{file}", "--auth", "a:b"], "not both"),
-], ids=["no-colon", "missing", "both"])
+@pytest.mark.parametrize(
+    "content, args, problem",
+    [
+        ("nopassword\n", ["--auth-file", "{file}"], "--auth-file {file} takes USER:PASS"),
+        (None, ["--auth-file", "{file}"], "cannot read --auth-file {file}"),
+        ("a:b", ["--auth-file", "{file}", "--auth", "a:b"], "not both"),
+    ],
+    ids=["no-colon", "missing", "both"],
+)
 def test_bad_auth_files_are_one_line_errors(served, tmp_path, capsys, content, args, problem):
     file = tmp_path / "login"
     if content is not None:

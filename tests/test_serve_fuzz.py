@@ -32,11 +32,13 @@ MISFIT = "misfit"  # a stored adapter whose config says another rank than its te
 SERVED = ["base", "meta-init", "pets", "replies-a", "replies-b"]
 odd_text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=30)  # "Cs": lone surrogates
 said = st.text(st.characters(), min_size=1, max_size=60).filter(str.strip)  # any Unicode a user may type
-huge = st.sampled_from([0, -1, 2**31, 2**63, 10**30, -10**30, 1e308, -1e308, float("inf"), float("nan"), 1e-320])
+huge = st.sampled_from([0, -1, 2**31, 2**63, 10**30, -(10**30), 1e308, -1e308, float("inf"), float("nan"), 1e-320])
 number = st.integers() | st.floats() | huge | st.booleans() | st.none() | odd_text
-json_value = st.recursive(st.none() | st.booleans() | number | odd_text,
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_text, inner, max_size=3),
-                          max_leaves=8)
+json_value = st.recursive(
+    st.none() | st.booleans() | number | odd_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_text, inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @st.composite
@@ -55,24 +57,52 @@ def conversation(draw) -> list[dict]:
 # Bodies a client means to be valid, with any Unicode, huge limits and every option: these reach the model.
 valid_body = st.fixed_dictionaries(
     {"model": st.sampled_from([*SERVED, MISFIT]), "messages": conversation()},
-    optional={"max_tokens": st.integers(1, 10**30), "stream": st.booleans(),
-              "stop": said | st.lists(said, min_size=1, max_size=4), "abstain_below": st.floats(0, 1),
-              "temperature": st.floats(0, 2), "n": st.just(1), "user": said})
+    optional={
+        "max_tokens": st.integers(1, 10**30),
+        "stream": st.booleans(),
+        "stop": said | st.lists(said, min_size=1, max_size=4),
+        "abstain_below": st.floats(0, 1),
+        "temperature": st.floats(0, 2),
+        "n": st.just(1),
+        "user": said,
+    },
+)
 # Bodies with any field wrong: types, shapes, names, roles, numbers.
 role = st.sampled_from(["system", "developer", "user", "assistant", "tool"]) | json_value
-content = odd_text | st.lists(st.fixed_dictionaries({"type": st.just("text") | json_value, "text": json_value}),
-                              max_size=3) | json_value
+content = (
+    odd_text
+    | st.lists(st.fixed_dictionaries({"type": st.just("text") | json_value, "text": json_value}), max_size=3)
+    | json_value
+)
 message = st.fixed_dictionaries({"role": role, "content": content}) | json_value
 wrong_body = st.fixed_dictionaries(
-    {"model": st.sampled_from([*SERVED, BROKEN, MISFIT, "nope", "../pets", ""]) | json_value,
-     "messages": st.lists(message, max_size=4) | json_value},
-    optional={"max_tokens": number, "max_completion_tokens": number, "stream": st.booleans() | json_value,
-              "stop": odd_text | st.lists(odd_text, max_size=5) | json_value, "n": number,
-              "abstain_below": number, "temperature": number,
-              "stream_options": st.fixed_dictionaries({}, optional={"include_usage": json_value}) | json_value})
-raw = st.binary(max_size=200) | st.sampled_from([
-    b"", b"null", b"[]", b"{", b'{"model": "base"}', b"\xff\xfe", b'{"max_tokens": ' + b"9" * 5000 + b"}",
-    b'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": ' + b"1" * 5000 + b"}"])
+    {
+        "model": st.sampled_from([*SERVED, BROKEN, MISFIT, "nope", "../pets", ""]) | json_value,
+        "messages": st.lists(message, max_size=4) | json_value,
+    },
+    optional={
+        "max_tokens": number,
+        "max_completion_tokens": number,
+        "stream": st.booleans() | json_value,
+        "stop": odd_text | st.lists(odd_text, max_size=5) | json_value,
+        "n": number,
+        "abstain_below": number,
+        "temperature": number,
+        "stream_options": st.fixed_dictionaries({}, optional={"include_usage": json_value}) | json_value,
+    },
+)
+raw = st.binary(max_size=200) | st.sampled_from(
+    [
+        b"",
+        b"null",
+        b"[]",
+        b"{",
+        b'{"model": "base"}',
+        b"\xff\xfe",
+        b'{"max_tokens": ' + b"9" * 5000 + b"}",
+        b'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": ' + b"1" * 5000 + b"}",
+    ]
+)
 
 
 def _encoded(value) -> bytes:
@@ -84,13 +114,13 @@ def chat(bodies) -> st.SearchStrategy:
 
 
 calls = st.one_of(
-    chat(valid_body.map(_encoded)), chat(valid_body.map(_encoded)),  # listed twice: half of all requests
+    chat(valid_body.map(_encoded)),
+    chat(valid_body.map(_encoded)),  # listed twice: half of all requests
     chat(wrong_body.map(_encoded)),
     chat(json_value.map(_encoded) | raw),
     st.tuples(st.just("POST"), st.just("v1/models"), wrong_body.map(_encoded) | raw),
     st.tuples(st.just("GET"), st.just("v1/models"), st.just(b"")),
-    st.tuples(st.just("GET"), st.text(max_size=20).map(lambda name: "v1/models/" + quote(name, safe="")),
-              st.just(b"")),
+    st.tuples(st.just("GET"), st.text(max_size=20).map(lambda name: "v1/models/" + quote(name, safe="")), st.just(b"")),
 )
 
 
@@ -104,8 +134,13 @@ def engine(tiny_model_dir, tmp_path_factory):
     misfit = shutil.copytree(store.path("replies-a").resolve(), store.root / MISFIT)
     config = json.loads((misfit / "adapter_config.json").read_text())
     (misfit / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
-    engine = Engine(base, store, meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
-                    max_new_tokens=4, max_pending=64)  # short answers: the point is the many requests
+    engine = Engine(
+        base,
+        store,
+        meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
+        max_new_tokens=4,
+        max_pending=64,
+    )  # short answers: the point is the many requests
     yield engine
     engine.close()
 
@@ -118,7 +153,7 @@ def check_answer(response: httpx.Response, sent: bytes) -> None:
         assert kind.startswith("application/json"), (response.status_code, kind, response.text[:300], sent[:300])
         assert isinstance(response.json()["error"]["message"], str)
     elif kind.startswith("text/event-stream"):
-        events = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
+        events = [line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")]
         assert events, sent[:300]
         for event in events:  # an error after the headers travels as an event: JSON too
             if event != "[DONE]":
@@ -132,13 +167,19 @@ def test_a_thousand_fuzzed_requests_get_json_answers_and_no_5xx(engine):
         loras = set(engine.base.peft.peft_config) if engine.base.peft is not None else set()
         answers: Counter = Counter()  # (method, route, status) -> requests
 
-        @settings(max_examples=REQUESTS, deadline=None, database=None, print_blob=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @settings(
+            max_examples=REQUESTS,
+            deadline=None,
+            database=None,
+            print_blob=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
         @given(call=calls)
         def answered(call: tuple[str, str, bytes]) -> None:
             method, path, content = call
-            response = http.request(method, path, content=content or None,
-                                    headers={"content-type": "application/json"} if content else {})
+            response = http.request(
+                method, path, content=content or None, headers={"content-type": "application/json"} if content else {}
+            )
             answers[method, path.split("/")[1], response.status_code] += 1
             check_answer(response, content)
 

@@ -41,8 +41,15 @@ def adapter(base):
 
 def save(adapter: Adapter, target: Path, version: int, **kwargs) -> Path:
     """`adapter`'s weights at `target` with `version` in the record, so a test can tell which save it reads."""
-    return write_lora_dir(target, state=adapter.state(), settings=adapter.settings, base_model_id="tiny",
-                          record={"kind": "init", "version": version}, overwrite=True, **kwargs)
+    return write_lora_dir(
+        target,
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id="tiny",
+        record={"kind": "init", "version": version},
+        overwrite=True,
+        **kwargs,
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -103,8 +110,9 @@ write_lora_dir(target, state=files.state, settings=files.settings, base_model_id
 
 def test_a_save_killed_at_the_rename_leaves_the_adapter_and_the_next_save_cleans_up(adapter, tmp_path):
     target = save(adapter, tmp_path / "acme", version=1)
-    killed = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(target)], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_SAVE, str(target)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert read_lora_dir(target).record["version"] == 1  # the name still resolves, to the complete old version
     assert leftovers(tmp_path)  # what the kill left: the staging folder or link, named with the dead PID
@@ -154,8 +162,9 @@ def test_versions_are_kept_apart_from_a_name_that_starts_alike(adapter, tmp_path
     assert store.names() == ["acme.v-2"] and "error" not in store.list()[0]
 
 
-def test_an_interrupted_delete_leaves_nothing_under_the_name_and_the_next_save_finishes_it(adapter, tmp_path,
-                                                                                           monkeypatch):
+def test_an_interrupted_delete_leaves_nothing_under_the_name_and_the_next_save_finishes_it(
+    adapter, tmp_path, monkeypatch
+):
     store = AdapterStore(tmp_path)
     for _ in range(3):
         store.save(adapter, "acme", overwrite=True)
@@ -187,11 +196,18 @@ def test_weights_changed_since_they_were_saved_are_refused_and_listed_as_broken(
 
 def test_a_scenario_weights_file_is_checked_too(adapter, tmp_path):
     scenarios = {"acme": {"weights": "."}, "other": {"weights": "scenarios/other"}}
-    target = write_lora_dir(tmp_path / "acme", state=adapter.state(), settings=adapter.settings,
-                            base_model_id="tiny", record={"scenarios": scenarios},
-                            scenario_states={"other": adapter.state()})
-    assert set(read_lora_dir(target).record["weights_sha256"]) == {"adapter_model.safetensors",
-                                                                   "scenarios/other/adapter_model.safetensors"}
+    target = write_lora_dir(
+        tmp_path / "acme",
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id="tiny",
+        record={"scenarios": scenarios},
+        scenario_states={"other": adapter.state()},
+    )
+    assert set(read_lora_dir(target).record["weights_sha256"]) == {
+        "adapter_model.safetensors",
+        "scenarios/other/adapter_model.safetensors",
+    }
     (target / "scenarios/other/adapter_model.safetensors").unlink()
     with pytest.raises(AdapterFileError, match="scenarios/other/adapter_model.safetensors cannot be read"):
         read_lora_dir(target)
@@ -210,12 +226,19 @@ def broken_after_the_lora_is_added(adapter, root: Path, where: str) -> AdapterSt
     other = Adapter(adapter.base, TASK.spec, None, LoraSettings(r=8), {})
     wider = other.state()
     other.unload()
-    scenarios = {TASK.spec.name: {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "."},
-                 "other": {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "scenarios/other"}}
-    write_lora_dir(store.path("acme"), state=adapter.state(), settings=adapter.settings,
-                   base_model_id=adapter.base.model_id, base_fingerprint=adapter.base.fingerprint,
-                   record={"kind": "adapter", "spec": TASK.spec.to_dict(), "scenarios": scenarios},
-                   scenario_states={"other": wider})
+    scenarios = {
+        TASK.spec.name: {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "."},
+        "other": {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "scenarios/other"},
+    }
+    write_lora_dir(
+        store.path("acme"),
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=adapter.base.model_id,
+        base_fingerprint=adapter.base.fingerprint,
+        record={"kind": "adapter", "spec": TASK.spec.to_dict(), "scenarios": scenarios},
+        scenario_states={"other": wider},
+    )
     return store
 
 
@@ -268,7 +291,8 @@ def test_staging_folders_of_dead_processes_are_removed_by_the_next_save(adapter,
 def test_a_checkpoint_save_removes_the_staging_folder_of_a_killed_run(tmp_path):
     dead = dead_staging(tmp_path / checkpoint.NAME)
     dead.mkdir()
-    state = checkpoint.Checkpoint({"a": torch.zeros(2)}, {"state": {}, "param_groups": []},
-                                  [{"python": random.getstate()}], {"step": 1})
+    state = checkpoint.Checkpoint(
+        {"a": torch.zeros(2)}, {"state": {}, "param_groups": []}, [{"python": random.getstate()}], {"step": 1}
+    )
     checkpoint.save(tmp_path, state)
     assert not dead.exists() and checkpoint.load(checkpoint.find(tmp_path)).state["step"] == 1

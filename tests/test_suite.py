@@ -96,11 +96,18 @@ def test_generation_deterministic_across_processes():
     import subprocess
     import sys
 
-    code = ("import json; from prompts import suite; "
-            "print(json.dumps([e.to_dict() for t in suite.tasks() for e in t.examples('test')]))")
+    code = (
+        "import json; from prompts import suite; "
+        "print(json.dumps([e.to_dict() for t in suite.tasks() for e in t.examples('test')]))"
+    )
     dumps = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(dumps) == 1

@@ -28,8 +28,11 @@ def test_an_unknown_tracker_or_a_missing_package_is_a_clear_error(monkeypatch):
     with pytest.raises(TrackerError, match="'tensorbord' is not a tracker .* tensorboard | wandb | mlflow | none"):
         check_report_to("tensorbord")
     monkeypatch.setitem(trackers.PACKAGES, "wandb", "no_such_package_for_shoplora")
-    with pytest.raises(TrackerError, match="needs the no_such_package_for_shoplora package, which is not installed: "
-                                           "pip install no_such_package_for_shoplora"):
+    with pytest.raises(
+        TrackerError,
+        match="needs the no_such_package_for_shoplora package, which is not installed: "
+        "pip install no_such_package_for_shoplora",
+    ):
         check_report_to("wandb")
 
 
@@ -46,16 +49,29 @@ def test_meta_training_reports_to_tensorboard_only_when_asked(tiny_model_dir, tm
     common = [f"base_model={tiny_model_dir}", "outer_steps=1", "validation_tasks=0", "save_every=0"]
     run(load_config(ROOT / "configs" / "tiny.yaml", [*common, f"output_dir={tmp_path / 'none'}"]))
     assert not event_files(tmp_path / "none")
-    run(load_config(ROOT / "configs" / "tiny.yaml", [*common, f"output_dir={tmp_path / 'tb'}",
-                                                     "report_to=tensorboard"]))
+    run(
+        load_config(ROOT / "configs" / "tiny.yaml", [*common, f"output_dir={tmp_path / 'tb'}", "report_to=tensorboard"])
+    )
     assert event_files(tmp_path / "tb")
 
 
 def test_the_benchmark_logs_each_score_to_tensorboard(tiny_model_dir, tmp_path):
     task = suite.get_task("service-intent-petshop").name
-    config = load_eval_config(ROOT / "configs" / "eval" / "quick.yaml", [
-        f"base_model={tiny_model_dir}", f"output_dir={tmp_path}", f"tasks=[{task}]", "methods=[zero_shot]",
-        "shots=[4]", "seeds=1", "n_test=3", "curve_steps=[]", "save_adapter=null", "report_to=tensorboard"])
+    config = load_eval_config(
+        ROOT / "configs" / "eval" / "quick.yaml",
+        [
+            f"base_model={tiny_model_dir}",
+            f"output_dir={tmp_path}",
+            f"tasks=[{task}]",
+            "methods=[zero_shot]",
+            "shots=[4]",
+            "seeds=1",
+            "n_test=3",
+            "curve_steps=[]",
+            "save_adapter=null",
+            "report_to=tensorboard",
+        ],
+    )
     evaluate.run(config)
     assert event_files(tmp_path)
 
@@ -65,8 +81,22 @@ def test_adapt_reports_its_losses_and_metrics(tiny_model_dir, tmp_path, monkeypa
     data = tmp_path / "pets.jsonl"
     data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:6]))
     monkeypatch.chdir(tmp_path)
-    args = ["adapt", str(data), "--instruction", "Route it.", "--init", "none", "--steps", "2", "--labels",
-            ",".join(task.spec.labels), "--store", "store", "--model", str(tiny_model_dir)]
+    args = [
+        "adapt",
+        str(data),
+        "--instruction",
+        "Route it.",
+        "--init",
+        "none",
+        "--steps",
+        "2",
+        "--labels",
+        ",".join(task.spec.labels),
+        "--store",
+        "store",
+        "--model",
+        str(tiny_model_dir),
+    ]
     assert main([*args, "--report-to", "mlfow"]) == 2  # refused before any training
     assert "'mlfow' is not a tracker" in capsys.readouterr().err
     assert main([*args, "--report-to", "tensorboard"]) == 0

@@ -51,8 +51,14 @@ def test_training_moves_lora_only_and_lowers_loss(fresh):
     before = lora_state(model, "task-a")
     rendered = rendered_examples(tok)
     start = mean_loss(model, rendered, pad_id=tok.pad_token_id)
-    losses = train_steps(model, rendered, InnerLoop(steps=8, lr=1e-2, batch_size=6), pad_id=tok.pad_token_id,
-                         rng=random.Random(0), name="task-a")
+    losses = train_steps(
+        model,
+        rendered,
+        InnerLoop(steps=8, lr=1e-2, batch_size=6),
+        pad_id=tok.pad_token_id,
+        rng=random.Random(0),
+        name="task-a",
+    )
     assert len(losses) == 8 and mean_loss(model, rendered, pad_id=tok.pad_token_id) < start
     assert not any(p.requires_grad for p in model.parameters())  # frozen again after training
     after = lora_state(model, "task-a")
@@ -82,8 +88,15 @@ def test_lora_state_roundtrip_and_mismatch(fresh):
 
 def test_early_stop_callback(fresh):
     model = add_lora(fresh, "task-a", LoraSettings(r=2))
-    losses = train_steps(model, rendered_examples(fresh.tokenizer), InnerLoop(steps=10), pad_id=0,
-                         rng=random.Random(0), name="task-a", on_step=lambda step, loss: step == 2)
+    losses = train_steps(
+        model,
+        rendered_examples(fresh.tokenizer),
+        InnerLoop(steps=10),
+        pad_id=0,
+        rng=random.Random(0),
+        name="task-a",
+        on_step=lambda step, loss: step == 2,
+    )
     assert len(losses) == 3
 
 

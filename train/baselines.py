@@ -28,8 +28,10 @@ def require_sklearn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise ShopLoRAError("the tfidf baseline needs scikit-learn: pip install scikit-learn (or "
-                            "pip install -e '.[baselines]'), or leave tfidf out of methods") from None
+        raise ShopLoRAError(
+            "the tfidf baseline needs scikit-learn: pip install scikit-learn (or "
+            "pip install -e '.[baselines]'), or leave tfidf out of methods"
+        ) from None
 
 
 def tfidf_classifier(support: Sequence[Example], seed: int = 0):
@@ -38,8 +40,10 @@ def tfidf_classifier(support: Sequence[Example], seed: int = 0):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
-    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
+    features = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+    )
     model = make_pipeline(features, LogisticRegression(max_iter=2000, random_state=seed))
     return model.fit([e.input for e in support], [e.output for e in support])
 
@@ -77,11 +81,10 @@ def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int
             for _ in range(PLAIN_EPOCHS):
                 order = rng.sample(rendered, len(rendered))
                 for start in range(0, len(order), PLAIN_BATCH):
-                    batch = order[start:start + PLAIN_BATCH]
+                    batch = order[start : start + PLAIN_BATCH]
                     width = max(len(r) for r in batch)
                     ids = torch.tensor([r.input_ids + [pad] * (width - len(r)) for r in batch], device=base.device)
-                    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch],
-                                          device=base.device)
+                    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=base.device)
                     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=base.device)
                     model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
                     optimizer.step()

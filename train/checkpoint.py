@@ -20,8 +20,13 @@ from prompts.errors import ShopLoRAError
 
 NAME = "checkpoint"
 PREVIOUS = ".checkpoint.previous"  # the last complete checkpoint while a new one is being moved into place
-TENSORS, OPTIMIZER, OPTIMIZER_STATE, RNG, STATE = ("lora.safetensors", "optimizer.safetensors", "optimizer.json",
-                                                   "rng.safetensors", "trainer_state.json")
+TENSORS, OPTIMIZER, OPTIMIZER_STATE, RNG, STATE = (
+    "lora.safetensors",
+    "optimizer.safetensors",
+    "optimizer.json",
+    "rng.safetensors",
+    "trainer_state.json",
+)
 
 
 class CheckpointError(ShopLoRAError):
@@ -53,8 +58,12 @@ def save(output_dir: Path, checkpoint: Checkpoint) -> Path:
         moments, rest = _split_optimizer(checkpoint.optimizer)
         save_file(moments, staging / OPTIMIZER)
         (staging / OPTIMIZER_STATE).write_text(json.dumps(rest))
-        rng_tensors = {f"{kind}.{rank}": state[kind] for rank, state in enumerate(checkpoint.rng)
-                       for kind in ("torch", "cuda") if kind in state}
+        rng_tensors = {
+            f"{kind}.{rank}": state[kind]
+            for rank, state in enumerate(checkpoint.rng)
+            for kind in ("torch", "cuda")
+            if kind in state
+        }
         save_file(rng_tensors, staging / RNG)
         python_rng = [state["python"] for state in checkpoint.rng]
         # The state file goes last: `find` treats a folder without it as incomplete.
@@ -77,12 +86,20 @@ def load(folder: Path) -> Checkpoint:
         tensors = load_file(folder / TENSORS)
         optimizer = _join_optimizer(load_file(folder / OPTIMIZER), json.loads((folder / OPTIMIZER_STATE).read_text()))
         rng_tensors = load_file(folder / RNG)
-        rng = [{"python": python, **{kind: rng_tensors[f"{kind}.{rank}"] for kind in ("torch", "cuda")
-                                     if f"{kind}.{rank}" in rng_tensors}}
-               for rank, python in enumerate(state.pop("python_rng"))]
+        rng = [
+            {
+                "python": python,
+                **{
+                    kind: rng_tensors[f"{kind}.{rank}"] for kind in ("torch", "cuda") if f"{kind}.{rank}" in rng_tensors
+                },
+            }
+            for rank, python in enumerate(state.pop("python_rng"))
+        ]
     except (OSError, ValueError, KeyError, SafetensorError) as error:  # KeyError: an older or edited checkpoint
-        raise CheckpointError(f"the checkpoint in {folder} cannot be read ({error!r}); delete it to start over, or "
-                              "set resume=false with another output_dir") from None
+        raise CheckpointError(
+            f"the checkpoint in {folder} cannot be read ({error!r}); delete it to start over, or "
+            "set resume=false with another output_dir"
+        ) from None
     return Checkpoint(tensors, optimizer, rng, state)
 
 
@@ -105,6 +122,7 @@ def _join_optimizer(moments: dict[str, Any], rest: dict) -> dict:
     for name, value in [*moments.items(), *rest["scalars"].items()]:
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
-    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
-              for group in rest["param_groups"]]
+    groups = [
+        {**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in rest["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}

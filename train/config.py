@@ -51,15 +51,20 @@ class MetaConfig:
     base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
     suite: str | tuple[str, ...] = _help(
         "task suite whose meta-train split is used, or a list of suites pooled (e.g. [ecommerce-v1, real-v1]: the "
-        "real-data tasks too; `shoplora tasks list`)", "ecommerce-v1")
+        "real-data tasks too; `shoplora tasks list`)",
+        "ecommerce-v1",
+    )
     tasks: tuple[str, ...] = _help("only these meta-train tasks (empty = all of the suites' meta-train tasks)", ())
-    algorithm: str = _help("reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)",
-                           "reptile")
+    algorithm: str = _help(
+        "reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)", "reptile"
+    )
     output_dir: str | None = _help("where the checkpoint and the init go; null = runs/<config file name>/", None)
     start_from: str | None = _help(
         "the LoRA tensors training starts from: null = the standard LoRA init, or an init (a shipped name such as "
         "smollm2-135m-multitask, or a folder) with the same lora_r, lora_alpha and lora_targets, e.g. meta-training "
-        "on top of the multi-task init", None)
+        "on top of the multi-task init",
+        None,
+    )
     # episodes
     outer_steps: int = _help("outer (meta) updates", 100)
     meta_batch_size: int = _help("tasks per outer step, over all processes (a multiple of the process count)", 4)
@@ -68,7 +73,9 @@ class MetaConfig:
     label_subsets: bool = _help("classify episodes use a random subset of the labels in a shuffled order", True)
     label_renaming: float = _help(
         "share of classify episodes whose answers are permuted among their labels (meta-augmentation: the answer is "
-        "then learnable from the support set only); 0 = never", 0.0)
+        "then learnable from the support set only); 0 = never",
+        0.0,
+    )
     max_length: int = _help("tokens of prompt + answer; longer examples are skipped", 256)
     # inner loop: recorded in the init and reused as is by adaptation
     inner_steps: int = _help("optimizer steps on the support set per episode", 8)
@@ -78,11 +85,15 @@ class MetaConfig:
     init_query_weight: float = _help(
         "fomaml: also follow the query gradient at the init itself (before the inner loop), with this weight; "
         "keeps the init good before adapting and after fewer or more steps than inner_steps (MAML++'s multi-step "
-        "loss, first-order, on its end points)", 0.0)
+        "loss, first-order, on its end points)",
+        0.0,
+    )
     query_loss: str = _help(
         "fomaml: the loss on the query set whose gradient moves the init: answer (cross-entropy of the answer tokens, "
         "as the inner loop trains) | labels (classify episodes: the right label's cross-entropy among the episode's "
-        "labels, scored as prediction scores them; other kinds keep answer)", "answer")
+        "labels, scored as prediction scores them; other kinds keep answer)",
+        "answer",
+    )
     # outer loop
     outer_optimizer: str = _help("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
     outer_lr: float = _help("outer learning rate at the end of warm-up", 1e-3)
@@ -99,10 +110,11 @@ class MetaConfig:
     seed: int = _help("seeds the LoRA init, the episodes and the batch order", 0)
     save_every: int = _help("checkpoint every N outer steps (0 = only at the end)", 50)
     resume: bool = _help("continue from output_dir/checkpoint when there is one", False)
-    report_to: str = _help("experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
-                           "mlflow | none", "none")
-    stop_after: int = _help("stop after this outer step, checkpointed, to continue later with resume (0 = run all)",
-                            0)
+    report_to: str = _help(
+        "experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | mlflow | none",
+        "none",
+    )
+    stop_after: int = _help("stop after this outer step, checkpointed, to continue later with resume (0 = run all)", 0)
     validate_every: int = _help("validation every N outer steps (0 = only before and after training)", 0)
     validation_tasks: int = _help("meta-train tasks whose test part validates: loss before vs after adapting", 4)
     validation_query: int = _help("test examples per validation task the loss is measured on", 32)
@@ -113,10 +125,21 @@ class MetaConfig:
 
         check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
         suites = self.suites()
-        check(bool(suites) and set(suites) <= set(SUITES) and len(set(suites)) == len(suites), "suite",
-              f"must name one suite or a list of distinct suites of {', '.join(SUITES)}")
-        for name in ("outer_steps", "meta_batch_size", "query_k", "inner_steps", "inner_batch_size", "lora_r",
-                     "lora_alpha", "validation_query"):
+        check(
+            bool(suites) and set(suites) <= set(SUITES) and len(set(suites)) == len(suites),
+            "suite",
+            f"must name one suite or a list of distinct suites of {', '.join(SUITES)}",
+        )
+        for name in (
+            "outer_steps",
+            "meta_batch_size",
+            "query_k",
+            "inner_steps",
+            "inner_batch_size",
+            "lora_r",
+            "lora_alpha",
+            "validation_query",
+        ):
             check(getattr(self, name) >= 1, name, "must be >= 1")
         check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
         check(self.max_length >= 8, "max_length", "must be >= 8")
@@ -128,21 +151,33 @@ class MetaConfig:
         check(self.inner_lr > 0, "inner_lr", "must be > 0")
         check(self.outer_lr > 0, "outer_lr", "must be > 0")
         check(self.init_query_weight >= 0, "init_query_weight", "must be >= 0")
-        check(self.init_query_weight == 0 or self.algorithm == "fomaml", "init_query_weight",
-              "is for algorithm: fomaml only (reptile has no query gradient; multitask trains the init directly)")
+        check(
+            self.init_query_weight == 0 or self.algorithm == "fomaml",
+            "init_query_weight",
+            "is for algorithm: fomaml only (reptile has no query gradient; multitask trains the init directly)",
+        )
         check(self.query_loss in QUERY_LOSSES, "query_loss", f"must be one of {', '.join(QUERY_LOSSES)}")
-        check(self.query_loss == "answer" or self.algorithm == "fomaml", "query_loss",
-              "other than answer is for algorithm: fomaml only (only its meta-gradient is a query-loss gradient)")
-        check(self.query_loss == "answer" or not self.gradient_checkpointing, "query_loss",
-              "labels cannot run with gradient_checkpointing: true (the label scorer reuses the prompt's KV cache, "
-              "which checkpointing turns off in training); set one of them back (query_loss: answer)")
+        check(
+            self.query_loss == "answer" or self.algorithm == "fomaml",
+            "query_loss",
+            "other than answer is for algorithm: fomaml only (only its meta-gradient is a query-loss gradient)",
+        )
+        check(
+            self.query_loss == "answer" or not self.gradient_checkpointing,
+            "query_loss",
+            "labels cannot run with gradient_checkpointing: true (the label scorer reuses the prompt's KV cache, "
+            "which checkpointing turns off in training); set one of them back (query_loss: answer)",
+        )
         check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
         check(self.quantization in QUANTIZATIONS, "quantization", "must be null or 4bit")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check(isinstance(self.lora_targets, tuple) or self.lora_targets == ALL_LINEAR, "lora_targets",
-              f"must be a list of module names or {ALL_LINEAR!r}")
+        check(
+            isinstance(self.lora_targets, tuple) or self.lora_targets == ALL_LINEAR,
+            "lora_targets",
+            f"must be a list of module names or {ALL_LINEAR!r}",
+        )
 
     def suites(self) -> tuple[str, ...]:
         return (self.suite,) if isinstance(self.suite, str) else self.suite
@@ -152,8 +187,13 @@ class MetaConfig:
 
     def inner_loop(self) -> InnerLoop:
         """The inner loop as adaptation will run it from the init this config trains."""
-        return InnerLoop(steps=self.inner_steps, lr=self.inner_lr, optimizer=self.inner_optimizer,
-                         batch_size=self.inner_batch_size, max_length=self.max_length)
+        return InnerLoop(
+            steps=self.inner_steps,
+            lr=self.inner_lr,
+            optimizer=self.inner_optimizer,
+            batch_size=self.inner_batch_size,
+            max_length=self.max_length,
+        )
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -192,16 +232,18 @@ def build_config(data: dict, kind: type = MetaConfig) -> Any:
     known = {f.name: f for f in fields(kind)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config field(s) {', '.join(map(repr, unknown))}; the fields are: "
-                          f"{', '.join(known)}")
+        raise ConfigError(
+            f"unknown config field(s) {', '.join(map(repr, unknown))}; the fields are: {', '.join(known)}"
+        )
     hints = typing.get_type_hints(kind)
     return kind(**{key: _convert(key, hints[key], value) for key, value in data.items()})
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
     """`value` as type `kind`; strings from the command line such as '1e-3', 'true' or '8,32' are understood."""
-    options = [o for o in (typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,))
-               if o is not type(None)]
+    options = [
+        o for o in (typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)) if o is not type(None)
+    ]
     if value is None:
         if len(options) < len(typing.get_args(kind)):  # the union included None
             return None

@@ -58,8 +58,10 @@ def tfidf_vectors(texts: Sequence[str]) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
-    union = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                       TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
+    union = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+    )
     return union.fit_transform(texts)
 
 
@@ -76,13 +78,26 @@ def quality(assignment: Sequence[int], truth: Sequence[str], held: Sequence[str]
             if top == intent and total and count / total >= MIN_FOUND_COVERAGE:
                 found.append(intent)
                 break
-    return {"ari": round(adjusted_rand_score(truth, assignment), 4),
-            "v_measure": round(v_measure_score(truth, assignment), 4), "n_clusters": len(set(assignment)),
-            "held_out_found": found}
+    return {
+        "ari": round(adjusted_rand_score(truth, assignment), 4),
+        "v_measure": round(v_measure_score(truth, assignment), 4),
+        "n_clusters": len(set(assignment)),
+        "held_out_found": found,
+    }
 
 
-def run_task(base, name: str, n_hold: int, k: int, n_stream: int, n_test: int, *, abstain_below: float,
-             max_clusters: int, init: str | None = "default") -> dict:
+def run_task(
+    base,
+    name: str,
+    n_hold: int,
+    k: int,
+    n_stream: int,
+    n_test: int,
+    *,
+    abstain_below: float,
+    max_clusters: int,
+    init: str | None = "default",
+) -> dict:
     task = suite.get_task(name)
     held, support, stream = split(task, n_hold, k, n_stream)
     known = [label for label in task.spec.labels if label not in held]
@@ -99,19 +114,28 @@ def run_task(base, name: str, n_hold: int, k: int, n_stream: int, n_test: int, *
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, Any] = {
-        "task": name, "held_out_intents": held, "k_per_known_intent": k, "n_support": len(support),
-        "n_stream": len(stream), "abstain_below": abstain_below, "n_unsure": len(unsure),
-        "held_out_in_stream": sum(is_new), "held_out_in_unsure": sum(is_new[i] for i in unsure),
+        "task": name,
+        "held_out_intents": held,
+        "k_per_known_intent": k,
+        "n_support": len(support),
+        "n_stream": len(stream),
+        "abstain_below": abstain_below,
+        "n_unsure": len(unsure),
+        "held_out_in_stream": sum(is_new),
+        "held_out_in_unsure": sum(is_new[i] for i in unsure),
         "known_in_unsure": sum(not is_new[i] for i in unsure),
         "auroc_low_confidence_is_new": round(roc_auc_score(is_new, [-c for c in confidences]), 4),
-        "intents_in_unsure": len(set(unsure_truth)), "seconds_adapt_and_score": round(time.perf_counter() - started),
+        "intents_in_unsure": len(set(unsure_truth)),
+        "seconds_adapt_and_score": round(time.perf_counter() - started),
     }
     if len(unsure) < 4:
         out["note"] = "fewer than 4 unsure messages: nothing to cluster"
         return out
-    views = {"base_embeddings": normalise(embed(base, unsure_texts)),
-             "adapter_embeddings": normalise(embed(base, unsure_texts, adapter=adapter)),
-             "tfidf": tfidf_vectors(unsure_texts)}
+    views = {
+        "base_embeddings": normalise(embed(base, unsure_texts)),
+        "adapter_embeddings": normalise(embed(base, unsure_texts, adapter=adapter)),
+        "tfidf": tfidf_vectors(unsure_texts),
+    }
     clusterings = {}
     for view, vectors in views.items():
         assignment, method, _ = cluster(vectors, max_clusters=max_clusters)
@@ -123,14 +147,16 @@ def run_task(base, name: str, n_hold: int, k: int, n_stream: int, n_test: int, *
         dense = vectors.toarray() if hasattr(vectors, "toarray") else vectors
         oracle = KMeans(out["intents_in_unsure"], n_init=4, random_state=0).fit_predict(dense)
         out[view]["at_true_k"] = quality(list(oracle), unsure_truth, held)
-    out["teach"] = teach_found(base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts,
-                               n_test, abstain_below)
+    out["teach"] = teach_found(
+        base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below
+    )
     out["seconds"] = round(time.perf_counter() - started)
     return out
 
 
-def teach_found(base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test,
-                abstain_below) -> dict:
+def teach_found(
+    base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below
+) -> dict:
     """The simulated user: accept the base-embedding clusters whose majority is a held-out intent, keep only that
     intent's rows under the proposed name, and teach them."""
     assignment = clusterings["base_embeddings"]
@@ -142,16 +168,27 @@ def teach_found(base, adapter, task, held, known, unsure_texts, unsure_truth, cl
         top = Counter(unsure_truth[i] for i in members[g]).most_common(1)[0][0]
         if top in held:
             accepted.setdefault(top, name)
-    proposals = [{"cluster": int(g), "proposed": name, "majority": Counter(unsure_truth[i] for i in members[g])
-                  .most_common(1)[0][0], "size": len(members[g])} for g, name in zip(groups, names)]
-    examples = [Example(text, accepted[intent]) for text, intent in zip(unsure_texts, unsure_truth)
-                if intent in accepted]
+    proposals = [
+        {
+            "cluster": int(g),
+            "proposed": name,
+            "majority": Counter(unsure_truth[i] for i in members[g]).most_common(1)[0][0],
+            "size": len(members[g]),
+        }
+        for g, name in zip(groups, names)
+    ]
+    examples = [
+        Example(text, accepted[intent]) for text, intent in zip(unsure_texts, unsure_truth) if intent in accepted
+    ]
     result: dict[str, Any] = {"proposals": proposals, "accepted": accepted, "n_examples": len(examples)}
     if len(examples) < 2:
         result["note"] = "fewer than 2 accepted examples: nothing taught"
         return result
-    test = [Example(e.input, accepted.get(e.output, e.output)) for e in task.examples("test")[:n_test]
-            if e.output in known or e.output in accepted]
+    test = [
+        Example(e.input, accepted.get(e.output, e.output))
+        for e in task.examples("test")[:n_test]
+        if e.output in known or e.output in accepted
+    ]
     started = time.perf_counter()
     report = teach(adapter, examples, traffic=texts, test=test, abstain_below=abstain_below)
     result.update(report, seconds=round(time.perf_counter() - started))
@@ -172,8 +209,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     torch.manual_seed(0)
     base = load_base()
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": base.model_id, "init": args.init,
-                               "device": device_name(base.device), "tasks": {}, "skipped": {}}
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "model": base.model_id,
+        "init": args.init,
+        "device": device_name(base.device),
+        "tasks": {},
+        "skipped": {},
+    }
     for name in args.tasks.split(","):
         try:
             suite.get_task(name).examples("train")
@@ -181,9 +224,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["skipped"][name] = f"its data is not here ({error})"
             print(f"skipped {name}: {results['skipped'][name]}", flush=True)
             continue
-        results["tasks"][name] = run_task(base, name, *TASKS.get(name, (3, 8, 180, 100)),
-                                          abstain_below=args.abstain_below, max_clusters=args.max_clusters,
-                                          init=None if args.init == "none" else args.init)
+        results["tasks"][name] = run_task(
+            base,
+            name,
+            *TASKS.get(name, (3, 8, 180, 100)),
+            abstain_below=args.abstain_below,
+            max_clusters=args.max_clusters,
+            init=None if args.init == "none" else args.init,
+        )
         print(json.dumps(results["tasks"][name], indent=1), flush=True)
     out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)

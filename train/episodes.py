@@ -54,8 +54,9 @@ class TaskPool:
             self._rendered[index] = rendered
         return rendered if len(rendered) <= self.max_length else None
 
-    def take(self, indices: Sequence[int], n: int, spec: TaskSpec,
-             rename: dict[str, str] | None = None) -> list[Rendered]:
+    def take(
+        self, indices: Sequence[int], n: int, spec: TaskSpec, rename: dict[str, str] | None = None
+    ) -> list[Rendered]:
         """The first `n` examples of `indices` that fit in max_length."""
         taken = []
         for index in indices:
@@ -64,8 +65,10 @@ class TaskPool:
                 taken.append(rendered)
                 if len(taken) == n:
                     return taken
-        raise ShopLoRAError(f"task {self.spec.name}: only {len(taken)} of the {n} examples asked for fit in "
-                            f"max_length={self.max_length} tokens; raise max_length or lower support_k/query_k")
+        raise ShopLoRAError(
+            f"task {self.spec.name}: only {len(taken)} of the {n} examples asked for fit in "
+            f"max_length={self.max_length} tokens; raise max_length or lower support_k/query_k"
+        )
 
 
 def label_subset(spec: TaskSpec, rng: random.Random) -> TaskSpec:
@@ -92,8 +95,19 @@ class EpisodeSampler:
     the label words themselves, so the init is pushed to learn fast from examples instead of memorising each task's
     answers (meta-augmentation: the memorisation problem of Yin et al. 2020, Rajendran et al. 2020)."""
 
-    def __init__(self, tasks: Sequence[Task], tokenizer: Any, *, meta_batch_size: int, support_k: tuple[int, int],
-                 query_k: int, label_subsets: bool, max_length: int, seed: int, label_renaming: float = 0.0) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        tokenizer: Any,
+        *,
+        meta_batch_size: int,
+        support_k: tuple[int, int],
+        query_k: int,
+        label_subsets: bool,
+        max_length: int,
+        seed: int,
+        label_renaming: float = 0.0,
+    ) -> None:
         if not 0.0 <= label_renaming <= 1.0:
             raise ShopLoRAError(f"label_renaming is a share of episodes, between 0 and 1; got {label_renaming}")
         self.pools = [TaskPool(task, "train", tokenizer, max_length) for task in tasks]
@@ -132,13 +146,18 @@ def validation_tasks(tasks: Sequence[Task], n: int) -> list[Task]:
     families: dict[str, list[Task]] = {}
     for task in tasks:
         families.setdefault(task.spec.family, []).append(task)
-    spread = [group[i] for i in range(max(map(len, families.values()), default=0))
-              for group in families.values() if i < len(group)]
+    spread = [
+        group[i]
+        for i in range(max(map(len, families.values()), default=0))
+        for group in families.values()
+        if i < len(group)
+    ]
     return spread[:n]
 
 
-def validation_episodes(tasks: Sequence[Task], tokenizer: Any, *, k: int, n_query: int,
-                        max_length: int) -> list[Episode]:
+def validation_episodes(
+    tasks: Sequence[Task], tokenizer: Any, *, k: int, n_query: int, max_length: int
+) -> list[Episode]:
     """Fixed episodes from the tasks' test parts (examples meta-training never trains on): the same every time, so
     validation losses are comparable across outer steps."""
     episodes = []

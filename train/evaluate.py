@@ -58,8 +58,20 @@ AVERAGE_DIR = "inits/average"  # output_dir/inits/average: the lora_average init
 MIN_USER_TEST = 10  # test examples a user's task must keep beside its largest support set
 # Changing these between an interrupted grid and its resume changes no score already in results.json.
 # The inits' names too: their weights are compared by hash for every method that has runs.
-RESUMABLE_CHANGES = {"tasks", "suites", "methods", "shots", "seeds", "target", "save_adapter", "output_dir", "resume",
-                     "meta_init", "multitask_init", "report_to"}
+RESUMABLE_CHANGES = {
+    "tasks",
+    "suites",
+    "methods",
+    "shots",
+    "seeds",
+    "target",
+    "save_adapter",
+    "output_dir",
+    "resume",
+    "meta_init",
+    "multitask_init",
+    "report_to",
+}
 # Settings added after results were first saved, and what those older runs did, so they resume with it.
 SAVED_BEFORE = {"cover_labels": False, "contextual_calibration": "never"}
 
@@ -101,50 +113,77 @@ class EvalConfig:
     """What `shoplora eval` runs. Field help is in `fields(EvalConfig)[i].metadata["help"]`."""
 
     base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
-    dtype: str = _help("auto (as the inits were meta-trained, else bf16 on a GPU that has it, fp32 otherwise) | "
-                       "float32 | bfloat16 | float16; 4-bit follows the inits", "auto")
+    dtype: str = _help(
+        "auto (as the inits were meta-trained, else bf16 on a GPU that has it, fp32 otherwise) | "
+        "float32 | bfloat16 | float16; 4-bit follows the inits",
+        "auto",
+    )
     tasks: tuple[str | UserTask, ...] = _help(
-        "task names and/or user tasks {path, instruction, labels, kind, name}; empty = the held-out tasks of suites",
-        ())
-    suites: tuple[str, ...] = _help("suites whose held-out tasks are used when tasks is empty (real-v1 only where "
-                                    "its data folder is)", ("ecommerce-v1", "real-v1"))
-    methods: tuple[str, ...] = _help(f"any of {', '.join(METHODS)}; the last is compared with each other one",
-                                     METHODS)
+        "task names and/or user tasks {path, instruction, labels, kind, name}; empty = the held-out tasks of suites", ()
+    )
+    suites: tuple[str, ...] = _help(
+        "suites whose held-out tasks are used when tasks is empty (real-v1 only where its data folder is)",
+        ("ecommerce-v1", "real-v1"),
+    )
+    methods: tuple[str, ...] = _help(f"any of {', '.join(METHODS)}; the last is compared with each other one", METHODS)
     shots: tuple[int, ...] = _help("k: examples each method learns from", (4, 8, 16, 32))
     seeds: int = _help("support sets per task and k (seeds 0..seeds-1)", 5)
-    cover_labels: bool = _help("classify support sets start with one example of each label (as many as k allows), "
-                               "the rest at random; false = k examples at random, some labels possibly missing", False)
-    contextual_calibration: str = _help("classify labels scored with contextual calibration (adapters.scoring): "
-                                        "auto = when some label has no example among those a method learns from "
-                                        "(as `adapt` does; zero-shot always), always, never", "auto")
+    cover_labels: bool = _help(
+        "classify support sets start with one example of each label (as many as k allows), "
+        "the rest at random; false = k examples at random, some labels possibly missing",
+        False,
+    )
+    contextual_calibration: str = _help(
+        "classify labels scored with contextual calibration (adapters.scoring): "
+        "auto = when some label has no example among those a method learns from "
+        "(as `adapt` does; zero-shot always), always, never",
+        "auto",
+    )
     n_test: int = _help("test examples scored per task", 100)
-    steps: int | None = _help("adaptation steps for every LoRA method of adapt; null = as adapt runs them: the "
-                              "recipe's budget (adapters.recipe), which follows k", None)
+    steps: int | None = _help(
+        "adaptation steps for every LoRA method of adapt; null = as adapt runs them: the "
+        "recipe's budget (adapters.recipe), which follows k",
+        None,
+    )
     curve_k: int = _help("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
-    curve_steps: tuple[int, ...] = _help("adaptation steps at which the curve is logged (plus each run's last step)",
-                                         (0, 1, 2, 4, 8, 16))
-    meta_init: str = _help("init of lora_meta: a shipped name (the FOMAML init smollm2-135m-meta) or a folder",
-                           "smollm2-135m-meta")
+    curve_steps: tuple[int, ...] = _help(
+        "adaptation steps at which the curve is logged (plus each run's last step)", (0, 1, 2, 4, 8, 16)
+    )
+    meta_init: str = _help(
+        "init of lora_meta: a shipped name (the FOMAML init smollm2-135m-meta) or a folder", "smollm2-135m-meta"
+    )
     multitask_init: str = _help("init of lora_multitask: a shipped name or a folder", "smollm2-135m-multitask")
-    average_steps: int | None = _help("lora_average: adaptation steps per meta-train task; null = the multitask "
-                                      "init's budget in examples, shared over its tasks", None)
+    average_steps: int | None = _help(
+        "lora_average: adaptation steps per meta-train task; null = the multitask "
+        "init's budget in examples, shared over its tasks",
+        None,
+    )
     average_examples: int = _help("lora_average: examples per meta-train task", 32)
     target: float = _help("score a task should reach: the examples-needed estimate", 0.8)
     save_adapter: SaveAdapter | None = _help("keep one adapter: {name, task, k, method, store}", None)
     output_dir: str | None = _help("where results go; null = runs/<config file name>/", None)
     resume: bool = _help("continue the grid in output_dir/results.json when there is one", False)
-    report_to: str = _help("experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
-                           "mlflow | none: each run's score, under TASK/METHOD/k=K, at step = seed", "none")
+    report_to: str = _help(
+        "experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
+        "mlflow | none: each run's score, under TASK/METHOD/k=K, at step = seed",
+        "none",
+    )
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, rule: str) -> None:
             require(self, ok, name, rule)
 
         check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
-        check(bool(self.methods) and set(self.methods) <= set(METHODS) and len(set(self.methods)) ==
-              len(self.methods), "methods", f"must be distinct names from {', '.join(METHODS)}")
-        check(bool(self.shots) and min(self.shots) >= 1 and len(set(self.shots)) == len(self.shots), "shots",
-              "must be distinct whole numbers >= 1")
+        check(
+            bool(self.methods) and set(self.methods) <= set(METHODS) and len(set(self.methods)) == len(self.methods),
+            "methods",
+            f"must be distinct names from {', '.join(METHODS)}",
+        )
+        check(
+            bool(self.shots) and min(self.shots) >= 1 and len(set(self.shots)) == len(self.shots),
+            "shots",
+            "must be distinct whole numbers >= 1",
+        )
         check(set(self.suites) <= set(suite.SUITES), "suites", f"must name suites of {', '.join(suite.SUITES)}")
         for name in ("seeds", "n_test", "average_examples"):
             check(getattr(self, name) >= 1, name, "must be >= 1")
@@ -154,13 +193,19 @@ class EvalConfig:
         check(all(s >= 0 for s in self.curve_steps), "curve_steps", "must be steps >= 0")
         check(0 < self.target < 1, "target", "must be a score between 0 and 1")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check(self.contextual_calibration in CALIBRATION, "contextual_calibration",
-              f"must be one of {', '.join(CALIBRATION)}")
+        check(
+            self.contextual_calibration in CALIBRATION,
+            "contextual_calibration",
+            f"must be one of {', '.join(CALIBRATION)}",
+        )
         for name in ("meta_init", "multitask_init"):  # "none" is the standard init: lora_standard's row already
             check(str(getattr(self, name)).lower() != "none", name, "must name an init (none is lora_standard)")
         saving = self.save_adapter
-        check(saving is None or (saving.method in self.methods and saving.k in self.shots), "save_adapter",
-              "must name one of methods and one of shots")
+        check(
+            saving is None or (saving.method in self.methods and saving.k in self.shots),
+            "save_adapter",
+            "must name one of methods and one of shots",
+        )
 
     def lora_methods(self) -> list[str]:
         """The methods that adapt from an init with `adapt` (not the baselines a practitioner would use)."""
@@ -213,8 +258,9 @@ def support_set(task: Task, k: int, seed: int, *, cover_labels: bool = False) ->
     return (leading + [e for e in shuffled if first[e.output] is not e])[:k]
 
 
-def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Sequence[Example], *,
-               calibrate: bool = False) -> float:
+def score_base(
+    base: Base, spec: TaskSpec, test: Sequence[Example], shots: Sequence[Example], *, calibrate: bool = False
+) -> float:
     """The base model's score without any adapter, zero-shot or with `shots` in the prompt (`calibrate`: classify
     labels scored with contextual calibration)."""
     gold = [e.output for e in test]
@@ -228,11 +274,21 @@ def score_base(base: Base, spec: TaskSpec, test: Sequence[Example], shots: Seque
     return METRICS[spec.metric](predicted, gold)
 
 
-def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int = 50,
-            methods: Sequence[str] = ("zero_shot", "icl", "lora_meta", "lora_standard"),
-            inits: Mapping[str, str | Path | None] | None = None, steps: int | None = None,
-            curve_steps: Sequence[int] = (), keep: Callable[[str, Adapter], None] | None = None,
-            cover_labels: bool = False, calibrate: str = "auto") -> Iterator[Result]:
+def compare(
+    base: Base,
+    task: Task,
+    *,
+    k: int = 16,
+    seed: int = 0,
+    n_test: int = 50,
+    methods: Sequence[str] = ("zero_shot", "icl", "lora_meta", "lora_standard"),
+    inits: Mapping[str, str | Path | None] | None = None,
+    steps: int | None = None,
+    curve_steps: Sequence[int] = (),
+    keep: Callable[[str, Adapter], None] | None = None,
+    cover_labels: bool = False,
+    calibrate: str = "auto",
+) -> Iterator[Result]:
     """Score each method on `n_test` test examples of `task` after seeing the same `k` examples (`cover_labels`:
     see support_set; `calibrate`: contextual calibration of classify labels, one of CALIBRATION); yields each
     Result as soon as it is scored. LoRA methods start from `inits[method]` (None: the standard init; by default
@@ -261,10 +317,19 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         if method in BASELINES:
             start = time.perf_counter()
             shots = support if method == "icl" else ()
-            score = score_base(base, task.spec, test, shots,
-                               calibrate=needs_calibration(task.spec, shots, CALIBRATION[calibrate]))
-            yield Result(method, score, metric, 0, 0.0, score_seconds=time.perf_counter() - start,
-                         metrics={metric: score}, **cell)
+            score = score_base(
+                base, task.spec, test, shots, calibrate=needs_calibration(task.spec, shots, CALIBRATION[calibrate])
+            )
+            yield Result(
+                method,
+                score,
+                metric,
+                0,
+                0.0,
+                score_seconds=time.perf_counter() - start,
+                metrics={metric: score},
+                **cell,
+            )
             continue
         curve: list[tuple[int, float]] = []
         watched = [0.0]  # seconds spent scoring along the way, not part of the adaptation's wall time
@@ -282,9 +347,17 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         start = time.perf_counter()
         with warnings.catch_warnings():  # random support sets lack labels by design (cover_labels is the switch)
             warnings.simplefilter("ignore", LabelCoverageWarning)
-            adapter = adapt(base, support, spec=task.spec, init=inits[method], seed=seed, steps=steps,
-                            progress=note_planned, watch=watch if curve_steps else None,
-                            contextual_calibration=CALIBRATION[calibrate])
+            adapter = adapt(
+                base,
+                support,
+                spec=task.spec,
+                init=inits[method],
+                seed=seed,
+                steps=steps,
+                progress=note_planned,
+                watch=watch if curve_steps else None,
+                contextual_calibration=CALIBRATION[calibrate],
+            )
         seconds = time.perf_counter() - start - watched[0]
         start = time.perf_counter()
         scores = adapter.evaluate(test)
@@ -296,20 +369,36 @@ def compare(base: Base, task: Task, *, k: int = 16, seed: int = 0, n_test: int =
         if keep is not None:
             keep(method, adapter)
         adapter.unload()
-        yield Result(method, scores[metric], metric, steps_run, seconds, score_seconds=score_seconds,
-                     metrics={key: value for key, value in scores.items() if key != "n"}, curve=curve, **cell)
+        yield Result(
+            method,
+            scores[metric],
+            metric,
+            steps_run,
+            seconds,
+            score_seconds=score_seconds,
+            metrics={key: value for key, value in scores.items() if key != "n"},
+            curve=curve,
+            **cell,
+        )
 
 
-def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str, seconds: float,
-            cell: dict) -> Result:
+def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str, seconds: float, cell: dict) -> Result:
     """Score an adapter that is done learning on the test examples, then free it."""
     start = time.perf_counter()
     scores = adapter.evaluate(test)
     score_seconds = time.perf_counter() - start
     steps = adapter.record["steps_run"]
     adapter.unload()
-    return Result(method, scores[metric], metric, steps, seconds, score_seconds=score_seconds,
-                  metrics={key: value for key, value in scores.items() if key != "n"}, **cell)
+    return Result(
+        method,
+        scores[metric],
+        metric,
+        steps,
+        seconds,
+        score_seconds=score_seconds,
+        metrics={key: value for key, value in scores.items() if key != "n"},
+        **cell,
+    )
 
 
 def _quiet(step: int, total: int, loss: float) -> None:
@@ -317,10 +406,14 @@ def _quiet(step: int, total: int, loss: float) -> None:
 
 
 def table(results: Sequence[Result]) -> str:
-    lines = ["| method | score | metric | adaptation steps | adaptation seconds | scoring seconds |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r.method} | {r.score:.3f} | {r.metric} | {r.steps} | {r.seconds:.1f} | {r.score_seconds:.1f} |"
-              for r in results]
+    lines = [
+        "| method | score | metric | adaptation steps | adaptation seconds | scoring seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.method} | {r.score:.3f} | {r.metric} | {r.steps} | {r.seconds:.1f} | {r.score_seconds:.1f} |"
+        for r in results
+    ]
     return "\n".join(lines)
 
 
@@ -334,8 +427,10 @@ def user_task(entry: UserTask, *, n_test: int, largest_k: int) -> Task:
     shuffled = random.Random(f"user-task:{name}").sample(examples, len(examples))
     n_held, least = min(n_test, len(examples) - largest_k), min(n_test, MIN_USER_TEST)
     if n_held < least:
-        raise ConfigError(f"{entry.path} has {len(examples)} examples: support sets of up to {largest_k} plus at "
-                          f"least {least} test examples need {largest_k + least}; label more examples or lower shots")
+        raise ConfigError(
+            f"{entry.path} has {len(examples)} examples: support sets of up to {largest_k} plus at "
+            f"least {least} test examples need {largest_k + least}; label more examples or lower shots"
+        )
     test, pool = shuffled[:n_held], shuffled[n_held:]
     return Task(spec, "user", "user", lambda part, seed: list(pool if part == "train" else test))
 
@@ -344,11 +439,16 @@ def grid_tasks(config: EvalConfig) -> tuple[list[Task], list[str]]:
     """The tasks to evaluate, and notes on what was left out (a suite whose data is not here)."""
     if config.tasks:
         largest = max(config.shots)
-        return [user_task(t, n_test=config.n_test, largest_k=largest) if isinstance(t, UserTask)
-                else suite.get_task(t) for t in config.tasks], []
+        return [
+            user_task(t, n_test=config.n_test, largest_k=largest) if isinstance(t, UserTask) else suite.get_task(t)
+            for t in config.tasks
+        ], []
     here = suite.available_suites()
-    notes = [f"suite {name} skipped: its data folder is not here (set SHOPLORA_DATA_DIR)"
-             for name in config.suites if name not in here]
+    notes = [
+        f"suite {name} skipped: its data folder is not here (set SHOPLORA_DATA_DIR)"
+        for name in config.suites
+        if name not in here
+    ]
     return [t for name in config.suites if name in here for t in suite.tasks(name, split="held-out")], notes
 
 
@@ -362,22 +462,35 @@ def task_digest(task: Task) -> str:
 def average_recipe(config: EvalConfig, multitask: LoraFiles) -> dict:
     """How the lora_average init is made: the multitask init's tasks, and by default its budget in examples."""
     record = multitask.record
-    tasks = record.get("tasks") or [t.name for t in suite.tasks(record.get("suite", "ecommerce-v1"),
-                                                                 split="meta-train")]
+    tasks = record.get("tasks") or [
+        t.name for t in suite.tasks(record.get("suite", "ecommerce-v1"), split="meta-train")
+    ]
     loop = InnerLoop.from_dict(record.get("inner_loop", {}))
     steps = config.average_steps
     if steps is None:
         trained = record.get("config", {})
         try:
-            seen = trained["outer_steps"] * trained["meta_batch_size"] * trained["inner_steps"] * \
-                trained["inner_batch_size"]
+            seen = (
+                trained["outer_steps"]
+                * trained["meta_batch_size"]
+                * trained["inner_steps"]
+                * trained["inner_batch_size"]
+            )
         except KeyError:
-            raise ConfigError(f"the multitask init {multitask.path} does not record its training budget; set "
-                              "average_steps") from None
+            raise ConfigError(
+                f"the multitask init {multitask.path} does not record its training budget; set average_steps"
+            ) from None
         steps = max(1, math.ceil(seen / len(tasks) / InnerLoop().batch_size))
-    return {"tasks": list(tasks), "steps_per_task": steps, "examples_per_task": config.average_examples,
-            "lr": loop.lr, "batch_size": InnerLoop().batch_size, "from": "standard LoRA init", "seed": 0,
-            "adapted_with": loop.to_dict()}
+    return {
+        "tasks": list(tasks),
+        "steps_per_task": steps,
+        "examples_per_task": config.average_examples,
+        "lr": loop.lr,
+        "batch_size": InnerLoop().batch_size,
+        "from": "standard LoRA init",
+        "seed": 0,
+        "adapted_with": loop.to_dict(),
+    }
 
 
 def average_init(base: Base, target: Path, recipe: dict) -> Path:
@@ -392,21 +505,41 @@ def average_init(base: Base, target: Path, recipe: dict) -> Path:
     started, states = time.perf_counter(), []
     for name in tqdm(recipe["tasks"], desc="lora_average: per-task adapters", unit="task", leave=False):
         task = suite.get_task(name)
-        adapter = adapt(base, support_set(task, recipe["examples_per_task"], recipe["seed"]), spec=task.spec,
-                        init=None, steps=recipe["steps_per_task"], lr=recipe["lr"], seed=recipe["seed"],
-                        progress=_quiet)
+        adapter = adapt(
+            base,
+            support_set(task, recipe["examples_per_task"], recipe["seed"]),
+            spec=task.spec,
+            init=None,
+            steps=recipe["steps_per_task"],
+            lr=recipe["lr"],
+            seed=recipe["seed"],
+            progress=_quiet,
+        )
         states.append(adapter.state())
         adapter.unload()
     average = {key: sum(state[key] for state in states) / len(states) for key in states[0]}
-    record = {"kind": "init", "name": "average", "algorithm": "average", "recipe": recipe,
-              "tasks": recipe["tasks"], "inner_loop": recipe["adapted_with"],
-              "trained_on": f"the mean of {len(states)} per-task LoRA adapters ({recipe['steps_per_task']} steps on "
-                            f"{recipe['examples_per_task']} examples each, from the standard init), made by "
-                            "train.evaluate for lora_average",
-              "seconds": round(time.perf_counter() - started, 1),
-              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return write_lora_dir(target, state=average, settings=LoraSettings(), base_model_id=base.model_id,
-                          base_fingerprint=base.fingerprint, record=record, overwrite=True)
+    record = {
+        "kind": "init",
+        "name": "average",
+        "algorithm": "average",
+        "recipe": recipe,
+        "tasks": recipe["tasks"],
+        "inner_loop": recipe["adapted_with"],
+        "trained_on": f"the mean of {len(states)} per-task LoRA adapters ({recipe['steps_per_task']} steps on "
+        f"{recipe['examples_per_task']} examples each, from the standard init), made by "
+        "train.evaluate for lora_average",
+        "seconds": round(time.perf_counter() - started, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return write_lora_dir(
+        target,
+        state=average,
+        settings=LoraSettings(),
+        base_model_id=base.model_id,
+        base_fingerprint=base.fingerprint,
+        record=record,
+        overwrite=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ the grid
@@ -417,10 +550,14 @@ def init_record(path: Path | None) -> dict:
     record = read_lora_dir(path).record
     how = record.get("trained_on") or f"{len(record.get('tasks', []))} meta-train tasks"
     weights = (Path(path) / "adapter_model.safetensors").read_bytes()
-    return {"path": str(path), "sha256": hashlib.sha256(weights).hexdigest(),
-            "made": f"{record.get('algorithm')} init {record.get('name') or Path(path).name}: {how}",
-            "algorithm": record.get("algorithm"), "inner_loop": record.get("inner_loop"),
-            "tasks": record.get("tasks", [])}
+    return {
+        "path": str(path),
+        "sha256": hashlib.sha256(weights).hexdigest(),
+        "made": f"{record.get('algorithm')} init {record.get('name') or Path(path).name}: {how}",
+        "algorithm": record.get("algorithm"),
+        "inner_loop": record.get("inner_loop"),
+        "tasks": record.get("tasks", []),
+    }
 
 
 def key_of(result: Result) -> Key:
@@ -456,8 +593,10 @@ class Evaluation:
         if "tfidf" in self.config.methods:
             require_sklearn()
         wanted = set(self.config.lora_methods())  # a mistyped init fails before the base model loads
-        inits = [self.config.meta_init if "lora_meta" in wanted else None,
-                 self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None]
+        inits = [
+            self.config.meta_init if "lora_meta" in wanted else None,
+            self.config.multitask_init if wanted & {"lora_multitask", "lora_average"} else None,
+        ]
         for init in inits:
             check_init_exists(init)
         trained = trained_base_settings(inits)  # the base as the inits were trained on it (4-bit, dtype)
@@ -466,9 +605,16 @@ class Evaluation:
         self.inits = self._resolve_inits()
         self.init_records = {method: init_record(path) for method, path in self.inits.items()}
         seen = {name for record in self.init_records.values() for name in record["tasks"]}
-        self.task_records = [{**t.summary(), "metric": t.spec.metric, "sha256": task_digest(t),
-                              "n_test": len(t.examples("test")[:self.config.n_test]),
-                              "seen_in_meta_training": t.name in seen} for t in self.tasks]
+        self.task_records = [
+            {
+                **t.summary(),
+                "metric": t.spec.metric,
+                "sha256": task_digest(t),
+                "n_test": len(t.examples("test")[: self.config.n_test]),
+                "seen_in_meta_training": t.name in seen,
+            }
+            for t in self.tasks
+        ]
         self.started = time.perf_counter()
         self.previous_seconds = 0.0
         self.git, self.resumed = git_state(), []  # the code the grid started with; each resume's code after it
@@ -478,8 +624,10 @@ class Evaluation:
 
     def _check_output_dir(self) -> None:
         if (self.output_dir / RESULTS).exists() and not self.config.resume:
-            raise ConfigError(f"{self.output_dir} already holds results; pass resume=true to continue or extend "
-                              "that grid, or output_dir=... for a new one")
+            raise ConfigError(
+                f"{self.output_dir} already holds results; pass resume=true to continue or extend "
+                "that grid, or output_dir=... for a new one"
+            )
 
     def _resolve_inits(self) -> dict[str, Path | None]:
         """Each LoRA method's init folder (None: the standard init); lora_average's is built on first use."""
@@ -492,8 +640,9 @@ class Evaluation:
             multitask = resolve_init(config.multitask_init, base)
             inits["lora_multitask"] = multitask.path
             if "lora_average" in wanted:
-                inits["lora_average"] = average_init(base, self.output_dir / AVERAGE_DIR,
-                                                     average_recipe(config, multitask))
+                inits["lora_average"] = average_init(
+                    base, self.output_dir / AVERAGE_DIR, average_recipe(config, multitask)
+                )
         return {method: inits[method] for method in config.lora_methods()}
 
     def _saved(self) -> dict | None:
@@ -513,38 +662,59 @@ class Evaluation:
 
     def _refuse(self, changed: Sequence[str]) -> None:
         if changed:
-            raise ConfigError(f"{self.output_dir / RESULTS} was made with other settings ({', '.join(changed)}); "
-                              "resume it with its own settings, or use another output_dir")
+            raise ConfigError(
+                f"{self.output_dir / RESULTS} was made with other settings ({', '.join(changed)}); "
+                "resume it with its own settings, or use another output_dir"
+            )
 
     def _resume(self, saved: dict) -> None:
         """Keep the saved runs when everything that decides their scores is unchanged: the base model (weights'
         config and dtype), the inits and the tasks' examples of every method and task that has runs."""
         runs = [Result.from_dict(r) for r in saved["runs"]]
         ours, theirs = self._base_record(), saved["base_model"]
-        changed = [f"the base model's {field}" for field in ("fingerprint", "dtype", "quantization")
-                   if theirs.get(field, ours[field]) != ours[field]]  # results from before dtype was recorded pass
+        changed = [
+            f"the base model's {field}"
+            for field in ("fingerprint", "dtype", "quantization")
+            if theirs.get(field, ours[field]) != ours[field]
+        ]  # results from before dtype was recorded pass
         inits = saved["inits"]
-        changed += [f"the {method} init" + ("" if method in inits else " (not recorded)")
-                    for method, init in self.init_records.items() if any(r.method == method for r in runs)
-                    and inits.get(method, {}).get("sha256") != init["sha256"]]
+        changed += [
+            f"the {method} init" + ("" if method in inits else " (not recorded)")
+            for method, init in self.init_records.items()
+            if any(r.method == method for r in runs) and inits.get(method, {}).get("sha256") != init["sha256"]
+        ]
         saved_tasks = saved["tasks"] + saved.get("earlier", {}).get("tasks", [])
         digests = {t["name"]: t["sha256"] for t in saved_tasks}
-        changed += [f"the examples of {t['name']}" + ("" if t["name"] in digests else " (not recorded)")
-                    for t in self.task_records if any(r.task == t["name"] for r in runs)
-                    and digests.get(t["name"]) != t["sha256"]]
+        changed += [
+            f"the examples of {t['name']}" + ("" if t["name"] in digests else " (not recorded)")
+            for t in self.task_records
+            if any(r.task == t["name"] for r in runs) and digests.get(t["name"]) != t["sha256"]
+        ]
         self._refuse(changed)
         here = {t["name"] for t in self.task_records}
-        self.earlier = {"inits": {m: r for m, r in inits.items() if m not in self.init_records},
-                        "tasks": [t for t in saved_tasks if t["name"] not in here]}
+        self.earlier = {
+            "inits": {m: r for m, r in inits.items() if m not in self.init_records},
+            "tasks": [t for t in saved_tasks if t["name"] not in here],
+        }
         self.results = {key_of(r): r for r in runs}
         self.previous_seconds = saved.get("seconds", 0.0)
-        self.resumed = [*saved.get("resumed", []), {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                    "device": device_name(self.base.device), **self.git}]
+        self.resumed = [
+            *saved.get("resumed", []),
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "device": device_name(self.base.device),
+                **self.git,
+            },
+        ]
         self.git = saved["git"]
 
     def _base_record(self) -> dict[str, str]:
-        return {"id": self.base.model_id, "fingerprint": self.base.fingerprint,
-                "dtype": str(self.base.model.dtype).removeprefix("torch."), "quantization": self.base.quantization}
+        return {
+            "id": self.base.model_id,
+            "fingerprint": self.base.fingerprint,
+            "dtype": str(self.base.model.dtype).removeprefix("torch."),
+            "quantization": self.base.quantization,
+        }
 
     # ---------------------------------------------------------------------------------------------- run
     def plan(self) -> list[tuple[Task, int, int, list[str]]]:
@@ -552,8 +722,12 @@ class Evaluation:
         is a full replicate of the grid."""
         config, todo = self.config, []
         cells = [(task, 0, 0, ["zero_shot"]) for task in self.tasks if "zero_shot" in config.methods]
-        cells += [(task, k, seed, [m for m in config.methods if m != "zero_shot"])
-                  for seed in range(config.seeds) for k in config.shots for task in self.tasks]
+        cells += [
+            (task, k, seed, [m for m in config.methods if m != "zero_shot"])
+            for seed in range(config.seeds)
+            for k in config.shots
+            for task in self.tasks
+        ]
         for task, k, seed, methods in cells:
             missing = [m for m in methods if cell_key(task.name, m, k, seed) not in self.results]
             if missing:
@@ -570,17 +744,29 @@ class Evaluation:
         for task, k, seed, methods in todo:
             bar.set_postfix_str(f"{task.name} k={k} seed {seed}")
             keep = self._saver() if saving and (saving.task, saving.k, seed) == (task.name, k, 0) else None
-            for result in compare(self.base, task, k=k, seed=seed, n_test=config.n_test, methods=methods,
-                                  inits=self.inits, steps=config.steps, keep=keep, cover_labels=config.cover_labels,
-                                  calibrate=config.contextual_calibration,
-                                  curve_steps=config.curve_steps if k == config.curve_k else ()):
+            for result in compare(
+                self.base,
+                task,
+                k=k,
+                seed=seed,
+                n_test=config.n_test,
+                methods=methods,
+                inits=self.inits,
+                steps=config.steps,
+                keep=keep,
+                cover_labels=config.cover_labels,
+                calibrate=config.contextual_calibration,
+                curve_steps=config.curve_steps if k == config.curve_k else (),
+            ):
                 self.results[key_of(result)] = result
                 self.write(finished=False)
                 if tracker:
                     tracker.log({f"{task.name}/{result.method}/k={k}": result.score}, step=seed)
                 bar.update(1)
-                bar.write(f"{task.name} k={k} seed {seed} {result.method}: {result.score:.3f} {result.metric} "
-                          f"({result.steps} steps, {result.seconds:.1f} s)")
+                bar.write(
+                    f"{task.name} k={k} seed {seed} {result.method}: {result.score:.3f} {result.metric} "
+                    f"({result.steps} steps, {result.seconds:.1f} s)"
+                )
         bar.close()
         if tracker:
             tracker.finish()
@@ -597,15 +783,26 @@ class Evaluation:
         def keep(method: str, adapter: Adapter) -> None:
             if method == saving.method:
                 AdapterStore(self._store_root()).save(adapter, saving.name, overwrite=True)
+
         return keep
 
     def _save_again(self) -> None:
         """The adapter to keep was scored in an earlier, interrupted run: adapt it again (same seed, same weights)."""
         saving = self.config.save_adapter
         task = next(t for t in self.tasks if t.name == saving.task)
-        for _ in compare(self.base, task, k=saving.k, seed=0, n_test=1, methods=[saving.method], inits=self.inits,
-                         steps=self.config.steps, keep=self._saver(), cover_labels=self.config.cover_labels,
-                         calibrate=self.config.contextual_calibration):
+        for _ in compare(
+            self.base,
+            task,
+            k=saving.k,
+            seed=0,
+            n_test=1,
+            methods=[saving.method],
+            inits=self.inits,
+            steps=self.config.steps,
+            keep=self._saver(),
+            cover_labels=self.config.cover_labels,
+            calibrate=self.config.contextual_calibration,
+        ):
             pass
 
     # ---------------------------------------------------------------------------------------------- results
@@ -613,17 +810,33 @@ class Evaluation:
         """results.json (every number, config, versions, device, commit); when finished also results.md and the
         plots. Each file is written to a temp file and renamed into place."""
         config = self.config
-        runs = sorted(self.results.values(), key=lambda r: (r.seed, r.k, r.task, config.methods.index(r.method)
-                                                            if r.method in config.methods else len(METHODS)))
+        runs = sorted(
+            self.results.values(),
+            key=lambda r: (
+                r.seed,
+                r.k,
+                r.task,
+                config.methods.index(r.method) if r.method in config.methods else len(METHODS),
+            ),
+        )
         results = {
-            "schema": 1, "status": "complete" if finished else "running",
+            "schema": 1,
+            "status": "complete" if finished else "running",
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(self.previous_seconds + time.perf_counter() - self.started, 1),
-            "config": config.to_dict(), "versions": versions(), "device": device_name(self.base.device),
-            "git": self.git, "resumed": self.resumed, "base_model": self._base_record(),
-            "inits": self.init_records, "notes": self.notes, "tasks": self.task_records, "earlier": self.earlier,
-            "saved_adapter": ({**asdict(config.save_adapter), "store": self._store_root()}
-                              if config.save_adapter else None),
+            "config": config.to_dict(),
+            "versions": versions(),
+            "device": device_name(self.base.device),
+            "git": self.git,
+            "resumed": self.resumed,
+            "base_model": self._base_record(),
+            "inits": self.init_records,
+            "notes": self.notes,
+            "tasks": self.task_records,
+            "earlier": self.earlier,
+            "saved_adapter": (
+                {**asdict(config.save_adapter), "store": self._store_root()} if config.save_adapter else None
+            ),
             "runs": [{**asdict(r), "curve": [list(p) for p in r.curve]} for r in runs],
         }
         if finished:  # the statistics once, at the end; an unfinished results.json holds the runs so far

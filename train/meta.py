@@ -49,8 +49,15 @@ log = logging.getLogger(__name__)
 ADAPTER = "meta-train"  # the working adapter each inner loop trains; the init itself is held apart as tensors
 INIT_DIR = "init"  # output_dir/init: the PEFT folder this recipe produces
 # Changing these between an interrupted run and its resume does not change the weights it trains.
-RESUMABLE_CHANGES = {"resume", "stop_after", "save_every", "validate_every", "validation_tasks", "validation_query",
-                     "output_dir"}
+RESUMABLE_CHANGES = {
+    "resume",
+    "stop_after",
+    "save_every",
+    "validate_every",
+    "validation_tasks",
+    "validation_query",
+    "output_dir",
+}
 UNSUPPORTED = {"DEEPSPEED", "MEGATRON_LM", "XLA"}  # these need the model handed to them; inner loops must stay local
 
 
@@ -66,8 +73,15 @@ def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
     return 1.0
 
 
-def query_gradient(model: Any, query: Sequence[Rendered], *, pad_id: int, batch_size: int, name: str,
-                   labels: Sequence[Sequence[int]] | None = None) -> tuple[dict[str, Any], float]:
+def query_gradient(
+    model: Any,
+    query: Sequence[Rendered],
+    *,
+    pad_id: int,
+    batch_size: int,
+    name: str,
+    labels: Sequence[Sequence[int]] | None = None,
+) -> tuple[dict[str, Any], float]:
     """FOMAML's meta-gradient: the gradient of the query loss over `query` at adapter `name`'s current (adapted)
     weights, taken in chunks of `batch_size`; and that loss. The loss is the mean answer-token cross-entropy, or,
     given `labels` (a classify episode's labels as answer token ids), the right label's cross-entropy among them
@@ -154,8 +168,11 @@ class MetaTrainer:
 
         # cpu=True without a GPU: processes started by `accelerate launch --multi_gpu` or torchrun then join over
         # gloo (accelerate's own --cpu launcher starts one process unless mpirun is installed).
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), project_dir=str(self.output_dir),
-                                       log_with=check_report_to(self.config.report_to))
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(),
+            project_dir=str(self.output_dir),
+            log_with=check_report_to(self.config.report_to),
+        )
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         launched = "LOCAL_WORLD_SIZE" in os.environ or "ACCELERATE_MIXED_PRECISION" in os.environ
@@ -168,17 +185,23 @@ class MetaTrainer:
             raise ConfigError(f"accelerate's {kind} is not supported: use configs/accelerate/ddp.yaml")
         self.fsdp = sharding.settings(self.config) if sharding.requested() else None
         if self.config.meta_batch_size % self.world:
-            raise ConfigError(f"config field 'meta_batch_size' ({self.config.meta_batch_size}) must be a multiple "
-                              f"of the {self.world} processes: each process adapts the same number of tasks")
+            raise ConfigError(
+                f"config field 'meta_batch_size' ({self.config.meta_batch_size}) must be a multiple "
+                f"of the {self.world} processes: each process adapts the same number of tasks"
+            )
 
     def _check_output_dir(self) -> None:
         found = checkpoint.find(self.output_dir)
         if found and not self.config.resume:
-            raise ConfigError(f"{self.output_dir} already holds a run's checkpoint; pass resume=true to continue it, "
-                              "or output_dir=... for a new run")
+            raise ConfigError(
+                f"{self.output_dir} already holds a run's checkpoint; pass resume=true to continue it, "
+                "or output_dir=... for a new run"
+            )
         if not found and (self.output_dir / INIT_DIR).exists():
-            raise ConfigError(f"{self.output_dir / INIT_DIR} exists without a checkpoint to resume; pass "
-                              "output_dir=... for a new run, or move that init away")
+            raise ConfigError(
+                f"{self.output_dir / INIT_DIR} exists without a checkpoint to resume; pass "
+                "output_dir=... for a new run, or move that init away"
+            )
 
     def _load_model(self) -> None:
         import torch
@@ -188,8 +211,12 @@ class MetaTrainer:
         if self.fsdp is not None and dtype == "auto" and device.type == "cuda":
             dtype = "bfloat16"  # what auto means on a GPU (adapters.base); the base loads on the CPU first here
         # Under FSDP the whole base passes through CPU memory once; sharding moves only this process's part over.
-        self.base = load_base(config.base_model, dtype=dtype, quantization=config.quantization,
-                              device="cpu" if self.fsdp is not None else str(device))
+        self.base = load_base(
+            config.base_model,
+            dtype=dtype,
+            quantization=config.quantization,
+            device="cpu" if self.fsdp is not None else str(device),
+        )
         if config.gradient_checkpointing:
             enable_checkpointing(self.base.model)
         torch.manual_seed(config.seed)  # the same standard LoRA init on every process
@@ -199,8 +226,11 @@ class MetaTrainer:
         self.passes = None
         if self.fsdp is not None:
             held = sharding.shard_base(self.model, lora_parameters(self.model, ADAPTER).values(), device, self.fsdp)
-            print(f"process {self.rank} of {self.world}: FSDP holds {held['local_parameters']} of the base's "
-                  f"{held['base_parameters']} parameters ({held['shard_groups']} shard groups)", flush=True)
+            print(
+                f"process {self.rank} of {self.world}: FSDP holds {held['local_parameters']} of the base's "
+                f"{held['base_parameters']} parameters ({held['shard_groups']} shard groups)",
+                flush=True,
+            )
             self.passes = sharding.PassCounter(self.model)
         self.pad_id = self.base.tokenizer.pad_token_id
         self.inner_loop = config.inner_loop()
@@ -213,9 +243,11 @@ class MetaTrainer:
             return  # "none": the standard init, as null
         ours, theirs = config.lora_settings(), files.settings
         if (theirs.r, theirs.alpha) != (ours.r, ours.alpha):  # the same rank with another alpha loads, wrongly scaled
-            raise ConfigError(f"start_from {config.start_from!r} has LoRA r={theirs.r}, alpha={theirs.alpha}, but "
-                              f"this config asks for r={ours.r}, alpha={ours.alpha}; set lora_r and lora_alpha to "
-                              "the init's")
+            raise ConfigError(
+                f"start_from {config.start_from!r} has LoRA r={theirs.r}, alpha={theirs.alpha}, but "
+                f"this config asks for r={ours.r}, alpha={ours.alpha}; set lora_r and lora_alpha to "
+                "the init's"
+            )
         load_lora_state(self.model, files.state, ADAPTER)  # refuses other target modules, naming them
 
     def _select_tasks(self) -> None:
@@ -224,24 +256,40 @@ class MetaTrainer:
         by_name = {t.name: t for t in tasks}
         unknown = [name for name in config.tasks if name not in by_name]
         if unknown:
-            raise ConfigError(f"config field 'tasks' names {unknown}, which are not meta-train tasks of "
-                              f"{' + '.join(config.suites())}; see `shoplora tasks list --split meta-train`")
+            raise ConfigError(
+                f"config field 'tasks' names {unknown}, which are not meta-train tasks of "
+                f"{' + '.join(config.suites())}; see `shoplora tasks list --split meta-train`"
+            )
         self.tasks = [by_name[name] for name in config.tasks] if config.tasks else tasks
         if config.meta_batch_size > len(self.tasks):
-            raise ConfigError(f"meta_batch_size {config.meta_batch_size} is more than the {len(self.tasks)} "
-                              f"meta-train tasks; lower it to at most {len(self.tasks)}")
+            raise ConfigError(
+                f"meta_batch_size {config.meta_batch_size} is more than the {len(self.tasks)} "
+                f"meta-train tasks; lower it to at most {len(self.tasks)}"
+            )
 
     def _make_episodes(self) -> None:
         config = self.config
-        self.sampler = EpisodeSampler(self.tasks, self.base.tokenizer, meta_batch_size=config.meta_batch_size,
-                                      support_k=config.support_k, query_k=config.query_k,
-                                      label_subsets=config.label_subsets, max_length=config.max_length,
-                                      seed=config.seed, label_renaming=config.label_renaming)
+        self.sampler = EpisodeSampler(
+            self.tasks,
+            self.base.tokenizer,
+            meta_batch_size=config.meta_batch_size,
+            support_k=config.support_k,
+            query_k=config.query_k,
+            label_subsets=config.label_subsets,
+            max_length=config.max_length,
+            seed=config.seed,
+            label_renaming=config.label_renaming,
+        )
         # Validation tasks are split over the processes, like the meta-batch; their losses are averaged.
         tasks = validation_tasks(self.tasks, config.validation_tasks)
-        episodes = functools.partial(validation_episodes, tokenizer=self.base.tokenizer, k=sum(config.support_k) // 2,
-                                     n_query=config.validation_query, max_length=config.max_length)
-        self.validation = episodes(tasks[self.rank::self.world])
+        episodes = functools.partial(
+            validation_episodes,
+            tokenizer=self.base.tokenizer,
+            k=sum(config.support_k) // 2,
+            n_query=config.validation_query,
+            max_length=config.max_length,
+        )
+        self.validation = episodes(tasks[self.rank :: self.world])
         # Under FSDP every process must make as many passes as the others: one with fewer validation tasks than
         # the most any process has validates the first task again as often as it is short, and drops those losses.
         short = -(-len(tasks) // self.world) - len(self.validation) if self.fsdp is not None else 0
@@ -263,8 +311,12 @@ class MetaTrainer:
             self.init = {key: p.detach().clone() for key, p in live.items()}
             steps_per_outer = 1
             self.optimizer = make_optimizer(config.outer_optimizer, list(self.init.values()), config.outer_lr)
-        factor = functools.partial(lr_factor, warmup=config.warmup_steps * steps_per_outer,
-                                   total=config.outer_steps * steps_per_outer, schedule=config.schedule)
+        factor = functools.partial(
+            lr_factor,
+            warmup=config.warmup_steps * steps_per_outer,
+            total=config.outer_steps * steps_per_outer,
+            schedule=config.schedule,
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self._broadcast_init()
 
@@ -290,8 +342,9 @@ class MetaTrainer:
         changed = sorted(k for k in ours if k not in RESUMABLE_CHANGES and theirs.get(k) != ours[k])
         if changed:
             diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} now" for k in changed)
-            raise CheckpointError(f"{found} is from a different run ({diffs}); resume it with its own settings, or "
-                                  "use another output_dir")
+            raise CheckpointError(
+                f"{found} is from a different run ({diffs}); resume it with its own settings, or use another output_dir"
+            )
         with torch.no_grad():
             for key, tensor in self.init.items():
                 tensor.copy_(saved.tensors[key])
@@ -312,8 +365,9 @@ class MetaTrainer:
         from tqdm.auto import tqdm
 
         config = self.config
-        bar = tqdm(total=config.outer_steps, initial=self.step, desc=config.algorithm, unit="step",
-                   disable=not self.is_main)
+        bar = tqdm(
+            total=config.outer_steps, initial=self.step, desc=config.algorithm, unit="step", disable=not self.is_main
+        )
         self.started = time.perf_counter() - self.seconds  # seconds count over resumed runs too
         if self.step == 0:
             self._validate()  # the standard LoRA init: the reference every later validation is compared with
@@ -325,8 +379,13 @@ class MetaTrainer:
             self.step += 1
             self._check_passes()
             # seconds - inner_seconds - query_seconds is the outer step's own overhead
-            self._record("train", query_loss=query_loss, seconds=time.perf_counter() - tick,
-                         inner_seconds=inner_seconds, query_seconds=query_seconds)
+            self._record(
+                "train",
+                query_loss=query_loss,
+                seconds=time.perf_counter() - tick,
+                inner_seconds=inner_seconds,
+                query_seconds=query_seconds,
+            )
             bar.update(1)
             bar.set_postfix(query_loss=f"{query_loss:.3f}")
             if config.validate_every and self.step % config.validate_every == 0 and self.step < config.outer_steps:
@@ -359,25 +418,38 @@ class MetaTrainer:
         weight_at_init = self.config.init_query_weight
         for slot, episode in enumerate(episodes):
             load_lora_state(self.model, self.init, ADAPTER)
-            query = functools.partial(query_gradient, self.model, episode.query, pad_id=self.pad_id,
-                                      batch_size=self.config.inner_batch_size, name=ADAPTER,
-                                      labels=self._query_labels(episode))
+            query = functools.partial(
+                query_gradient,
+                self.model,
+                episode.query,
+                pad_id=self.pad_id,
+                batch_size=self.config.inner_batch_size,
+                name=ADAPTER,
+                labels=self._query_labels(episode),
+            )
             tick = time.perf_counter()
             if weight_at_init:
                 grads, _ = query()
                 _accumulate(meta_gradient, grads, weight_at_init)
             query_seconds += time.perf_counter() - tick
             tick = time.perf_counter()
-            train_steps(self.model, episode.support, self.inner_loop, pad_id=self.pad_id,
-                        rng=self._rng("inner", slot), name=ADAPTER)
+            train_steps(
+                self.model,
+                episode.support,
+                self.inner_loop,
+                pad_id=self.pad_id,
+                rng=self._rng("inner", slot),
+                name=ADAPTER,
+            )
             inner_seconds += time.perf_counter() - tick
             tick = time.perf_counter()
             if self.config.algorithm == "reptile":
                 adapted = lora_parameters(self.model, ADAPTER)
                 for key in meta_gradient:  # an outer step along -(init - adapted) moves the init toward adapted
                     meta_gradient[key] += self.init[key] - adapted[key].detach()
-                query_losses.append(mean_loss(self.model, episode.query, pad_id=self.pad_id,
-                                              batch_size=self.config.inner_batch_size))
+                query_losses.append(
+                    mean_loss(self.model, episode.query, pad_id=self.pad_id, batch_size=self.config.inner_batch_size)
+                )
             else:
                 grads, loss = query()
                 _accumulate(meta_gradient, grads)
@@ -425,8 +497,10 @@ class MetaTrainer:
                 param.requires_grad_(False)
             self.model.eval()
         inner_seconds, tick = time.perf_counter() - tick, time.perf_counter()
-        losses = [mean_loss(self.model, e.query, pad_id=self.pad_id, batch_size=self.config.inner_batch_size)
-                  for e in episodes]
+        losses = [
+            mean_loss(self.model, e.query, pad_id=self.pad_id, batch_size=self.config.inner_batch_size)
+            for e in episodes
+        ]
         return self._mean_over_processes(losses), inner_seconds, time.perf_counter() - tick
 
     def _validate(self, bar: Any = None) -> None:
@@ -438,19 +512,30 @@ class MetaTrainer:
         for episode in self.validation + self.spare_validation:
             load_lora_state(self.model, state, ADAPTER)
             before.append(mean_loss(self.model, episode.query, pad_id=self.pad_id))
-            train_steps(self.model, episode.support, self.inner_loop, pad_id=self.pad_id,
-                        rng=random.Random(f"{self.config.seed}:validation:{episode.task}"), name=ADAPTER)
+            train_steps(
+                self.model,
+                episode.support,
+                self.inner_loop,
+                pad_id=self.pad_id,
+                rng=random.Random(f"{self.config.seed}:validation:{episode.task}"),
+                name=ADAPTER,
+            )
             after.append(mean_loss(self.model, episode.query, pad_id=self.pad_id))
         load_lora_state(self.model, state, ADAPTER)  # multitask trains the adapter itself: put its weights back
-        before, after = before[:len(self.validation)], after[:len(self.validation)]  # spare episodes do not count
+        before, after = before[: len(self.validation)], after[: len(self.validation)]  # spare episodes do not count
         self._check_passes()
-        totals = self.accelerator.reduce(torch.tensor([sum(before), sum(after), len(before)], dtype=torch.float64,
-                                                      device=self.accelerator.device), "sum").tolist()
+        totals = self.accelerator.reduce(
+            torch.tensor([sum(before), sum(after), len(before)], dtype=torch.float64, device=self.accelerator.device),
+            "sum",
+        ).tolist()
         if totals[2]:
             loss_before, loss_after = totals[0] / totals[2], totals[1] / totals[2]
             self._record("validation", loss_before=loss_before, loss_after=loss_after)
-            self._say(f"outer step {self.step}: validation query loss {loss_before:.3f} before adapting, "
-                      f"{loss_after:.3f} after {self.config.inner_steps} inner steps", bar)
+            self._say(
+                f"outer step {self.step}: validation query loss {loss_before:.3f} before adapting, "
+                f"{loss_after:.3f} after {self.config.inner_steps} inner steps",
+                bar,
+            )
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _rng(self, purpose: str, slot: int) -> random.Random:
@@ -505,9 +590,14 @@ class MetaTrainer:
         rng = gather_object([self._rng_state()])  # every process's RNG, written by the main one
         self.seconds = time.perf_counter() - self.started
         if self.is_main:
-            state = {"step": self.step, "scheduler": self.scheduler.state_dict(), "curves": self.curves,
-                     "config": self.config.to_dict(), "seconds": self.seconds,
-                     "processes": self.world}
+            state = {
+                "step": self.step,
+                "scheduler": self.scheduler.state_dict(),
+                "curves": self.curves,
+                "config": self.config.to_dict(),
+                "seconds": self.seconds,
+                "processes": self.world,
+            }
             checkpoint.save(self.output_dir, Checkpoint(self.init, self.optimizer.state_dict(), rng, state))
         self.accelerator.wait_for_everyone()
 
@@ -522,20 +612,40 @@ class MetaTrainer:
         if self.world > 1:
             print(f"process {self.rank} of {self.world}: LoRA sha256 {ours}", flush=True)
             if len(set(gather_object([ours]))) > 1:
-                raise ShopLoRAError("the processes ended with different LoRA weights; this is a bug: report it with "
-                                    "your accelerate config")
+                raise ShopLoRAError(
+                    "the processes ended with different LoRA weights; this is a bug: report it with "
+                    "your accelerate config"
+                )
         target = self.output_dir / INIT_DIR
         if self.is_main:
             config = self.config
-            record = {"kind": "init", "name": self.output_dir.name, "algorithm": config.algorithm,
-                      "suite": " + ".join(config.suites()), "tasks": [t.name for t in self.tasks],
-                      "inner_loop": self.inner_loop.to_dict(), "curves": self.curves, "config": config.to_dict(),
-                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      "device": self._device_name(), "processes": self.world, "outer_steps": self.step,
-                      "sharded_base": self.fsdp is not None,
-                      "seconds": round(self.seconds, 1), "sha256": ours, "metrics": self._final_validation()}
-            write_lora_dir(target, state=self.init, settings=config.lora_settings(), base_model_id=self.base.model_id,
-                           base_fingerprint=self.base.fingerprint, record=record, overwrite=self.resumed_finished)
+            record = {
+                "kind": "init",
+                "name": self.output_dir.name,
+                "algorithm": config.algorithm,
+                "suite": " + ".join(config.suites()),
+                "tasks": [t.name for t in self.tasks],
+                "inner_loop": self.inner_loop.to_dict(),
+                "curves": self.curves,
+                "config": config.to_dict(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "device": self._device_name(),
+                "processes": self.world,
+                "outer_steps": self.step,
+                "sharded_base": self.fsdp is not None,
+                "seconds": round(self.seconds, 1),
+                "sha256": ours,
+                "metrics": self._final_validation(),
+            }
+            write_lora_dir(
+                target,
+                state=self.init,
+                settings=config.lora_settings(),
+                base_model_id=self.base.model_id,
+                base_fingerprint=self.base.fingerprint,
+                record=record,
+                overwrite=self.resumed_finished,
+            )
             self._say(f"wrote the {config.algorithm} init to {target} ({self.seconds / 60:.1f} min)")
         self.accelerator.wait_for_everyone()
         return target
@@ -545,8 +655,11 @@ class MetaTrainer:
         curve = self.curves["validation"]
         if not curve["step"]:
             return {}
-        return {"validation_loss_before": curve["loss_before"][-1], "validation_loss_after": curve["loss_after"][-1],
-                "validation_loss_after_at_step_0": curve["loss_after"][0]}
+        return {
+            "validation_loss_before": curve["loss_before"][-1],
+            "validation_loss_after": curve["loss_after"][-1],
+            "validation_loss_after_at_step_0": curve["loss_after"][0],
+        }
 
     def _device_name(self) -> str:
         name = device_name(self.accelerator.device)
@@ -573,8 +686,12 @@ def run(config: MetaConfig) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m train.meta CONFIG.yaml [key=value ...]`; also `shoplora meta-train`. Errors are one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="train.meta", description=__doc__, epilog="config fields:\n" +
-                                     describe_fields(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="train.meta",
+        description=__doc__,
+        epilog="config fields:\n" + describe_fields(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("config", help="YAML config (configs/*.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override")
     args = parser.parse_args(argv)

@@ -68,16 +68,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     outside = adapter.predict(out_of_scope)
     accuracy = sum(p.label == e.output for p, e in zip(inside, in_scope)) / len(in_scope)
     threshold, caught = caught_at([p.confidence for p in inside], [p.confidence for p in outside], args.false_alarms)
-    tfidf_in, tfidf_out = (tfidf_confidences(support, [e.input for e in in_scope]),
-                           tfidf_confidences(support, out_of_scope))
+    tfidf_in, tfidf_out = (
+        tfidf_confidences(support, [e.input for e in in_scope]),
+        tfidf_confidences(support, out_of_scope),
+    )
     tfidf_threshold, tfidf_caught = caught_at(tfidf_in, tfidf_out, args.false_alarms)
-    result = {"task": TASK, "k": args.k, "init": args.init, "n_in_scope": len(in_scope),
-              "n_out_of_scope": len(out_of_scope), "false_alarms": args.false_alarms,
-              "adapt": {"accuracy": accuracy, "abstain_below": threshold, "out_of_scope_caught": caught,
-                        "seconds": round(seconds, 1), "steps_run": adapter.record["steps_run"],
-                        "steps_kept": adapter.record["steps_kept"]},
-              "tfidf": {"threshold": tfidf_threshold, "out_of_scope_caught": tfidf_caught},
-              "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "task": TASK,
+        "k": args.k,
+        "init": args.init,
+        "n_in_scope": len(in_scope),
+        "n_out_of_scope": len(out_of_scope),
+        "false_alarms": args.false_alarms,
+        "adapt": {
+            "accuracy": accuracy,
+            "abstain_below": threshold,
+            "out_of_scope_caught": caught,
+            "seconds": round(seconds, 1),
+            "steps_run": adapter.record["steps_run"],
+            "steps_kept": adapter.record["steps_kept"],
+        },
+        "tfidf": {"threshold": tfidf_threshold, "out_of_scope_caught": tfidf_caught},
+        "date": time.strftime("%Y-%m-%d"),
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         write_atomic(Path(args.out).expanduser(), json.dumps(result, indent=2))

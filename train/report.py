@@ -50,22 +50,35 @@ def analyse(runs: Sequence[Result], config: EvalConfig, task_names: Sequence[str
             replicates = [sum(v) / len(v) for v in per_seed.values() if None not in v]
             if replicates:
                 mean, std = stats.mean_std(replicates)
-                runs_here = [scores[cell_key(t, method, k, s)] for t in task_names for s in per_seed
-                             if None not in per_seed[s]]
-                summary.append({"method": method, "k": k, "mean": mean, "std": std, "n_seeds": len(replicates),
-                                "n_tasks": len(task_names),
-                                "steps": sum(r.steps for r in runs_here) / len(runs_here),
-                                "seconds": sum(r.seconds for r in runs_here) / len(runs_here)})
+                runs_here = [
+                    scores[cell_key(t, method, k, s)] for t in task_names for s in per_seed if None not in per_seed[s]
+                ]
+                summary.append(
+                    {
+                        "method": method,
+                        "k": k,
+                        "mean": mean,
+                        "std": std,
+                        "n_seeds": len(replicates),
+                        "n_tasks": len(task_names),
+                        "steps": sum(r.steps for r in runs_here) / len(runs_here),
+                        "seconds": sum(r.seconds for r in runs_here) / len(runs_here),
+                    }
+                )
             for task in task_names:
                 values = [v for v in (score(task, method, k, s) for s in seeds) if v is not None]
                 if values:
                     mean, std = stats.mean_std(values)
-                    by_task.append({"task": task, "method": method, "k": k, "mean": mean, "std": std,
-                                    "n_seeds": len(values)})
-    return {"summary": summary, "summary_by_task": by_task,
-            "comparisons": comparisons(score, config, task_names),
-            "steps_to_target": steps_to_targets(runs, config, task_names),
-            "examples_needed": examples_needed(score, config, task_names)}
+                    by_task.append(
+                        {"task": task, "method": method, "k": k, "mean": mean, "std": std, "n_seeds": len(values)}
+                    )
+    return {
+        "summary": summary,
+        "summary_by_task": by_task,
+        "comparisons": comparisons(score, config, task_names),
+        "steps_to_target": steps_to_targets(runs, config, task_names),
+        "examples_needed": examples_needed(score, config, task_names),
+    }
 
 
 def comparisons(score: Callable[..., float | None], config: EvalConfig, task_names: Sequence[str]) -> list[dict]:
@@ -74,12 +87,24 @@ def comparisons(score: Callable[..., float | None], config: EvalConfig, task_nam
     for k in config.shots:
         for other in config.methods[:-1]:
             for name, group in groups(task_names):
-                pairs = [(a, b) for t in group for s in range(config.seeds)
-                         if (a := score(t, reference, k, s)) is not None and (b := score(t, other, k, s)) is not None]
+                pairs = [
+                    (a, b)
+                    for t in group
+                    for s in range(config.seeds)
+                    if (a := score(t, reference, k, s)) is not None and (b := score(t, other, k, s)) is not None
+                ]
                 if pairs:
                     test = stats.paired_test([a for a, _ in pairs], [b for _, b in pairs])
-                    rows.append({"method": reference, "baseline": other, "k": k, "task": name, **test.to_dict(),
-                                 "note": test.note(reference, other)})
+                    rows.append(
+                        {
+                            "method": reference,
+                            "baseline": other,
+                            "k": k,
+                            "task": name,
+                            **test.to_dict(),
+                            "note": test.note(reference, other),
+                        }
+                    )
     return rows
 
 
@@ -109,9 +134,16 @@ def steps_to_targets(runs: Sequence[Result], config: EvalConfig, task_names: Seq
             if not curves:
                 continue
             curve = mean_curve(curves)
-            rows.append({"task": name, "method": method, "target": target,
-                         "steps": stats.steps_to_target(curve, target), "budget": max(curve),
-                         "curve": [[s, v] for s, v in curve.items()]})
+            rows.append(
+                {
+                    "task": name,
+                    "method": method,
+                    "target": target,
+                    "steps": stats.steps_to_target(curve, target),
+                    "budget": max(curve),
+                    "curve": [[s, v] for s, v in curve.items()],
+                }
+            )
     return {"k": config.curve_k, "target_method": "lora_multitask", "rows": rows}
 
 
@@ -122,8 +154,10 @@ def examples_needed(score: Callable[..., float | None], config: EvalConfig, task
         for method in config.methods:
             if method == "zero_shot":
                 continue
-            by_seed = {s: [(k, v) for k in config.shots if (v := score(task, method, k, s)) is not None]
-                       for s in range(config.seeds)}
+            by_seed = {
+                s: [(k, v) for k in config.shots if (v := score(task, method, k, s)) is not None]
+                for s in range(config.seeds)
+            }
             estimate = learning_curve.examples_needed(by_seed, config.target, n_scored=config.n_test)
             if estimate is not None:
                 rows.append({"task": task, "method": method, **estimate.to_dict(), "note": estimate.note(method)})
@@ -140,14 +174,18 @@ def summary_table(results: dict) -> str:
     adaptation (averaged over k)."""
     config = results["config"]
     rows = {(r["method"], r["k"]): r for r in results["summary"]}
-    lines = ["| method | " + " | ".join(f"k={k}" for k in config["shots"]) + " | steps | s/adaptation |",
-             "|---|" + "---|" * (len(config["shots"]) + 2)]
+    lines = [
+        "| method | " + " | ".join(f"k={k}" for k in config["shots"]) + " | steps | s/adaptation |",
+        "|---|" + "---|" * (len(config["shots"]) + 2),
+    ]
     for method in config["methods"]:
         found = [rows[(method, k)] for k in config["shots"] if (method, k) in rows]
         if not found:
             continue
-        cells = [_cell(rows[(method, k)]["mean"], rows[(method, k)]["std"]) if (method, k) in rows else "-"
-                 for k in config["shots"]]
+        cells = [
+            _cell(rows[(method, k)]["mean"], rows[(method, k)]["std"]) if (method, k) in rows else "-"
+            for k in config["shots"]
+        ]
         steps = sum(r["steps"] for r in found) / len(found)
         seconds = sum(r["seconds"] for r in found) / len(found)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {steps:.0f} | {seconds:.1f} |")
@@ -160,40 +198,64 @@ def markdown(results: dict) -> str:
     config, git = results["config"], results["git"]
     tasks = results["tasks"]
     commit = (git["commit"] or "unknown")[:10] + (" with uncommitted changes" if git["dirty"] else "")
-    lines = [f"# Evaluation: {Path(config['output_dir'] or 'runs/eval').name}", "",
-             f"{results['base_model']['id']} on {results['device']}, {results['updated'][:10]}, commit {commit}, "
-             f"{results['seconds'] / 60:.1f} min. {_count(len(tasks), 'task')}, {config['n_test']} test examples each "
-             f"(fewer where a task has fewer), {_count(config['seeds'], 'seed')} (a support set each). Score: each "
-             "task's metric "
-             "(accuracy; macro-F1 for skewed real-data tasks) averaged over the tasks; mean ± std over seeds.", "",
-             summary_table(results), "",
-             "Tasks: " + ", ".join(f"{t['name']} ({t['metric']}"
-                                   f"{', seen in meta-training!' if t['seen_in_meta_training'] else ''})"
-                                   for t in tasks) + ".", ""]
+    lines = [
+        f"# Evaluation: {Path(config['output_dir'] or 'runs/eval').name}",
+        "",
+        f"{results['base_model']['id']} on {results['device']}, {results['updated'][:10]}, commit {commit}, "
+        f"{results['seconds'] / 60:.1f} min. {_count(len(tasks), 'task')}, {config['n_test']} test examples each "
+        f"(fewer where a task has fewer), {_count(config['seeds'], 'seed')} (a support set each). Score: each "
+        "task's metric "
+        "(accuracy; macro-F1 for skewed real-data tasks) averaged over the tasks; mean ± std over seeds.",
+        "",
+        summary_table(results),
+        "",
+        "Tasks: "
+        + ", ".join(
+            f"{t['name']} ({t['metric']}{', seen in meta-training!' if t['seen_in_meta_training'] else ''})"
+            for t in tasks
+        )
+        + ".",
+        "",
+    ]
     lines += ["Inits:"] + [f"- {method}: {init['made']}" for method, init in results["inits"].items()] + [""]
     lines += [f"- {note}" for note in results["notes"]]
     pooled = [c for c in results["comparisons"] if c["task"] == "all"]
     if pooled:
-        lines += ["## Is the difference real?", "",
-                  "Two-sided sign-flip test, paired over (task, seed): the same support set and test examples.", ""]
+        lines += [
+            "## Is the difference real?",
+            "",
+            "Two-sided sign-flip test, paired over (task, seed): the same support set and test examples.",
+            "",
+        ]
         lines += [f"- k={c['k']}: {c['note']}" for c in pooled] + [""]
     steps = results["steps_to_target"]
     rows = [r for r in steps["rows"] if r["task"] == "all"]
     if rows:
         logged = sorted({step for r in rows for step, _ in r["curve"]})
-        lines += [f"## Steps to reach lora_multitask's final score at k={steps['k']} ({rows[0]['target']:.3f})", "",
-                  "The first logged step whose score (mean over tasks and seeds) reaches it; logged: "
-                  f"{', '.join(map(str, logged))}, so the true count may be lower, down to the logged step before.",
-                  "", "| method | steps to target | steps run |", "|---|---|---|"]
-        lines += [f"| {r['method']} | {'not reached' if r['steps'] is None else r['steps']} | {r['budget']} |"
-                  for r in rows] + [""]
+        lines += [
+            f"## Steps to reach lora_multitask's final score at k={steps['k']} ({rows[0]['target']:.3f})",
+            "",
+            "The first logged step whose score (mean over tasks and seeds) reaches it; logged: "
+            f"{', '.join(map(str, logged))}, so the true count may be lower, down to the logged step before.",
+            "",
+            "| method | steps to target | steps run |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {r['method']} | {'not reached' if r['steps'] is None else r['steps']} | {r['budget']} |" for r in rows
+        ] + [""]
     needed = results["examples_needed"]
     if needed:
         methods = [m for m in config["methods"] if any(r["method"] == m for r in needed)]
-        lines += [f"## How many examples reach {config['target']:.2f}?", "",
-                  "A power law of the mean error over seeds against k (or the fewest k whose mean already reaches it, "
-                  "marked ≤); 80% range from resampling the seeds. \"-\": not within reach on this evidence.", "",
-                  "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        lines += [
+            f"## How many examples reach {config['target']:.2f}?",
+            "",
+            "A power law of the mean error over seeds against k (or the fewest k whose mean already reaches it, "
+            'marked ≤); 80% range from resampling the seeds. "-": not within reach on this evidence.',
+            "",
+            "| task | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
         by = {(r["task"], r["method"]): r for r in needed}
         for task in tasks:
             cells = [_needed(by.get((task["name"], m))) for m in methods]
@@ -203,7 +265,7 @@ def markdown(results: dict) -> str:
 
 
 def _needed(row: dict | None) -> str:
-    """"~45 (30-90)": the examples-needed estimate and its 80% range."""
+    """ "~45 (30-90)": the examples-needed estimate and its 80% range."""
     if row is None or row["k"] is None:
         return "-"
     k = ("≤" if row.get("observed") else "~") + str(learning_curve.whole_examples(row["k"]))
@@ -235,9 +297,16 @@ def _plot_vs_k(results: dict, path: Path) -> Path:
     for method in results["config"]["methods"]:
         rows = sorted((r for r in results["summary"] if r["method"] == method), key=lambda r: r["k"])
         if rows:
-            axes.errorbar([r["k"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] or 0.0 for r in rows],
-                          label=method, marker="o", capsize=3, color=_color(results, method),
-                          linestyle="--" if method == "zero_shot" else "-")
+            axes.errorbar(
+                [r["k"] for r in rows],
+                [r["mean"] for r in rows],
+                yerr=[r["std"] or 0.0 for r in rows],
+                label=method,
+                marker="o",
+                capsize=3,
+                color=_color(results, method),
+                linestyle="--" if method == "zero_shot" else "-",
+            )
     axes.set_xscale("log", base=2)
     axes.set_xticks(results["config"]["shots"], [str(k) for k in results["config"]["shots"]])
     axes.set(xlabel="examples k", ylabel="score (mean over tasks)", title=_title(results, "score vs examples"))
@@ -250,11 +319,19 @@ def _plot_vs_steps(results: dict, path: Path) -> Path:
     steps = results["steps_to_target"]
     rows = [r for r in steps["rows"] if r["task"] == "all"]
     for row in rows:
-        axes.plot([s for s, _ in row["curve"]], [v for _, v in row["curve"]], marker="o", label=row["method"],
-                  color=_color(results, row["method"]))
+        axes.plot(
+            [s for s, _ in row["curve"]],
+            [v for _, v in row["curve"]],
+            marker="o",
+            label=row["method"],
+            color=_color(results, row["method"]),
+        )
     axes.axhline(rows[0]["target"], color="grey", linestyle=":", label="lora_multitask final")
-    axes.set(xlabel="adaptation steps", ylabel="score (mean over tasks and seeds)",
-             title=_title(results, f"score vs adaptation steps at k={steps['k']}"))
+    axes.set(
+        xlabel="adaptation steps",
+        ylabel="score (mean over tasks and seeds)",
+        title=_title(results, f"score vs adaptation steps at k={steps['k']}"),
+    )
     axes.legend(fontsize="small")
     return _save(figure, path)
 
@@ -265,8 +342,10 @@ def _color(results: dict, method: str) -> str:
 
 
 def _title(results: dict, what: str) -> str:
-    return f"{what}\n{results['base_model']['id']}, {_count(len(results['tasks']), 'task')}, " \
-           f"{_count(results['config']['seeds'], 'seed')}"
+    return (
+        f"{what}\n{results['base_model']['id']}, {_count(len(results['tasks']), 'task')}, "
+        f"{_count(results['config']['seeds'], 'seed')}"
+    )
 
 
 def _count(n: int, noun: str) -> str:

@@ -44,8 +44,10 @@ def settings(config: Any) -> FsdpSettings:
     plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables accelerate launch sets from fsdp_config
     where = "configs/accelerate/fsdp.yaml (fsdp_config)"
     if plugin.fsdp_version != 2:
-        raise ConfigError(f"{where}: fsdp_version {plugin.fsdp_version}; train.meta shards with FSDP2 "
-                          "(fully_shard): set fsdp_version: 2")
+        raise ConfigError(
+            f"{where}: fsdp_version {plugin.fsdp_version}; train.meta shards with FSDP2 "
+            "(fully_shard): set fsdp_version: 2"
+        )
     refused = {
         "fsdp_offload_params": isinstance(plugin.cpu_offload, CPUOffloadPolicy),
         "fsdp_cpu_ram_efficient_loading": plugin.cpu_ram_efficient_loading,
@@ -53,20 +55,29 @@ def settings(config: Any) -> FsdpSettings:
     }
     for key, on in refused.items():
         if on:
-            hint = ("use the run config's gradient_checkpointing: true" if "activation" in key else
-                    "every process loads the whole base into CPU memory, then keeps only its shard on the device")
+            hint = (
+                "use the run config's gradient_checkpointing: true"
+                if "activation" in key
+                else "every process loads the whole base into CPU memory, then keeps only its shard on the device"
+            )
             raise ConfigError(f"{where}: {key} is not supported by train.meta; remove it ({hint})")
     policy = getattr(plugin.auto_wrap_policy, "__name__", plugin.auto_wrap_policy)
     if policy not in (None, "transformer_auto_wrap_policy"):
-        raise ConfigError(f"{where}: fsdp_auto_wrap_policy {policy!r} is not supported by train.meta; use "
-                          "TRANSFORMER_BASED_WRAP (one shard group per decoder layer) or NO_WRAP (one group)")
+        raise ConfigError(
+            f"{where}: fsdp_auto_wrap_policy {policy!r} is not supported by train.meta; use "
+            "TRANSFORMER_BASED_WRAP (one shard group per decoder layer) or NO_WRAP (one group)"
+        )
     if config.quantization is not None:
-        raise ConfigError("quantization: 4bit cannot be sharded with FSDP here (bitsandbytes' packed 4-bit weights "
-                          "are no FSDP2 parameters); use configs/accelerate/ddp.yaml for QLoRA, or quantization: null")
+        raise ConfigError(
+            "quantization: 4bit cannot be sharded with FSDP here (bitsandbytes' packed 4-bit weights "
+            "are no FSDP2 parameters); use configs/accelerate/ddp.yaml for QLoRA, or quantization: null"
+        )
     if config.query_loss != "answer":
-        raise ConfigError("query_loss: labels cannot run under FSDP: the label scorer makes one or two passes "
-                          "depending on each episode's labels, so processes would fall out of step; use "
-                          "query_loss: answer, or configs/accelerate/ddp.yaml")
+        raise ConfigError(
+            "query_loss: labels cannot run under FSDP: the label scorer makes one or two passes "
+            "depending on each episode's labels, so processes would fall out of step; use "
+            "query_loss: answer, or configs/accelerate/ddp.yaml"
+        )
     classes = None if policy is None else tuple(plugin.transformer_cls_names_to_wrap or ())
     return FsdpSettings(reshard_after_forward=bool(plugin.reshard_after_forward), layer_classes=classes)
 
@@ -89,8 +100,10 @@ def shard_base(model: Any, keep_whole: Iterable[Any], device: Any, fsdp: FsdpSet
     options = {"mesh": mesh, "reshard_after_forward": fsdp.reshard_after_forward, "ignored_params": keep_whole}
     layers = [m for m in base.modules() if type(m).__name__ in (classes or ())]
     if classes and not layers:
-        raise ConfigError(f"fsdp_transformer_layer_cls_to_wrap {list(classes)}: no module of the base model is of "
-                          "these classes; name its decoder layer class, or remove the key")
+        raise ConfigError(
+            f"fsdp_transformer_layer_cls_to_wrap {list(classes)}: no module of the base model is of "
+            "these classes; name its decoder layer class, or remove the key"
+        )
     for layer in layers:
         fully_shard(layer, **options)
     fully_shard(base, **options)  # the root group: embeddings, final norm, the (tied) head
@@ -129,5 +142,7 @@ class PassCounter:
 
         counts = accelerator.gather(torch.tensor([self.passes], device=accelerator.device)).tolist()
         if len(set(counts)) > 1:
-            raise ShopLoRAError(f"FSDP: after outer step {step} the processes had made {counts} forward passes; they "
-                                "must make equal numbers (this is a bug: report it with your configs)")
+            raise ShopLoRAError(
+                f"FSDP: after outer step {step} the processes had made {counts} forward passes; they "
+                "must make equal numbers (this is a bug: report it with your configs)"
+            )

@@ -42,11 +42,12 @@ class Paired:
     def note(self, a: str, b: str, alpha: float = ALPHA) -> str:
         """One honest sentence: is a better than b, worse, or is the difference noise?"""
         spread = "" if self.std_difference is None else f" ± {self.std_difference:.3f}"
-        head = (f"{a} - {b}: {self.mean_difference:+.3f}{spread} over {self.n} paired runs, "
-                f"p = {self.p_value:.3g}")
+        head = f"{a} - {b}: {self.mean_difference:+.3f}{spread} over {self.n} paired runs, p = {self.p_value:.3g}"
         if self.smallest_p > alpha:
-            return f"{head}: {self.n} pairs cannot show significance at {alpha} (smallest possible p " \
-                   f"{self.smallest_p:.3g}); run more seeds or tasks"
+            return (
+                f"{head}: {self.n} pairs cannot show significance at {alpha} (smallest possible p "
+                f"{self.smallest_p:.3g}); run more seeds or tasks"
+            )
         if self.p_value > alpha:
             return f"{head}: not significant at {alpha}, no evidence of a difference"
         return f"{head}: {a} is significantly {'better' if self.mean_difference > 0 else 'worse'} (at {alpha})"
@@ -73,8 +74,9 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Pai
         p = extreme / 2**n
     else:
         rng = random.Random(seed)
-        extreme = sum(abs(sum(d if rng.random() < 0.5 else -d for d in differences)) >= observed
-                      for _ in range(SIGN_FLIPS))
+        extreme = sum(
+            abs(sum(d if rng.random() < 0.5 else -d for d in differences)) >= observed for _ in range(SIGN_FLIPS)
+        )
         p = (1 + extreme) / (1 + SIGN_FLIPS)
     return Paired(n, mean, std, min(1.0, p))
 

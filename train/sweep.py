@@ -39,7 +39,7 @@ def validation_set(task: Task, support: Sequence[Example], n: int, seed: int) ->
 
 
 def variant(text: str) -> tuple[str, Recipe]:
-    """"lr=1e-3,epochs=12" -> the default recipe with those fields; "default" -> the default recipe."""
+    """ "lr=1e-3,epochs=12" -> the default recipe with those fields; "default" -> the default recipe."""
     if text == "default":
         return text, DEFAULT_RECIPE
     changes: dict[str, Any] = {}
@@ -51,8 +51,9 @@ def variant(text: str) -> tuple[str, Recipe]:
         if field.type == "bool":
             changes[key] = value.lower() == "true"
         else:
-            changes[key] = value if field.type == "str" else (float(value) if "." in value or "e" in value
-                                                               else int(value))
+            changes[key] = (
+                value if field.type == "str" else (float(value) if "." in value or "e" in value else int(value))
+            )
     return text, replace(DEFAULT_RECIPE, **changes)
 
 
@@ -86,23 +87,41 @@ def main(argv: Sequence[str] | None = None) -> None:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", LabelCoverageWarning)
                             warnings.simplefilter("ignore", AdaptationWarning)
-                            adapter = adapt(base, support, spec=task.spec, init=None if init == "none" else init,
-                                            seed=seed, recipe=recipe)
+                            adapter = adapt(
+                                base,
+                                support,
+                                spec=task.spec,
+                                init=None if init == "none" else init,
+                                seed=seed,
+                                recipe=recipe,
+                            )
                         seconds = time.perf_counter() - start
                         scores = adapter.evaluate(validation)
                         record = adapter.record
                         adapter.unload()
-                        row = {"task": name, "k": k, "seed": seed, "init": init, "variant": label,
-                               "recipe": recipe.to_dict(), "validation": {m: v for m, v in scores.items()},
-                               "held_out_accuracy": record["metrics"].get("held_out_accuracy"),
-                               "held_out_accuracy_before": record["metrics"].get("held_out_accuracy_before"),
-                               "steps_run": record["steps_run"], "steps_kept": record["steps_kept"],
-                               "seconds": round(seconds, 1), "warnings": record["warnings"]}
+                        row = {
+                            "task": name,
+                            "k": k,
+                            "seed": seed,
+                            "init": init,
+                            "variant": label,
+                            "recipe": recipe.to_dict(),
+                            "validation": {m: v for m, v in scores.items()},
+                            "held_out_accuracy": record["metrics"].get("held_out_accuracy"),
+                            "held_out_accuracy_before": record["metrics"].get("held_out_accuracy_before"),
+                            "steps_run": record["steps_run"],
+                            "steps_kept": record["steps_kept"],
+                            "seconds": round(seconds, 1),
+                            "warnings": record["warnings"],
+                        }
                         rows.append(row)
                         write_atomic(out, json.dumps(rows, indent=1))
                         metric = task.spec.metric
-                        print(f"{name} k={k} seed {seed} {init} {label}: {scores.get(metric, 0):.3f} {metric} "
-                              f"(steps {record['steps_kept']}/{record['steps_run']}, {seconds:.0f} s)", flush=True)
+                        print(
+                            f"{name} k={k} seed {seed} {init} {label}: {scores.get(metric, 0):.3f} {metric} "
+                            f"(steps {record['steps_kept']}/{record['steps_run']}, {seconds:.0f} s)",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":
