@@ -13,7 +13,7 @@ from prompts import Example, ShopLoRAError, TaskSpec
 from .base import Base
 from .generation import generate_with, stream_with
 from .lora import LoraSettings, add_lora, load_lora_state, lora_state, remove_lora
-from .metrics import METRICS, expected_calibration_error, softmax
+from .metrics import METRICS, argmax, expected_calibration_error, softmax
 from .scoring import label_scores
 
 ABSTAIN = "abstain"
@@ -148,7 +148,7 @@ class Adapter:
 
     def _classify(self, scores: Sequence[float], abstain_below: float | None) -> Prediction:
         probabilities = softmax(scores, self.temperature)
-        best = max(range(len(scores)), key=probabilities.__getitem__)
+        best = argmax(probabilities)
         label = self.spec.labels[best]
         if abstain_below is not None and probabilities[best] < abstain_below:
             label = ABSTAIN

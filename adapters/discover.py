@@ -29,6 +29,7 @@ from prompts.loaders import MAX_CHARS, read_rows
 from .adapter import ABSTAIN, Adapter, _texts
 from .base import Base
 from .generation import base_only, generate
+from .optional import require_sklearn
 
 DEFAULT_ABSTAIN = 0.5  # confidence below which a message counts as unsure (predict's abstain_below)
 MAX_CLUSTERS = 8
@@ -241,20 +242,10 @@ def normalise(vectors: Any) -> Any:
     return centred / np.where(norms > 0, norms, 1.0)
 
 
-def require_sklearn() -> None:
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise ShopLoRAError(
-            "discovery clusters messages with scikit-learn, which is not installed: "
-            "pip install scikit-learn (or pip install -e '.[baselines]')"
-        ) from None
-
-
 def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> tuple[list[int], str, dict]:
     """(cluster of each row, the method chosen, silhouette of every candidate). Candidates: KMeans and Ward
     agglomerative clustering with 2..max_clusters clusters; the best silhouette wins. Dense or sparse rows."""
-    require_sklearn()
+    require_sklearn("discovery (it clusters messages)")
     import numpy as np
     from sklearn.cluster import AgglomerativeClustering, KMeans
     from sklearn.metrics import silhouette_score

@@ -14,7 +14,7 @@ from prompts.render import answer_ids, render
 
 from .generation import check_context
 from .lora import load_lora_state, lora_state
-from .metrics import expected_calibration_error, fit_temperature, softmax
+from .metrics import argmax, expected_calibration_error, fit_temperature, softmax
 from .recipe import Recipe, held_out_split
 from .training import InnerLoop, mean_loss, train_steps
 
@@ -170,7 +170,7 @@ def fit(
 def per_label(labels: Sequence[str], gold: Sequence[int], before: Any, after: Any) -> dict[str, dict[str, int]]:
     """Per label: held-out examples, right before and after adapting, and how often it was the answer after."""
     table = {label: {"n": 0, "right_before": 0, "right_after": 0, "answered": 0} for label in labels}
-    for g, b, a in zip(gold, argmax(before), argmax(after)):
+    for g, b, a in zip(gold, map(argmax, before), map(argmax, after)):
         row = table[labels[g]]
         row["n"] += 1
         row["right_before"] += b == g
@@ -197,7 +197,7 @@ def fit_warnings(labels: Sequence[str], gold: Sequence[int], run: "Run", keep: s
             f"after the last step: {where}; check the examples' labels, or add examples of the labels "
             'it gets wrong (record["metrics"]["held_out_per_label"])'
         )
-    answered = argmax(kept.scores)
+    answered = [argmax(s) for s in kept.scores]
     top = max(set(answered), key=answered.count)
     share, right_share = answered.count(top) / len(answered), gold.count(top) / len(gold)
     if len(answered) >= 4 and share >= COLLAPSE_SHARE and share >= 2 * right_share:
@@ -208,10 +208,6 @@ def fit_warnings(labels: Sequence[str], gold: Sequence[int], run: "Run", keep: s
             "labels say what tells them apart"
         )
     return found
-
-
-def argmax(scores: Sequence[Sequence[float]]) -> list[int]:
-    return [max(range(len(s)), key=s.__getitem__) for s in scores]
 
 
 Check = Callable[[], tuple[float, Any]]  # () -> (held-out loss, label scores of classify tasks or None)
@@ -241,7 +237,7 @@ def log_sum_exp(scores: Sequence[float]) -> float:
 
 def hits(scores: Sequence[Sequence[float]], gold: Sequence[int]) -> list[bool]:
     """Whether each input's best-scored label is its gold label (by index)."""
-    return [a == g for a, g in zip(argmax(scores), gold)]
+    return [argmax(s) == g for s, g in zip(scores, gold)]
 
 
 @dataclass

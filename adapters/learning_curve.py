@@ -68,13 +68,14 @@ def whole_examples(k: float) -> int:
     return max(1, math.ceil(k - 1e-6))
 
 
-def _mean_by_k(runs: Iterable[Sequence[tuple[int, float]]]) -> dict[int, float]:
-    """The score at each k, averaged over the runs (seeds) that have it."""
-    scores: dict[int, list[float]] = {}
-    for points in runs:
-        for k, score in points:
-            scores.setdefault(k, []).append(score)
-    return {k: sum(v) / len(v) for k, v in sorted(scores.items())}
+def mean_curve(curves: Iterable[Sequence[tuple[int, float]]]) -> dict[int, float]:
+    """The value at each x, averaged over the curves that have it, by x: a score per k over seeds here, a score per
+    adaptation step over runs in train/report.py."""
+    values: dict[int, list[float]] = {}
+    for points in curves:
+        for x, value in points:
+            values.setdefault(x, []).append(value)
+    return {x: sum(v) / len(v) for x, v in sorted(values.items())}
 
 
 def _power_law(means: Mapping[int, float], floor: float) -> tuple[float, float]:
@@ -112,7 +113,7 @@ def examples_needed(
     if n_scored < 1:
         raise ValueError(f"n_scored must be at least 1, got {n_scored}")
     runs = [points for points in by_seed.values() if points]
-    means = _mean_by_k(runs)
+    means = mean_curve(runs)
     if len(means) < 2:
         return None
     floor = 0.5 / n_scored  # all n right says the error is below ~1/n, not 0 (whose log is -inf)
@@ -123,7 +124,7 @@ def examples_needed(
             resample = [runs[i] for i in rng.choices(range(len(runs)), k=len(runs))]
         else:
             resample = [[(x, sum(rng.random() < score for _ in range(n_scored)) / n_scored) for x, score in runs[0]]]
-        again = _mean_by_k(resample)
+        again = mean_curve(resample)
         found = _estimate(again, target, floor)[0] if len(again) > 1 else None
         estimates.append(math.inf if found is None else found)
     estimates.sort()

@@ -57,6 +57,11 @@ def token_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
 METRICS = {"accuracy": accuracy, "macro_f1": macro_f1, "exact_match": exact_match, "token_f1": token_f1}
 
 
+def argmax(values: Sequence[float]) -> int:
+    """The index of the largest value (the first among ties): the label a row of label scores answers."""
+    return max(range(len(values)), key=values.__getitem__)
+
+
 def softmax(scores: Sequence[float], temperature: float = 1.0) -> list[float]:
     top = max(scores)
     weights = [math.exp((s - top) / temperature) for s in scores]

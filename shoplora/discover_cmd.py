@@ -106,9 +106,10 @@ def _load(args: argparse.Namespace, store):
 
 
 def _discover(args: argparse.Namespace, store, texts, times):
-    from adapters.discover import discover, require_sklearn
+    from adapters.discover import discover
+    from adapters.optional import require_sklearn
 
-    require_sklearn()
+    require_sklearn("discovery (it clusters messages)")
     adapter = _load(args, store)
     return discover(
         adapter,

@@ -15,23 +15,12 @@ from typing import Sequence
 from adapters import Adapter, Base
 from adapters.lora import LoraSettings, lora_parameters
 from adapters.training import make_optimizer
-from prompts import Example, ShopLoRAError, TaskSpec
+from prompts import Example, TaskSpec
 from prompts.render import IGNORE, render
 
 PLAIN_BATCH = 16
 PLAIN_LR = 5e-4
 PLAIN_EPOCHS = 8  # enough for ~50 steps at k=108 (7 batches a pass)
-
-
-def require_sklearn() -> None:
-    """The tfidf baseline needs scikit-learn, an optional extra: say how to get it before the grid starts."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise ShopLoRAError(
-            "the tfidf baseline needs scikit-learn: pip install scikit-learn (or "
-            "pip install -e '.[baselines]'), or leave tfidf out of methods"
-        ) from None
 
 
 def tfidf_classifier(support: Sequence[Example], seed: int = 0):

@@ -36,7 +36,8 @@ from adapters.files import LoraFiles, check_name, read_lora_dir, write_lora_dir
 from adapters.generation import base_only, generate
 from adapters.inits import check_init_exists, resolve_init, trained_base_settings
 from adapters.lora import LoraSettings
-from adapters.metrics import METRICS, softmax
+from adapters.metrics import METRICS, argmax
+from adapters.optional import require_sklearn
 from adapters.scoring import label_scores
 from adapters.trackers import REPORT_TO, open_tracker
 from adapters.training import InnerLoop
@@ -45,7 +46,7 @@ from prompts.atomic import write_atomic
 from prompts.suite import Task
 
 from . import report
-from .baselines import plain_lora, require_sklearn, tfidf_predictions
+from .baselines import plain_lora, tfidf_predictions
 from .config import ConfigError, _help, load_config, require
 from .report import Key, cell_key
 
@@ -268,7 +269,7 @@ def score_base(
     if spec.kind == "classify":
         with base.lock, base_only(base):
             scores = label_scores(base.model, base.tokenizer, spec, inputs, shots=shots, calibrate=calibrate)
-        predicted = [spec.labels[max(range(len(s)), key=softmax(s).__getitem__)] for s in scores]
+        predicted = [spec.labels[argmax(s)] for s in scores]
     else:
         predicted = generate(base, spec, inputs, shots=shots)
     return METRICS[spec.metric](predicted, gold)
@@ -591,7 +592,7 @@ class Evaluation:
         if saved is not None:  # settings first: a refused resume must not load the model or rebuild inits
             self._check_settings(saved)
         if "tfidf" in self.config.methods:
-            require_sklearn()
+            require_sklearn("the tfidf baseline", otherwise=", or leave tfidf out of methods")
         wanted = set(self.config.lora_methods())  # a mistyped init fails before the base model loads
         inits = [
             self.config.meta_init if "lora_meta" in wanted else None,

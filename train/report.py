@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from adapters import learning_curve
 from prompts.atomic import write_atomic
@@ -108,15 +108,6 @@ def comparisons(score: Callable[..., float | None], config: EvalConfig, task_nam
     return rows
 
 
-def mean_curve(curves: Iterable[Sequence[tuple[int, float]]]) -> dict[int, float]:
-    """Score per adaptation step, averaged over the runs that logged that step."""
-    points: dict[int, list[float]] = {}
-    for curve in curves:
-        for step, value in curve:
-            points.setdefault(step, []).append(value)
-    return {step: sum(values) / len(values) for step, values in sorted(points.items())}
-
-
 def steps_to_targets(runs: Sequence[Result], config: EvalConfig, task_names: Sequence[str]) -> dict:
     """At k = curve_k: the steps each LoRA method needs to reach lora_multitask's score after its full budget,
     averaged over tasks and seeds (and per task)."""
@@ -133,7 +124,7 @@ def steps_to_targets(runs: Sequence[Result], config: EvalConfig, task_names: Seq
             curves = [r.curve for r in at_k if r.method == method and r.task in group]
             if not curves:
                 continue
-            curve = mean_curve(curves)
+            curve = learning_curve.mean_curve(curves)
             rows.append(
                 {
                     "task": name,
