@@ -1,0 +1,106 @@
+"""Embedding and clustering for new-need discovery (adapters.discover): messages as the mean of the model's last
+hidden states, centred and scaled to length 1, grouped by whichever of KMeans and Ward clustering with 2..max_clusters
+clusters has the best silhouette."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .adapter import Adapter
+from .base import Base
+from .generation import base_only
+from .optional import require_sklearn
+
+MAX_CLUSTERS = 8
+MIN_TO_SPLIT = 4  # fewer unsure messages than this make one cluster: silhouette needs 2 <= k < n
+
+
+def embed(base: Base, texts: Sequence[str], *, adapter: Adapter | None = None, batch_size: int = 16) -> Any:
+    """Each text's mean last hidden state (a numpy array, one row a text): the base model alone, or with `adapter`'s
+    weights on. Texts beyond the model's context are cut there (an embedding needs no answer room)."""
+    import numpy as np
+    import torch
+
+    tokenizer = base.tokenizer
+    limit = getattr(base.model.config, "max_position_embeddings", None) or 2048
+    rows = []
+    with base.lock:
+        context = base_only(base) if adapter is None else _switched_to(adapter)
+        with context, torch.no_grad():
+            backbone = base.model.base_model  # the decoder without the LM head: no vocabulary-sized logits
+            for start in range(0, len(texts), batch_size):
+                # Padding on the right keeps each message at the positions it has alone: its vector does not
+                # depend on the batch.
+                batch = tokenizer(
+                    list(texts[start : start + batch_size]),
+                    return_tensors="pt",
+                    padding=True,
+                    padding_side="right",
+                    truncation=True,
+                    max_length=limit,
+                    add_special_tokens=False,
+                ).to(base.device)
+                if batch["input_ids"].shape[1] == 0:  # only empty texts: no token to average
+                    rows.append(np.zeros((len(batch["input_ids"]), base.model.config.hidden_size), "float32"))
+                    continue
+                ids, attention = batch["input_ids"], batch["attention_mask"]
+                hidden = backbone(input_ids=ids, attention_mask=attention).last_hidden_state
+                mask = attention.unsqueeze(-1).to(hidden.dtype)
+                mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                rows.append(mean.float().cpu().numpy())
+    return np.concatenate(rows)
+
+
+class _switched_to:
+    """A context with `adapter`'s weights active (the caller holds the base's lock)."""
+
+    def __init__(self, adapter: Adapter):
+        self.adapter = adapter
+
+    def __enter__(self):
+        self.adapter.activate()
+
+    def __exit__(self, *exc):
+        return False
+
+
+def normalise(vectors: Any) -> Any:
+    """Centred and scaled to length 1: mean-pooled hidden states share a large common direction that would
+    otherwise dominate every distance."""
+    import numpy as np
+
+    centred = vectors - vectors.mean(0, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    return centred / np.where(norms > 0, norms, 1.0)
+
+
+def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> tuple[list[int], str, dict]:
+    """(cluster of each row, the method chosen, silhouette of every candidate). Candidates: KMeans and Ward
+    agglomerative clustering with 2..max_clusters clusters; the best silhouette wins. Dense or sparse rows."""
+    require_sklearn("discovery (it clusters messages)")
+    import numpy as np
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.metrics import silhouette_score
+
+    dense = vectors.toarray() if hasattr(vectors, "toarray") else np.asarray(vectors)
+    n = len(dense)
+    distinct = len(np.unique(dense.round(6), axis=0))
+    if n < MIN_TO_SPLIT or distinct < 3:
+        return [0] * n, "one cluster (too few distinct messages to split)", {}
+    best: tuple[float, str, list[int]] | None = None
+    scores: dict[str, float] = {}
+    for k in range(2, min(max_clusters, distinct - 1) + 1):
+        candidates = {
+            "kmeans": KMeans(k, n_init=4, random_state=seed).fit_predict(dense),
+            "ward": AgglomerativeClustering(k, linkage="ward").fit_predict(dense),
+        }
+        for name, labels in candidates.items():
+            if len(set(labels)) < 2:
+                continue
+            score = float(silhouette_score(dense, labels))
+            scores[f"{name}, {k} clusters"] = round(score, 4)
+            if best is None or score > best[0]:
+                best = (score, f"{name}, {k} clusters", [int(x) for x in labels])
+    if best is None:
+        return [0] * n, "one cluster (no split found)", scores
+    return best[2], best[1], scores
