@@ -99,3 +99,92 @@ def tiny_base(tiny_model_dir):
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_base):
     return tiny_base.tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_model_without_chat_template(tmp_path_factory) -> Path:
+    """The tiny model with a tokenizer that has no chat template (the plain-text prompt format)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-plain"), chat_template=None)
+
+
+# -- serving: stores of random adapters and a stand-in meta init (tests/test_serve_*.py) ----------------------------
+def _random_adapter(base, spec, seed: int, scale: float = 0.4):
+    """An adapter with large random LoRA weights: its answers differ clearly from the base and from other seeds, so
+    a request served with the wrong adapter shows."""
+    from adapters import Adapter
+    from adapters.lora import LoraSettings, load_lora_state
+
+    adapter = Adapter(
+        base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
+    )
+    generator = torch.Generator().manual_seed(seed)
+    state = {key: torch.randn(t.shape, generator=generator) * scale for key, t in adapter.state().items()}
+    with base.lock:
+        load_lora_state(base.peft, state, adapter.peft_name)
+    return adapter
+
+
+def _make_store(base, root: Path):
+    from adapters import AdapterStore
+    from prompts import TaskSpec, suite
+
+    store = AdapterStore(root)
+    specs = {
+        "replies-a": TaskSpec("a", "custom", "generate", "Reply to the customer kindly."),
+        "replies-b": TaskSpec("b", "custom", "generate", "Reply to the customer in one sentence."),
+        "pets": suite.get_task("service-intent-petshop").spec,
+    }
+    for seed, (name, spec) in enumerate(specs.items(), start=1):
+        adapter = _random_adapter(base, spec, seed)
+        store.save(adapter, name)
+        adapter.unload()
+    return store
+
+
+def _make_init(base, path: Path) -> Path:
+    from adapters.files import write_lora_dir
+    from serve.engine import chat_spec
+
+    adapter = _random_adapter(base, chat_spec(), seed=99, scale=0.2)
+    write_lora_dir(
+        path,
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=base.model_id,
+        record={"kind": "init", "name": "tiny-meta"},
+        base_fingerprint=base.fingerprint,
+    )
+    adapter.unload()
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_adapter():
+    """`random_adapter(base, spec, seed, scale=0.4)`: an unsaved adapter with large random LoRA weights."""
+    return _random_adapter
+
+
+@pytest.fixture(scope="session")
+def make_store():
+    """`make_store(base, root)`: an AdapterStore at `root` holding three adapters with random weights: replies-a and
+    replies-b (generate) and pets (classify, the service-intent-petshop labels)."""
+    return _make_store
+
+
+@pytest.fixture(scope="session")
+def make_init():
+    """`make_init(base, path)`: a tiny stand-in for the shipped meta init at `path` (there is none for the tiny
+    model)."""
+    return _make_init
+
+
+def _a_stop_in_the_middle(text: str) -> str:
+    middle = next(i for i in range(len(text) // 2, len(text)) if not text[i].isspace())
+    return text[middle : middle + 3]
+
+
+@pytest.fixture(scope="session")
+def a_stop_in_the_middle():
+    """`a_stop_in_the_middle(text)`: three characters from the second half of `text`, starting with a visible one
+    (so it cannot match inside the whitespace a whole answer is stripped of)."""
+    return _a_stop_in_the_middle

@@ -48,11 +48,10 @@ def test_k_shot_prompt_puts_shots_as_earlier_turns(tiny_tokenizer):
     assert tiny_tokenizer.decode(rendered.labels[rendered.prompt_length :]) == "where_is_my_order<|im_end|>"
 
 
-def test_without_chat_template(tmp_path):
+def test_without_chat_template(tiny_model_without_chat_template):
     from adapters import load_base
-    from tests.conftest import build_tiny_model
 
-    base = load_base(str(build_tiny_model(tmp_path, chat_template=None)), device="cpu")
+    base = load_base(str(tiny_model_without_chat_template), device="cpu")
     rendered = render(SPEC, EXAMPLE, base.tokenizer)
     assert base.tokenizer.decode(rendered.input_ids).endswith(
         "Input: where is my parcel??\nAnswer: where_is_my_order<|im_end|>"

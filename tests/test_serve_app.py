@@ -30,7 +30,6 @@ from serve.app import (
 from serve.engine import Engine
 from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
-from tests.test_serve_engine import make_init, make_store
 
 PETS = suite.get_task("service-intent-petshop")
 TABLE = {"headers": ["input", "output"], "data": [[e.input, e.output] for e in PETS.examples("train")[:6]]}
@@ -43,7 +42,7 @@ def base(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def engine(base, tmp_path_factory):
+def engine(base, tmp_path_factory, make_store, make_init):
     store = make_store(base, tmp_path_factory.mktemp("store"))
     engine = Engine(
         base,
@@ -402,9 +401,7 @@ def test_openai_developer_message_is_the_system_message(url):
     assert answer("developer") == answer("system")
 
 
-def test_openai_stop_sequences(url):
-    from tests.test_serve_engine import a_stop_in_the_middle
-
+def test_openai_stop_sequences(url, a_stop_in_the_middle):
     body = chat_body("replies-a", "hello")
     text = ask(url, body).json()["choices"][0]["message"]["content"]
     stop = a_stop_in_the_middle(text)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
 
-from adapters import Adapter, AdapterStore, load_base
-from adapters.files import write_lora_dir
+from adapters import AdapterStore, load_base
 from adapters.generation import base_only, generate
-from adapters.lora import LoraSettings
 from adapters.metrics import softmax
 from adapters.scoring import label_scores
-from prompts import ShopLoRAError, TaskSpec, suite
+from prompts import ShopLoRAError, suite
 from serve.engine import (
     BASE,
     META_INIT,
@@ -33,62 +30,18 @@ PETS = suite.get_task("service-intent-petshop")
 INPUTS = [e.input for e in PETS.examples("test")[:8]]
 
 
-def random_adapter(base, spec: TaskSpec, seed: int, scale: float = 0.4) -> Adapter:
-    """An adapter with large random LoRA weights: its answers differ clearly from the base and from other seeds, so
-    a request served with the wrong adapter shows."""
-    adapter = Adapter(
-        base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
-    )
-    generator = torch.Generator().manual_seed(seed)
-    state = {key: torch.randn(t.shape, generator=generator) * scale for key, t in adapter.state().items()}
-    from adapters.lora import load_lora_state
-
-    with base.lock:
-        load_lora_state(base.peft, state, adapter.peft_name)
-    return adapter
-
-
-def make_store(base, root: Path) -> AdapterStore:
-    store = AdapterStore(root)
-    specs = {
-        "replies-a": TaskSpec("a", "custom", "generate", "Reply to the customer kindly."),
-        "replies-b": TaskSpec("b", "custom", "generate", "Reply to the customer in one sentence."),
-        "pets": PETS.spec,
-    }
-    for seed, (name, spec) in enumerate(specs.items(), start=1):
-        adapter = random_adapter(base, spec, seed)
-        store.save(adapter, name)
-        adapter.unload()
-    return store
-
-
-def make_init(base, path: Path) -> Path:
-    """A tiny stand-in for the shipped meta init (there is none for the tiny model)."""
-    adapter = random_adapter(base, chat_spec(), seed=99, scale=0.2)
-    write_lora_dir(
-        path,
-        state=adapter.state(),
-        settings=adapter.settings,
-        base_model_id=base.model_id,
-        record={"kind": "init", "name": "tiny-meta"},
-        base_fingerprint=base.fingerprint,
-    )
-    adapter.unload()
-    return path
-
-
 @pytest.fixture(scope="module")
 def base(tiny_model_dir):
     return load_base(str(tiny_model_dir), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def store(base, tmp_path_factory):
+def store(base, tmp_path_factory, make_store):
     return make_store(base, tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")
-def meta_init(base, tmp_path_factory):
+def meta_init(base, tmp_path_factory, make_init):
     return make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta")
 
 
@@ -310,7 +263,7 @@ def test_a_broken_stored_adapter_is_reported_as_broken_not_missing(base, tmp_pat
     engine.close()
 
 
-def test_requests_to_an_adapter_that_fails_to_load_leave_no_lora_behind(base, store, tmp_path):
+def test_requests_to_an_adapter_that_fails_to_load_leave_no_lora_behind(base, store, tmp_path, random_adapter):
     """Each request to a stored adapter whose tensors do not fit its config (here: the rank edited) loads it again
     and fails; none may leave its LoRA on the shared base (the server grew ~11 MB a request)."""
     import json
@@ -397,14 +350,7 @@ def test_developer_messages_are_system_messages():
     assert developer[0] == "Be brief."
 
 
-def a_stop_in_the_middle(text: str) -> str:
-    """Three characters from the second half of `text`, starting with a visible one (so it cannot match inside the
-    whitespace a whole answer is stripped of)."""
-    middle = next(i for i in range(len(text) // 2, len(text)) if not text[i].isspace())
-    return text[middle : middle + 3]
-
-
-def test_stop_sequences_cut_answers_streamed_or_not(engine):
+def test_stop_sequences_cut_answers_streamed_or_not(engine, a_stop_in_the_middle):
     whole = engine.generate(user(INPUTS[1]), "replies-a")
     stop = a_stop_in_the_middle(whole.text)
     expected = whole.text[: whole.text.find(stop)].strip()

@@ -15,7 +15,6 @@ from serve.api import LoginThrottle, openai_router
 from serve.app import running, server_app
 from serve.engine import Engine
 from shoplora.cli import main
-from tests.test_serve_engine import make_store
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 LONG = 200  # tokens an answer may take: far more than any test lets it run
@@ -27,7 +26,7 @@ def base(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def store(base, tmp_path_factory):
+def store(base, tmp_path_factory, make_store):
     return make_store(base, tmp_path_factory.mktemp("store"))
 
 

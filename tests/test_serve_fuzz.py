@@ -21,7 +21,6 @@ from hypothesis import strategies as st  # noqa: E402
 from adapters import load_base  # noqa: E402
 from serve.app import running, server_app  # noqa: E402
 from serve.engine import Engine  # noqa: E402
-from tests.test_serve_engine import make_init, make_store  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REQUESTS = int(os.environ.get("SHOPLORA_FUZZ_REQUESTS", "1000"))  # fewer for a quick look, more for a long hunt
@@ -126,7 +125,7 @@ calls = st.one_of(
 
 # -- the server ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir, tmp_path_factory):
+def engine(tiny_model_dir, tmp_path_factory, make_store, make_init):
     base = load_base(str(tiny_model_dir), device="cpu")
     store = make_store(base, tmp_path_factory.mktemp("store"))
     (store.root / BROKEN).mkdir()
