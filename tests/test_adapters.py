@@ -17,6 +17,7 @@ from adapters.specs import LabelCoverageWarning, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.lora import LoraSettings
+from adapters.metrics import fit_temperature
 from adapters.scoring import CONTENT_FREE, label_scores, label_tree
 from adapters.training import InnerLoop
 from prompts import Example, ShopLoRAError, TaskSpec, suite
@@ -162,40 +163,42 @@ def test_the_held_out_part_is_stratified():
     assert len(held) == 12 and Counter(e.output for e in train) == Counter(TASK.spec.labels)  # more than a fifth
 
 
-def _count_label_scoring(monkeypatch) -> list[int]:
-    from adapters import Adapter
+def test_early_stopping_follows_the_label_scorer_and_the_kept_check_calibrates(base, monkeypatch):
+    """A classify task's held-out checks score labels; with 8+ held out every step is checked, PATIENCE checks
+    without progress stop the run, and the kept check's scores (not a later pass's) fit the temperature. Scripted:
+    wrong at the start, right after step 1, wrong from step 2 on."""
+    from adapters.fit import PATIENCE
 
-    calls: list[int] = []
-    original = Adapter.label_scores
-    monkeypatch.setattr(
-        Adapter,
-        "label_scores",
-        lambda self, inputs, *a, **k: calls.append(len(inputs)) or original(self, inputs, *a, **k),
+    _scores_by_step(monkeypatch, lambda step, g: _answer(g if step == 1 else (g + 1) % len(TASK.spec.labels)))
+    adapter = adapt(base, TASK.examples("train")[:40], spec=TASK.spec, init=None, steps=12, lr=1e-2)
+    record, n_held = adapter.record, adapter.record["n_held_out"]
+    assert n_held >= 8 and record["steps_kept"] == 1 and record["steps_run"] == 1 + PATIENCE
+    metrics = record["metrics"]
+    assert (metrics["held_out_accuracy_before"], metrics["held_out_accuracy"], metrics["held_out_accuracy_last"]) == (
+        0.0,
+        1.0,
+        0.0,
     )
-    return calls
-
-
-def test_held_out_examples_are_scored_once_per_check(base, monkeypatch):
-    """Early stopping of a classify task follows the label scorer, and the kept check's scores calibrate the
-    confidences: one scoring pass before training and one per check, none more."""
-    calls = _count_label_scoring(monkeypatch)
-    examples = TASK.examples("train")[:40]
-    adapter = adapt(base, examples, spec=TASK.spec, init=None, steps=4, lr=1e-2)
-    n_held = adapter.record["n_held_out"]
-    assert n_held >= 8 and calls == [n_held] * (1 + adapter.record["steps_run"])  # before, then after each step
-    assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
+    # every scripted row is one right label at margin 5, so the held-out rows of step 1 are n_held such rows
+    assert adapter.temperature == pytest.approx(fit_temperature([_answer(0)] * n_held, [0] * n_held))
     adapter.unload()
 
 
 def test_a_small_held_out_set_calibrates_but_does_not_stop_training(base, monkeypatch):
-    """3 held-out examples are too few to choose a step by: every step runs, and they are scored only before
-    training and after the last step (the two candidates, the metrics and the calibration)."""
-    calls = _count_label_scoring(monkeypatch)
+    """3 held-out examples are too few to choose a step by: every step runs, the only candidates are the start and
+    the last step, and the last step's check calibrates. Scripted: wrong at the start, right with margin 5 after
+    steps 1-2 (a checked run would keep step 2 and stop at step 4), wrong at 3-4, right with margin 2 at step 5."""
+
+    def row(step: int, g: int) -> list[float]:
+        return _answer(g, 5.0) if step in (1, 2) else _answer(g, 2.0) if step == 5 else _answer(1 - g)
+
+    _scores_by_step(monkeypatch, row)
     two_labels = [e for e in TASK.examples("train") if e.output in TASK.spec.labels[:2]][:16]
     adapter = adapt(base, two_labels, spec=TASK.spec, init=None, steps=5, lr=1e-2)
-    assert adapter.record["n_held_out"] == 3 and adapter.record["steps_run"] == 5
-    assert calls == [3, 3]
-    assert adapter.record["metrics"]["held_out_loss"] > 0 and adapter.temperature > 0
+    record = adapter.record
+    assert (record["n_held_out"], record["steps_run"], record["steps_kept"]) == (3, 5, 5)
+    assert record["metrics"]["held_out_accuracy"] == 1.0
+    assert adapter.temperature == pytest.approx(fit_temperature([_answer(0, 2.0)] * 3, [0] * 3))
     adapter.unload()
 
 
@@ -481,9 +484,15 @@ def test_adapt_on_a_four_bit_base(tiny_model_dir, tmp_path):
     assert [p.label for p in again.predict(TEST_INPUTS)] == [p.label for p in adapter.predict(TEST_INPUTS)]
 
 
-def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: g):
-    """Make the held-out checks see `answer_at_start(gold index)` (default: right) from the starting weights and
-    `answer_after_start` once training has begun, whatever the tiny model says: the selection is then known."""
+def _answer(index: int, margin: float = 5.0) -> list[float]:
+    """Label scores that answer label `index` of TASK by `margin`."""
+    return [margin if j == index else 0.0 for j in range(len(TASK.spec.labels))]
+
+
+def _scores_by_step(monkeypatch, row) -> list[int]:
+    """Make each held-out check see `row(steps trained so far, gold label index)` as an input's label scores,
+    whatever the tiny model says: the selection is then known. Returns the steps run (clear it to script another
+    run)."""
     from adapters import Adapter
 
     gold = {e.input: TASK.spec.labels.index(e.output) for e in TASK.examples("train")}
@@ -499,12 +508,17 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
         return original_train(*args, on_step=step, **kwargs)
 
     def scores(self, inputs, *args, **kwargs):
-        pick = answer_at_start if not steps else answer_after_start
-        return [[5.0 if j == pick(gold[text]) else 0.0 for j in range(len(TASK.spec.labels))] for text in inputs]
+        return [row(len(steps), gold[text]) for text in inputs]
 
     monkeypatch.setattr(fit_module, "train_steps", counting_train)
     monkeypatch.setattr(Adapter, "label_scores", scores)
-    return steps  # clear it to script another run
+    return steps
+
+
+def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: g) -> list[int]:
+    """Make the held-out checks see `answer_at_start(gold index)` (default: right) from the starting weights and
+    `answer_after_start` once training has begun (see _scores_by_step)."""
+    return _scores_by_step(monkeypatch, lambda step, g: _answer(answer_after_start(g) if step else answer_at_start(g)))
 
 
 def test_adapting_never_keeps_weights_worse_than_the_start(base, adapter, monkeypatch, tmp_path):
