@@ -373,7 +373,7 @@ def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
 def _serve(args: argparse.Namespace) -> None:
     from adapters import load_base
     from adapters.inits import trained_base_settings
-    from serve.app import check_port, serve
+    from serve.server import check_port, serve
     from serve.engine import Engine
 
     auth = _serve_auth(args)

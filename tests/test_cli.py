@@ -416,7 +416,7 @@ def test_a_data_file_name_that_is_no_adapter_name_suggests_one(tmp_path, no_mode
 
 
 def test_serve_on_a_port_in_use_says_so_before_loading_or_printing_the_url(tmp_path, no_model, capsys):
-    from serve.app import serve
+    from serve.server import serve
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

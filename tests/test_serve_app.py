@@ -16,18 +16,10 @@ from gradio_client.exceptions import AppError
 
 from adapters import load_base
 from prompts import ShopLoRAError, suite
-from serve.app import (
-    EXAMPLE_SETS,
-    EXAMPLES_DIR,
-    MAX_TABLE_ROWS,
-    example_rows,
-    file_rows,
-    running,
-    server_app,
-    teach_rows,
-    teach_summary,
-)
 from serve.engine import Engine
+from serve.server import running, server_app
+from serve.teach_examples import EXAMPLE_SETS, EXAMPLES_DIR, MAX_TABLE_ROWS, example_rows, file_rows, teach_rows
+from serve.teach_report import teach_summary
 from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
 
@@ -360,8 +352,7 @@ def test_auth_protects_page_and_api(engine):
 
 
 def test_the_lab_login_is_throttled_by_user_name():
-    from serve.api import LoginThrottle
-    from serve.app import lab_login
+    from serve.logins import LoginThrottle, lab_login
 
     now = [0.0]
     check = lab_login(("support", "s3cret"), LoginThrottle(clock=lambda: now[0]))

@@ -92,7 +92,7 @@ def browser_context(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lab_url(all_threads, tmp_path_factory):
     from adapters import AdapterStore, load_base
-    from serve.app import running, server_app
+    from serve.server import running, server_app
     from serve.engine import Engine
 
     engine = Engine(load_base(), AdapterStore(tmp_path_factory.mktemp("store")), max_new_tokens=48)

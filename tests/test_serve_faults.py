@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from adapters import load_base
-from serve.api import LoginThrottle, openai_router
-from serve.app import running, server_app
+from serve.api import openai_router
 from serve.engine import Engine
+from serve.logins import LoginThrottle
+from serve.server import running, server_app
 from shoplora.cli import main
 
 ERROR_KEYS = {"message", "type", "param", "code"}
@@ -301,11 +302,11 @@ def test_the_router_takes_a_throttle(engine):
 def served(base, monkeypatch):
     """`shoplora serve` up to the point it would start the server: the login it would serve with."""
     import adapters
-    import serve.app
+    import serve.server
 
     calls = []
     monkeypatch.setattr(adapters, "load_base", lambda *args, **kwargs: base)
-    monkeypatch.setattr(serve.app, "serve", lambda engine, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(serve.server, "serve", lambda engine, **kwargs: calls.append(kwargs))
     monkeypatch.delenv("SHOPLORA_AUTH", raising=False)
     return calls
 

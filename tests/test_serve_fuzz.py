@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from adapters import load_base  # noqa: E402
-from serve.app import running, server_app  # noqa: E402
+from serve.server import running, server_app  # noqa: E402
 from serve.engine import Engine  # noqa: E402
 
 pytestmark = pytest.mark.slow
