@@ -37,7 +37,7 @@ def _real_v1() -> list[Task]:
 
 def _hub() -> list[Task]:
     # Listing hub tasks downloads nothing; their examples need internet and fail offline with a DataError.
-    from .real import hub_tasks
+    from .hub import hub_tasks
 
     return hub_tasks()
 

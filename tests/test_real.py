@@ -9,18 +9,10 @@ import pytest
 
 from prompts import DataError, ShopLoRAError, TaskNotFoundError, suite
 from prompts import real
-from prompts.real import (
-    DATA_ENV,
-    HUB_TASKS,
-    REAL_DATASETS,
-    UNANSWERABLE,
-    data_dir,
-    hub_examples,
-    hub_tasks,
-    load_hub_task,
-    real_tasks,
-    require_data_dir,
-)
+from prompts.curation import ELLIPSIS, INPUT_WORDS, TEST_CAP, TRAIN_CAP
+from prompts.hub import BANKING77_LABELS, ESCI_LABELS, HUB_TASKS, hub_examples, hub_tasks, load_hub_task
+from prompts.real import DATA_ENV, data_dir, real_tasks, require_data_dir
+from prompts.real_datasets import REAL_DATASETS, UNANSWERABLE
 
 HUB_DATA = Path(__file__).parent / "data" / "hub"
 needs_data = pytest.mark.skipif(
@@ -55,12 +47,12 @@ def test_instructions_are_short():
 def test_task_loads_sized_labelled_and_split(name):
     task = real_task(name)
     train, test = task.examples("train"), task.examples("test")
-    assert 1000 <= len(train) <= real.TRAIN_CAP
-    assert len(test) == real.TEST_CAP
+    assert 1000 <= len(train) <= TRAIN_CAP
+    assert len(test) == TEST_CAP
     for example in train + test:
         assert example.input.strip() and example.output.strip()
         # ~150 words of input keeps instruction + input + answer near 256 tokens
-        assert len(example.input.split()) <= real.INPUT_WORDS
+        assert len(example.input.split()) <= INPUT_WORDS
     if task.spec.kind == "classify":
         assert {e.output for e in train} == set(task.spec.labels)  # every label is learnable
         assert {e.output for e in test} == set(task.spec.labels)
@@ -138,7 +130,7 @@ def test_data_folder_from_the_setting_with_one_dataset(tmp_path, monkeypatch):
     train, test = task.examples("train"), task.examples("test")
     assert (len(train), len(test)) == (15, 5)
     assert not {e.input for e in train} & {e.input for e in test}
-    assert all(len(e.input.split()) <= real.INPUT_WORDS and e.input.endswith(real.ELLIPSIS) for e in train + test)
+    assert all(len(e.input.split()) <= INPUT_WORDS and e.input.endswith(ELLIPSIS) for e in train + test)
 
 
 def test_bad_rows_name_the_file_and_line(tmp_path, monkeypatch):
@@ -158,7 +150,7 @@ def local_dataset(name: str):
     rows = [json.loads(line) for line in (HUB_DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
     if name == "hub-banking77-intent":
         features = datasets.Features(
-            {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(real.BANKING77_LABELS))}
+            {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(BANKING77_LABELS))}
         )
         return datasets.Dataset.from_list(rows, features=features)
     return datasets.Dataset.from_list(rows)
@@ -180,7 +172,7 @@ def test_hub_mapping_on_local_rows(name):
 def test_esci_keeps_us_rows_and_pairs_query_with_title():
     examples = hub_examples(HUB_TASKS["hub-esci-relevance"], local_dataset("hub-esci-relevance"), "test")
     assert len(examples) == 7  # the Spanish-locale row is left out
-    assert {e.output for e in examples} == set(real.ESCI_LABELS)
+    assert {e.output for e in examples} == set(ESCI_LABELS)
     assert all(e.input.startswith("Query: ") and "\nProduct: " in e.input for e in examples)
 
 
