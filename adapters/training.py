@@ -30,6 +30,29 @@ def known_settings(cls: type, data: dict, what: str) -> dict:
     return data
 
 
+# What each inner-loop setting must be. Configs that hold these settings under their own names (train.config's
+# MetaConfig) check them with `inner_loop_problem` too, so a bad value fails there naming the config field.
+INNER_LOOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "steps": (lambda value: value >= 1, "must be >= 1"),
+    "lr": (lambda value: value > 0, "must be > 0"),
+    "optimizer": (lambda value: value in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
+    "batch_size": (lambda value: value >= 1, "must be >= 1"),
+    "max_length": (lambda value: value >= 8, "must be >= 8"),
+    "min_epochs": (lambda value: value >= 0, "must be >= 0"),
+    "loss": (lambda value: value in LOSSES, f"must be one of {', '.join(LOSSES)}"),
+}
+
+
+def inner_loop_problem(settings: dict[str, Any]) -> tuple[str, str] | None:
+    """The first of `settings` (InnerLoop field names to values) that breaks its rule, as (name, rule), e.g.
+    ("lr", "must be > 0"); None when all keep them."""
+    for name, value in settings.items():
+        ok, rule = INNER_LOOP_RULES.get(name, (lambda _: True, ""))
+        if not ok(value):
+            return name, rule
+    return None
+
+
 @dataclass(frozen=True)
 class InnerLoop:
     """How an adapter is trained from an init. Meta-training records these in the init; adaptation reuses them, so
@@ -52,16 +75,10 @@ class InnerLoop:
     share_prefix: bool = False
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ShopLoRAError(f"inner-loop steps must be >= 1, got {self.steps}")
-        if not self.lr > 0:
-            raise ShopLoRAError(f"inner-loop lr must be > 0, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ShopLoRAError(f"inner-loop optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.loss not in LOSSES:
-            raise ShopLoRAError(f"inner-loop loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        if self.batch_size < 1 or self.max_length < 8 or self.min_epochs < 0:
-            raise ShopLoRAError("inner-loop batch_size must be >= 1, max_length >= 8 and min_epochs >= 0")
+        problem = inner_loop_problem(asdict(self))
+        if problem is not None:
+            name, rule = problem
+            raise ShopLoRAError(f"inner-loop {name} {rule}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "InnerLoop":

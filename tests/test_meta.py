@@ -26,8 +26,9 @@ from prompts.real import DATA_ENV, data_dir
 from train import checkpoint
 from train.config import ConfigError, MetaConfig, load_config
 from train.episodes import EpisodeSampler
-import train.meta as meta
-from train.meta import MetaTrainer, lr_factor, main, run
+import train.meta_model as meta_model
+from train.meta import MetaTrainer, main, run
+from train.outer_steps import lr_factor
 
 ROOT = Path(__file__).parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -319,7 +320,7 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
 
 
 def test_a_mistyped_start_from_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(meta, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
+    monkeypatch.setattr(meta_model, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
     trainer = MetaTrainer(tiny(tiny_model_dir, tmp_path / "out", f"start_from={tmp_path / 'no-such-init'}"))
     try:
         with pytest.raises(ShopLoRAError, match="no init at"):

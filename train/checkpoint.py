@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from prompts.atomic import staging_dir
 from prompts.errors import ShopLoRAError
+
+from .config import ConfigError
+from .resume import changed_settings
 
 NAME = "checkpoint"
 PREVIOUS = ".checkpoint.previous"  # the last complete checkpoint while a new one is being moved into place
@@ -47,6 +51,21 @@ def find(output_dir: Path) -> Path | None:
         if (output_dir / name / STATE).is_file():
             return output_dir / name
     return None
+
+
+def check_output_dir(output_dir: Path, *, resume: bool, init: Path) -> None:
+    """A ConfigError unless `output_dir` suits the run: a checkpoint there only with `resume`, and no finished `init`
+    folder without a checkpoint (a new run would overwrite it)."""
+    found = find(output_dir)
+    if found and not resume:
+        raise ConfigError(
+            f"{output_dir} already holds a run's checkpoint; pass resume=true to continue it, "
+            "or output_dir=... for a new run"
+        )
+    if not found and init.exists():
+        raise ConfigError(
+            f"{init} exists without a checkpoint to resume; pass output_dir=... for a new run, or move that init away"
+        )
 
 
 def save(output_dir: Path, checkpoint: Checkpoint) -> Path:
@@ -101,6 +120,39 @@ def load(folder: Path) -> Checkpoint:
             "set resume=false with another output_dir"
         ) from None
     return Checkpoint(tensors, optimizer, rng, state)
+
+
+def rng_state() -> dict:
+    """This process's random states (Python, torch, CUDA when there is one), as `Checkpoint.rng` holds them."""
+    import torch
+
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Put back random states that `rng_state` took (read back from a checkpoint: Python's as JSON lists)."""
+    import torch
+
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def load_same_run(folder: Path, config: dict, *, resumable: Collection[str], defaults: dict) -> Checkpoint:
+    """The checkpoint in `folder`, refused when it was saved with other settings than `config` (a run config's
+    `to_dict()`) beyond `resumable`; a setting the saved config lacks ran as `defaults` says."""
+    saved = load(folder)
+    changed = changed_settings(config, saved.state["config"], resumable=resumable, defaults=defaults)
+    if changed:
+        diffs = ", ".join(f"{k}: {theirs!r} there, {ours!r} now" for k, (theirs, ours) in changed.items())
+        raise CheckpointError(
+            f"{folder} is from a different run ({diffs}); resume it with its own settings, or use another output_dir"
+        )
+    return saved
 
 
 def _split_optimizer(state_dict: dict) -> tuple[dict[str, Any], dict]:

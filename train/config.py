@@ -19,13 +19,21 @@ import yaml
 from adapters.base import DTYPES, QUANTIZATIONS
 from adapters.trackers import REPORT_TO
 from adapters.lora import ALL_LINEAR, LoraSettings
-from adapters.training import OPTIMIZERS, InnerLoop
+from adapters.training import OPTIMIZERS, InnerLoop, inner_loop_problem
 from prompts.errors import ShopLoRAError
 from prompts.suite import SUITES
 
 ALGORITHMS = ("reptile", "fomaml", "multitask")
 SCHEDULES = ("cosine", "linear", "constant")
 QUERY_LOSSES = ("answer", "labels")
+# The inner-loop settings (InnerLoop's names) and the MetaConfig fields that hold them.
+INNER_LOOP_FIELDS = {
+    "steps": "inner_steps",
+    "lr": "inner_lr",
+    "optimizer": "inner_optimizer",
+    "batch_size": "inner_batch_size",
+    "max_length": "max_length",
+}
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -134,21 +142,20 @@ class MetaConfig:
             "outer_steps",
             "meta_batch_size",
             "query_k",
-            "inner_steps",
-            "inner_batch_size",
             "lora_r",
             "lora_alpha",
             "validation_query",
         ):
             check(getattr(self, name) >= 1, name, "must be >= 1")
         check(self.report_to in REPORT_TO, "report_to", f"must be one of {' | '.join(REPORT_TO[1:])} | none")
-        check(self.max_length >= 8, "max_length", "must be >= 8")
         check(0.0 <= self.label_renaming <= 1.0, "label_renaming", "must be a share between 0 and 1")
         for name in ("warmup_steps", "save_every", "stop_after", "validate_every", "validation_tasks"):
             check(getattr(self, name) >= 0, name, "must be >= 0")
         check(1 <= self.support_k[0] <= self.support_k[1], "support_k", "must be [min, max] with 1 <= min <= max")
         check(self.warmup_steps <= self.outer_steps, "warmup_steps", f"must be <= outer_steps ({self.outer_steps})")
-        check(self.inner_lr > 0, "inner_lr", "must be > 0")
+        problem = inner_loop_problem({setting: getattr(self, name) for setting, name in INNER_LOOP_FIELDS.items()})
+        if problem is not None:  # the rules adaptation's InnerLoop keeps, named as this config's fields
+            check(False, INNER_LOOP_FIELDS[problem[0]], problem[1])
         check(self.outer_lr > 0, "outer_lr", "must be > 0")
         check(self.init_query_weight >= 0, "init_query_weight", "must be >= 0")
         check(
@@ -168,7 +175,6 @@ class MetaConfig:
             "labels cannot run with gradient_checkpointing: true (the label scorer reuses the prompt's KV cache, "
             "which checkpointing turns off in training); set one of them back (query_loss: answer)",
         )
-        check(self.inner_optimizer in OPTIMIZERS, "inner_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.outer_optimizer in OPTIMIZERS, "outer_optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
         check(self.quantization in QUANTIZATIONS, "quantization", "must be null or 4bit")
@@ -187,13 +193,7 @@ class MetaConfig:
 
     def inner_loop(self) -> InnerLoop:
         """The inner loop as adaptation will run it from the init this config trains."""
-        return InnerLoop(
-            steps=self.inner_steps,
-            lr=self.inner_lr,
-            optimizer=self.inner_optimizer,
-            batch_size=self.inner_batch_size,
-            max_length=self.max_length,
-        )
+        return InnerLoop(**{setting: getattr(self, name) for setting, name in INNER_LOOP_FIELDS.items()})
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

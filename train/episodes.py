@@ -13,10 +13,13 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
+from prompts import suite
 from prompts.errors import ShopLoRAError
 from prompts.render import Rendered, render
 from prompts.spec import Example, TaskSpec
 from prompts.task import Task
+
+from .config import ConfigError, MetaConfig
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,26 @@ class EpisodeSampler:
             chosen = pool.take(order, k + self.query_k, spec, rename)
             episodes.append(Episode(pool.spec.name, spec, chosen[:k], chosen[k:], rename))
         return episodes
+
+
+def meta_train_tasks(config: MetaConfig) -> list[Task]:
+    """The meta-train tasks `config` names (all of its suites' when it names none); a ConfigError for a name that is
+    no such task, or a meta-batch larger than the tasks."""
+    tasks = [t for name in config.suites() for t in suite.tasks(name, split="meta-train")]
+    by_name = {t.name: t for t in tasks}
+    unknown = [name for name in config.tasks if name not in by_name]
+    if unknown:
+        raise ConfigError(
+            f"config field 'tasks' names {unknown}, which are not meta-train tasks of "
+            f"{' + '.join(config.suites())}; see `shoplora tasks list --split meta-train`"
+        )
+    chosen = [by_name[name] for name in config.tasks] if config.tasks else tasks
+    if config.meta_batch_size > len(chosen):
+        raise ConfigError(
+            f"meta_batch_size {config.meta_batch_size} is more than the {len(chosen)} "
+            f"meta-train tasks; lower it to at most {len(chosen)}"
+        )
+    return chosen
 
 
 def validation_tasks(tasks: Sequence[Task], n: int) -> list[Task]:

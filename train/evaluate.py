@@ -49,6 +49,7 @@ from . import report
 from .baselines import plain_lora, tfidf_predictions
 from .config import ConfigError, _help, load_config, require
 from .report import Key, cell_key
+from .resume import changed_settings
 
 METHODS = ("zero_shot", "icl", "tfidf", "lora_plain", "lora_standard", "lora_multitask", "lora_average", "lora_meta")
 BASELINES = ("zero_shot", "icl")  # no training: the base model with the instruction, or with the k examples as shots
@@ -658,8 +659,7 @@ class Evaluation:
 
     def _check_settings(self, saved: dict) -> None:
         ours = self.config.to_dict()
-        theirs = {k: saved["config"].get(k, SAVED_BEFORE.get(k)) for k in ours}
-        self._refuse(sorted(k for k in ours if k not in RESUMABLE_CHANGES and theirs[k] != ours[k]))
+        self._refuse(list(changed_settings(ours, saved["config"], resumable=RESUMABLE_CHANGES, defaults=SAVED_BEFORE)))
 
     def _refuse(self, changed: Sequence[str]) -> None:
         if changed:

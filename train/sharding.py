@@ -8,8 +8,8 @@ and the recipe averages only the meta-gradients, exactly as under DDP.
 
 The all-gathers are collectives: every process must make the same sequence of forward and backward passes, or the
 processes wait on each other forever, or (layers of one shape) silently pair one layer's shards with another's.
-train/meta.py keeps them equal (equal query sizes, spare validation episodes, one loss whose pass count does not
-depend on the task) and `PassCounter` checks it after every outer step.
+train/meta_trainer.py keeps them equal (equal query sizes, spare validation episodes, one loss whose pass count does
+not depend on the task) and `PassCounter` checks it after every outer step.
 """
 
 from __future__ import annotations
