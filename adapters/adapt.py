@@ -24,6 +24,7 @@ from .inits import DEFAULT, resolve_init
 from .learning_curve import examples_needed
 from .lora import LoraSettings
 from .recipe import DEFAULT_RECIPE, Recipe, held_out_split
+from .record import AdapterRecord
 from .specs import (
     LabelCoverageWarning,
     check_arguments,
@@ -66,12 +67,12 @@ def adapt(
     are the checked step (the start among them) with the best held-out accuracy, so adapting never keeps weights
     worse there than it started from (`keep="last"`: the last step's, whatever they score); classify confidences
     are calibrated on them. A drop in held-out accuracy or a collapse onto one label is recorded in
-    record["warnings"] and warned about (AdaptationWarning). `scenario` names the task inside the adapter (`update`
-    can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step and after
-    each one (the evaluation benchmark scores it there); `phase(name, step, steps)` hears the work between steps
-    (held-out scoring, the refit; see Phase). `examples_needed_for=0.8` (a classify task with at least
+    `adapter.record.warnings` and warned about (AdaptationWarning). `scenario` names the task inside the adapter
+    (`update` can add more scenarios later). `watch(adapter, steps_done)` sees the adapter before the first step and
+    after each one (the evaluation benchmark scores it there); `phase(name, step, steps)` hears the work between
+    steps (held-out scoring, the refit; see Phase). `examples_needed_for=0.8` (a classify task with at least
     32 examples) also estimates how many training examples reach that held-out accuracy: two more short
-    adaptations on a quarter and half of the training split give a learning curve (record["examples_needed"]).
+    adaptations on a quarter and half of the training split give a learning curve (`record.examples_needed`).
     `contextual_calibration` (classify): label scores divide out the labels' prior on content-free inputs (see
     adapters.scoring), so labels without an example are still predicted. None (the default) turns it on exactly when
     some label has no example; True / False force it.
@@ -87,7 +88,7 @@ def adapt(
     init_files = resolve_init(init, base)
     if init_files is not None:
         settings, state = init_files.settings, init_files.state
-        init_name = init_files.record.get("name") or str(init_files.path)
+        init_name = init_files.record.name or str(init_files.path)
     else:
         settings, state, init_name = LoraSettings(), None, "standard"
     recipe = recipe or DEFAULT_RECIPE
@@ -96,18 +97,17 @@ def adapt(
     # the split _fit makes (its rng's first use): a label whose only example is held out is never trained on
     held_out, train = held_out_split(examples, random.Random(seed), classify=spec.kind == "classify")
     calibrated = needs_calibration(spec, train, contextual_calibration)
-    record: dict[str, Any] = {
-        "kind": "adapter",
-        "spec": spec.to_dict(),
-        "init": init_name,
-        "recipe": recipe.to_dict(),
-        "n_examples": len(examples),
-        "examples_sha256": examples_digest(examples),
-        "seed": seed,
-        "contextual_calibration": calibrated,
-        "warnings": label_coverage_warnings(spec, train, calibrated=calibrated),
-    }
-    for message in record["warnings"]:
+    record = AdapterRecord(
+        spec=spec,
+        init=init_name,
+        recipe=recipe,
+        n_examples=len(examples),
+        examples_sha256=examples_digest(examples),
+        seed=seed,
+        contextual_calibration=calibrated,
+        warnings=label_coverage_warnings(spec, train, calibrated=calibrated),
+    )
+    for message in record.warnings:
         warnings.warn(message, LabelCoverageWarning, stacklevel=2)
     adapter = Adapter(base, spec, state, settings, record)
     rng = random.Random(seed)
@@ -127,20 +127,19 @@ def adapt(
     except BaseException:  # a refused input, a diverged run, Ctrl-C: nothing of it stays on the base model
         adapter.unload()
         raise
-    record.update(fitted, warnings=record["warnings"] + fitted["warnings"])
-    for message in fitted["warnings"]:
+    record.fit = fitted
+    record.warnings += fitted.warnings
+    for message in fitted.warnings:
         warnings.warn(message, AdaptationWarning, stacklevel=2)
     if examples_needed_for is not None:
         points = [
             *_subset_scores(base, spec, state, settings, train, held_out, budget, seed, calibrated),
-            (len(train), record["metrics"]["held_out_accuracy"]),
+            (len(train), fitted.metrics["held_out_accuracy"]),
         ]
-        record["examples_needed"] = _examples_needed(points, examples_needed_for, len(held_out))
-    record.update(
-        replay=replay_buffer([], 0, examples, spec.name, rng),
-        seconds=round(time.perf_counter() - started, 2),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
+        record.examples_needed = _examples_needed(points, examples_needed_for, len(held_out))
+    record.replay = replay_buffer([], 0, examples, spec.name, rng)
+    record.seconds = round(time.perf_counter() - started, 2)
+    record.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     remember_scenario(adapter)
     return adapter
 
@@ -180,7 +179,7 @@ def _subset_scores(
     points = []
     for size in (len(train) // 4, len(train) // 2):
         torch.manual_seed(seed)
-        trial = Adapter(base, spec, state, settings, {"contextual_calibration": calibrated})
+        trial = Adapter(base, spec, state, settings, AdapterRecord(spec=spec, contextual_calibration=calibrated))
         try:
             rendered = [render(spec, e, base.tokenizer) for e in train[:size]]
             with base.lock:

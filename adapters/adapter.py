@@ -14,6 +14,7 @@ from .base import Base
 from .generation import generate_with, stream_with
 from .lora import LoraSettings, add_lora, load_lora_state, lora_state, remove_lora
 from .metrics import METRICS, argmax, expected_calibration_error, softmax
+from .record import AdapterRecord
 from .scoring import label_scores
 
 ABSTAIN = "abstain"
@@ -58,10 +59,11 @@ class Adapter:
         spec: TaskSpec,
         state: dict[str, Any] | None,
         settings: LoraSettings,
-        record: dict,
+        record: AdapterRecord,
         temperature: float = 1.0,
     ):
-        """`state=None` keeps PEFT's standard init (A random, B = 0): the "no meta init" baseline."""
+        """`state=None` keeps PEFT's standard init (A random, B = 0): the "no meta init" baseline. `record` is what
+        is saved with it (see adapters.record)."""
         self.base = base
         self.spec = spec
         self.settings = settings
@@ -143,8 +145,8 @@ class Adapter:
 
     @property
     def contextual_calibration(self) -> bool:
-        # Adapters saved before it existed lack the key: their temperatures were fitted on raw scores.
-        return bool(self.record.get("contextual_calibration", False))
+        # Adapters saved before it existed lack the key (read as False): their temperatures were fitted on raw scores.
+        return self.record.contextual_calibration
 
     def _classify(self, scores: Sequence[float], abstain_below: float | None) -> Prediction:
         probabilities = softmax(scores, self.temperature)
@@ -185,7 +187,7 @@ class Adapter:
     @property
     def scenarios(self) -> list[str]:
         """Names of the scenarios this adapter learned (one unless `update` added more), the current one last."""
-        names = list(self.record.get("scenarios", {}))
+        names = list(self.record.scenarios)
         return names if names else [self.spec.name]
 
     def scenario(self, name: str) -> "Adapter":
@@ -194,12 +196,11 @@ class Adapter:
         Example: `adapter.scenario("service-intent-petshop").predict(["my cat's food never came"])`."""
         if name == self.spec.name:
             return self
-        known = self.record.get("scenarios", {})
-        if name not in known:
+        known = self.record.scenarios.get(name)
+        if known is None:
             raise ShopLoRAError(f"this adapter has no scenario {name!r}; it has: {', '.join(self.scenarios)}")
         view = copy.copy(self)  # shares the weights, the base and the record
-        view.spec = TaskSpec.from_dict(known[name]["spec"])
-        view.temperature = float(known[name]["temperature"])
+        view.spec, view.temperature = known.spec, known.temperature
         view.peft_name = self.weights.get(name, self.peft_name)
         return view
 

@@ -13,6 +13,8 @@ import yaml
 from prompts import TaskSpec
 from prompts.render import system_prompt
 
+from .record import AdapterRecord, AnyRecord, InitRecord
+
 CARD_PIPELINE = "text-generation"  # a causal LM answering in text, whatever the task kind
 CONTENT_FREE = ("N/A", "[MASK]", "")  # adapters.scoring.CONTENT_FREE: kept equal by tests/test_export.py
 
@@ -22,36 +24,31 @@ def hub_id(model_id: str) -> bool:
     return not (os.path.isabs(model_id) or model_id.startswith((".", "~")) or os.path.exists(model_id))
 
 
-def metrics_of(record: dict) -> dict[str, float]:
+def metrics_of(record: AnyRecord) -> dict[str, float]:
     """The held-out metrics of the adapter's latest fit (an `update` records its own), scalars only."""
-    latest = (record.get("updates") or [record])[-1]
-    return {
-        k: v
-        for k, v in (latest.get("metrics") or record.get("metrics") or {}).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return {k: v for k, v in record.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def front_matter(name: str, base_model_id: str, record: dict) -> dict[str, Any]:
+def front_matter(name: str, base_model_id: str, record: AnyRecord) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     tags = ["lora", "peft", "shoplora", "transformers"]
     if hub_id(base_model_id):
         meta["base_model"] = base_model_id
         tags.insert(0, f"base_model:adapter:{base_model_id}")
     meta.update(library_name="peft", pipeline_tag=CARD_PIPELINE, tags=tags)
-    spec = record.get("spec")
     metrics = metrics_of(record)
-    if spec and metrics:
-        kind = "text-classification" if spec.get("kind") == "classify" else "text-generation"
+    if isinstance(record, AdapterRecord) and metrics:
+        spec = record.spec
+        kind = "text-classification" if spec.kind == "classify" else "text-generation"
         meta["model-index"] = [
             {
                 "name": name,
                 "results": [
                     {
-                        "task": {"type": kind, "name": spec.get("name", "custom")},
+                        "task": {"type": kind, "name": spec.name},
                         "dataset": {
                             "type": "custom",
-                            "name": f"held-out part of the {record.get('n_examples', '?')} training examples",
+                            "name": f"held-out part of the {record.n_examples} training examples",
                             "split": "held-out",
                         },
                         "metrics": [
@@ -65,7 +62,7 @@ def front_matter(name: str, base_model_id: str, record: dict) -> dict[str, Any]:
     return meta
 
 
-def model_card(name: str, base_model_id: str, record: dict) -> str:
+def model_card(name: str, base_model_id: str, record: AnyRecord) -> str:
     """README.md of adapter folder `name`: front matter, what it is, and how to reproduce its answers."""
     lines = [
         "---",
@@ -77,8 +74,7 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
         f"A ShopLoRA LoRA adapter for `{base_model_id}`.",
     ]
     lines += _facts(record)
-    spec = TaskSpec.from_dict(record["spec"]) if record.get("spec") else None
-    if spec is None:  # an init: no task to reproduce
+    if not isinstance(record, AdapterRecord):  # an init: no task to reproduce
         lines += [
             "",
             'Load it with ShopLoRA (`adapt(..., init="<this folder>")`) or plain PEFT:',
@@ -101,9 +97,10 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
         "the user turn, the answer as the assistant turn. Use exactly this system prompt:",
         "",
         "```text",
-        system_prompt(spec),
+        system_prompt(record.spec),
         "```",
     ]
+    spec = record.spec
     if spec.kind == "classify":
         lines += [
             "",
@@ -128,8 +125,8 @@ def model_card(name: str, base_model_id: str, record: dict) -> str:
     return "\n".join(lines)
 
 
-def _calibration_note(record: dict) -> str:
-    if record.get("contextual_calibration"):
+def _calibration_note(record: AdapterRecord) -> str:
+    if record.contextual_calibration:
         return (
             "Its label scores use contextual calibration: each input's label probabilities are divided by their "
             "mean on the content-free inputs " + ", ".join(repr(t) for t in CONTENT_FREE) + " under the same "
@@ -138,47 +135,50 @@ def _calibration_note(record: dict) -> str:
     return "Confidence is the softmax of the label scores divided by the temperature below."
 
 
-def _facts(record: dict) -> list[str]:
+def _facts(record: AnyRecord) -> list[str]:
     lines = []
-    spec = record.get("spec", {})
-    if spec:
-        lines += ["", f"- task: {spec.get('kind')} — {spec.get('instruction')}"]
-        if spec.get("labels"):
-            lines.append(f"- labels: {', '.join(spec['labels'])}")
-    if record.get("init"):
-        lines.append(f"- trained from: {record['init']}")
-    if record.get("kind") == "init":
+    if isinstance(record, AdapterRecord):
+        lines += ["", f"- task: {record.spec.kind} — {record.spec.instruction}"]
+        if record.spec.labels:
+            lines.append(f"- labels: {', '.join(record.spec.labels)}")
+        if record.init:
+            lines.append(f"- trained from: {record.init}")
+    if isinstance(record, InitRecord):
         lines += [
-            f"- meta-trained init: {record.get('algorithm')} over {len(record.get('tasks', []))} tasks of "
-            f"{record.get('suite')}, on {record.get('device')} in {record.get('seconds', 0) / 60:.0f} min "
-            f"({record.get('created')})",
-            f"- inner loop reused at adaptation: {json.dumps(record.get('inner_loop'))}",
+            f"- meta-trained init: {record.algorithm} over {len(record.tasks)} tasks of "
+            f"{record.suite}, on {record.device} in {(record.seconds or 0) / 60:.0f} min "
+            f"({record.created})",
+            f"- inner loop reused at adaptation: "
+            f"{json.dumps(record.inner_loop.to_dict() if record.inner_loop else None)}",
         ]
-        if record.get("trained_on"):
-            lines.append(f"- {record['trained_on']}")
-    scenarios = record.get("scenarios", {})
+        if record.trained_on:
+            lines.append(f"- {record.trained_on}")
+        if record.metrics:
+            lines.append(f"- metrics: {json.dumps(record.metrics)}")
+        return lines
+    scenarios = record.scenarios
     if len(scenarios) > 1:
         lines.append(
             "- scenarios: "
             + ", ".join(
-                f"{name} ({'these weights' if entry.get('weights', '.') == '.' else entry['weights'] + '/'})"
-                for name, entry in scenarios.items()
+                f"{name} ({'these weights' if scenario.weights in (None, '.') else scenario.weights + '/'})"
+                for name, scenario in scenarios.items()
             )
             + "; the prompt below is the latest scenario's"
         )
-    if record.get("n_examples"):
-        lines.append(f"- examples: {record['n_examples']}")
-    if record.get("contextual_calibration"):
+    if record.n_examples:
+        lines.append(f"- examples: {record.n_examples}")
+    if record.contextual_calibration:
         lines.append(
             "- label scores use contextual calibration (ShopLoRA divides out each label's probability on "
             "content-free inputs)"
         )
-    if record.get("metrics"):
-        lines.append(f"- metrics: {json.dumps(record['metrics'])}")
+    if record.metrics:
+        lines.append(f"- metrics: {json.dumps(record.metrics)}")
     return lines
 
 
-def _snippet(name: str, base_model_id: str, spec: TaskSpec, record: dict) -> str:
+def _snippet(name: str, base_model_id: str, spec: TaskSpec, record: AdapterRecord) -> str:
     """Code that runs as written once the base model and this folder are reachable (ADAPTER: the folder's path or
     its Hub repo)."""
     head = [
@@ -219,8 +219,8 @@ def _snippet(name: str, base_model_id: str, spec: TaskSpec, record: dict) -> str
         head
         + [
             f"LABELS = {list(spec.labels)!r}",
-            f"TEMPERATURE = {float(record.get('temperature', 1.0))!r}",
-            f"CONTEXTUAL_CALIBRATION = {bool(record.get('contextual_calibration'))!r}",
+            f"TEMPERATURE = {float(record.temperature)!r}",
+            f"CONTEXTUAL_CALIBRATION = {record.contextual_calibration!r}",
             "",
             "",
             "def label_scores(text):",

@@ -12,7 +12,8 @@ from prompts import Example, ShopLoRAError, TaskSpec, infer_labels, load_example
 
 from .fit import Progress, budget_for, fit
 from .lora import load_lora_state, remove_lora
-from .recipe import DEFAULT_RECIPE, Recipe
+from .recipe import DEFAULT_RECIPE
+from .record import ReplayRow, Scenario, Update
 from .specs import check_arguments, examples_digest, spec_labels, task_spec
 
 if TYPE_CHECKING:
@@ -82,12 +83,11 @@ def update(
     adapter.spec = spec  # replayed rows of this scenario render with it (scenario(own name) is the adapter itself)
     record = adapter.record
     rng = random.Random(seed)
-    earlier = record.get("replay", [])
+    earlier = record.replay
     sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
-    replayed = [
-        (adapter.scenario(row.get("scenario", spec.name)).spec, Example(row["input"], row["output"])) for row in sampled
-    ]
-    recipe = Recipe.from_dict(record["recipe"]) if "recipe" in record else DEFAULT_RECIPE
+    # rows saved before scenarios were recorded belong to the current one
+    replayed = [(adapter.scenario(row.scenario or spec.name).spec, row.example) for row in sampled]
+    recipe = record.recipe or DEFAULT_RECIPE
     trained_in_place = adapter.peft_name == before[2]
     weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
     try:
@@ -100,33 +100,27 @@ def update(
                 remove_lora(adapter.base, adapter.peft_name)
         adapter.spec, adapter.temperature, adapter.peft_name = before
         raise
-    record.setdefault("updates", []).append(
-        {
-            "scenario": spec.name,
-            "n_examples": len(examples),
-            "n_replayed": len(replayed),
-            "examples_sha256": examples_digest(examples),
-            **fitted,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+    record.updates.append(
+        Update(
+            scenario=spec.name,
+            n_examples=len(examples),
+            n_replayed=len(replayed),
+            examples_sha256=examples_digest(examples),
+            fit=fitted,
+            seconds=round(time.perf_counter() - started, 2),
+        )
     )
-    record.update(
-        n_examples=record.get("n_examples", 0) + len(examples),
-        metrics=fitted["metrics"],
-        replay=replay_buffer(earlier, record.get("n_examples", 0), examples, spec.name, rng),
-    )
+    record.replay = replay_buffer(earlier, record.n_examples, examples, spec.name, rng)
+    record.n_examples += len(examples)
     remember_scenario(adapter)
     return adapter
 
 
 def remember_scenario(adapter: "Adapter") -> None:
     """Record the current scenario (spec and calibration) so `adapter.scenario(name)` finds it, saved or not."""
-    adapter.record["spec"] = adapter.spec.to_dict()
-    adapter.record["temperature"] = adapter.temperature
-    adapter.record.setdefault("scenarios", {})[adapter.spec.name] = {
-        "spec": adapter.spec.to_dict(),
-        "temperature": adapter.temperature,
-    }
+    adapter.record.spec = adapter.spec
+    adapter.record.temperature = adapter.temperature
+    adapter.record.scenarios[adapter.spec.name] = Scenario(adapter.spec, adapter.temperature)
     adapter.weights[adapter.spec.name] = adapter.peft_name
 
 
@@ -134,14 +128,14 @@ REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a 
 
 
 def replay_buffer(
-    earlier: Sequence[dict], n_seen: int, new: Sequence[Example], scenario: str, rng: random.Random
-) -> list[dict]:
+    earlier: Sequence[ReplayRow], n_seen: int, new: Sequence[Example], scenario: str, rng: random.Random
+) -> list[ReplayRow]:
     """A uniform sample of at most REPLAY_SIZE of every example seen so far, each with its scenario: reservoir
     sampling (Algorithm R) over the `n_seen` examples behind `earlier` and then `new`, so an example of the first
     scenario is as likely to be kept as one of the last."""
     buffer = list(earlier)
     for seen, example in enumerate(new, start=n_seen):
-        row = {**example.to_dict(), "scenario": scenario}
+        row = ReplayRow(example, scenario)
         if len(buffer) < REPLAY_SIZE:
             buffer.append(row)
         elif (slot := rng.randrange(seen + 1)) < REPLAY_SIZE:

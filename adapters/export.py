@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prompts import ShopLoRAError, TaskSpec
+from prompts import ShopLoRAError
 from prompts.atomic import replace_dir, staging_dir
 from prompts.render import system_prompt
 
 from .card import hub_id, model_card
 from .files import CARD_FILE, CONFIG_FILE, RECORD_FILE, SCENARIOS_DIR, WEIGHTS_FILE, LoraFiles, module_names
 from .lora import LoraSettings
+from .record import AdapterRecord
 
 # What vLLM documents for LoRA adapters (vllm/config/lora.py, vllm/lora/peft_helper.py), which LoRAX shares:
 VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the choices of --max-lora-rank (default 16)
@@ -76,7 +78,7 @@ def merge(files: LoraFiles, base: Any, out: str | Path, *, overwrite: bool = Fal
     def fill(staging: Path) -> None:
         merged.save_pretrained(staging, safe_serialization=True)
         base.tokenizer.save_pretrained(staging)
-        record = {**files.record, "merged_from": files.path.name, "merged_into": files.base_model_id}
+        record = {**files.record.to_json(), "merged_from": files.path.name, "merged_into": files.base_model_id}
         record.pop("replay", None)  # the user's examples stay in the store, not in a model meant to be shared
         (staging / "shoplora.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         (staging / CARD_FILE).write_text(_merged_card(files))
@@ -85,7 +87,7 @@ def merge(files: LoraFiles, base: Any, out: str | Path, *, overwrite: bool = Fal
 
 
 def _merged_card(files: LoraFiles) -> str:
-    spec = files.record.get("spec")
+    spec = files.record.spec if isinstance(files.record, AdapterRecord) else None
     lines = [
         "---",
         *([f"base_model: {files.base_model_id}"] if hub_id(files.base_model_id) else []),
@@ -102,7 +104,7 @@ def _merged_card(files: LoraFiles) -> str:
         "(`merge_and_unload`): load it with `AutoModelForCausalLM.from_pretrained(<this folder>)`.",
     ]
     if spec:
-        lines += ["", "System prompt (use it exactly):", "", "```text", system_prompt(TaskSpec.from_dict(spec)), "```"]
+        lines += ["", "System prompt (use it exactly):", "", "```text", system_prompt(spec), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +150,9 @@ def vllm_folder(files: LoraFiles, out: str | Path, *, served_name: str | None = 
         "target_modules": module_names(files.state),
         "base_model_name_or_path": files.base_model_id,
     }
-    record = {k: v for k, v in files.record.items() if k not in ("replay", "weights_sha256", "scenarios")}
+    record = files.record
+    if isinstance(record, AdapterRecord):  # the card of the exported folder: no examples, no other scenarios' weights
+        record = replace(record, replay=[], scenarios={})
 
     def fill(staging: Path) -> None:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -165,7 +169,7 @@ def vllm_command(name: str, files: LoraFiles, out: Path) -> str:
     """How to serve the exported folder with vLLM, and how to ask it (markdown)."""
     rank = vllm_rank(files.settings.r)
     flag = "" if rank <= VLLM_DEFAULT_MAX_LORA_RANK else f" --max-lora-rank {rank}"
-    spec = files.record.get("spec") or {}
+    classify = isinstance(files.record, AdapterRecord) and files.record.spec.kind == "classify"
     lines = [
         "## Serve it with vLLM",
         "",
@@ -175,7 +179,7 @@ def vllm_command(name: str, files: LoraFiles, out: Path) -> str:
         "",
         f'Then send requests with `"model": "{name}"` and the system prompt above as the system message.',
     ]
-    if spec.get("kind") == "classify":
+    if classify:
         lines.append(
             "vLLM generates text rather than scoring each label: constrain the answer to the labels with "
             'structured outputs (`"structured_outputs": {"choice": [...the labels...]}`; older vLLM: '

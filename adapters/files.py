@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from prompts.spec import NAME_PATTERN  # task and adapter names follow one rule
 
 from .card import model_card
 from .lora import LoraSettings
+from .record import AdapterRecord, AnyRecord, RecordError, record_from_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -47,7 +48,7 @@ class LoraFiles:
     path: Path
     settings: LoraSettings
     state: dict[str, Any]  # PEFT file keys -> tensors
-    record: dict
+    record: AnyRecord
     base_model_id: str
     scenario_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # SCENARIOS_DIR/<name>/ weights
 
@@ -78,7 +79,7 @@ def write_lora_dir(
     state: dict[str, Any],
     settings: LoraSettings,
     base_model_id: str,
-    record: dict,
+    record: AnyRecord,
     base_fingerprint: str | None = None,
     overwrite: bool = False,
     scenario_states: dict[str, dict[str, Any]] | None = None,
@@ -99,21 +100,21 @@ def write_lora_dir(
                 f"not saving {target.name}: {what}{key} holds NaN or inf values, so training "
                 "diverged; train it again with a lower learning rate or fewer steps"
             )
-    record = {
-        **record,
-        "base_model": base_model_id,
-        "base_fingerprint": base_fingerprint,
-        "lora": {**settings.to_dict(), "targets": module_names(state)},
-        "compatibility": compatibility_problems(settings, state, base_model_id),
-    }
+    record = replace(
+        record,
+        base_model=base_model_id,
+        base_fingerprint=base_fingerprint,
+        lora={**settings.to_dict(), "targets": module_names(state)},
+        compatibility=compatibility_problems(settings, state, base_model_id),
+    )
     _finish_deletes(target)
     with staging_dir(target) as staging:
         _write_peft(staging, state, settings, base_model_id)
         for name, tensors in scenario_states.items():
             _write_peft(staging / SCENARIOS_DIR / name, tensors, settings, base_model_id)
         written = _weights_files(f"{SCENARIOS_DIR}/{name}" for name in scenario_states)
-        record["weights_sha256"] = {file: _sha256(staging / file) for file in written}
-        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        record.weights_sha256 = {file: _sha256(staging / file) for file in written}
+        (staging / RECORD_FILE).write_text(json.dumps(record.to_json(), indent=2, default=str) + "\n")
         (staging / CARD_FILE).write_text(model_card(target.name, base_model_id, record))
         _put_in_place(staging, target)
     for old in previous_versions(target)[:-KEEP_PREVIOUS]:
@@ -294,10 +295,10 @@ def _weights_files(scenario_folders: Iterable[str]) -> list[str]:
     return [WEIGHTS_FILE, *(f"{folder}/{WEIGHTS_FILE}" for folder in sorted(scenario_folders))]
 
 
-def check_weights(path: Path, record: dict) -> None:
+def check_weights(path: Path, record: AnyRecord) -> None:
     """Refuse weights files that changed since they were saved (a SHA-256 each in the record; adapters saved before
     checksums have none and pass: the NaN check at load is all they get)."""
-    saved = record.get("weights_sha256")
+    saved = record.weights_sha256
     if not saved:
         return
     for file in _weights_files(_scenario_folders(path, record)):
@@ -313,7 +314,7 @@ def check_weights(path: Path, record: dict) -> None:
             )
 
 
-def read_record(path: Path) -> dict:
+def read_record(path: Path) -> AnyRecord:
     """An adapter folder's shoplora.json after the checks of `read_lora_dir` that read only the weights' header,
     not the whole file (per-request lookups need only the record; `check_weights` adds the checksums)."""
     from safetensors import SafetensorError, safe_open
@@ -330,8 +331,9 @@ def read_record(path: Path) -> dict:
     return record
 
 
-def _read_json(path: Path) -> tuple[dict, dict]:
-    """(adapter_config.json, shoplora.json) of a checked folder: complete, safetensors, readable JSON."""
+def _read_json(path: Path) -> tuple[dict, AnyRecord]:
+    """(adapter_config.json, the record in shoplora.json) of a checked folder: complete, safetensors, readable
+    JSON, a record whose fields have the right types."""
     if not path.is_dir():
         if path.is_symlink():
             raise AdapterFileError(f"{path} points to {os.readlink(path)}, which is gone; {_recover(path)}")
@@ -349,12 +351,15 @@ def _read_json(path: Path) -> tuple[dict, dict]:
         )
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
-        record = json.loads((path / RECORD_FILE).read_text())
+        data = json.loads((path / RECORD_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AdapterFileError(
             f"{path}: a JSON file is corrupted ({error}); delete the folder and save it again"
         ) from None
-    return config, record
+    try:
+        return config, record_from_json(data, where=str(path / RECORD_FILE))
+    except RecordError as error:
+        raise AdapterFileError(str(error)) from None
 
 
 def read_lora_dir(path: Path) -> LoraFiles:
@@ -377,10 +382,11 @@ def read_lora_dir(path: Path) -> LoraFiles:
     return LoraFiles(path, settings, state, record, str(config.get("base_model_name_or_path") or ""), scenario_states)
 
 
-def _scenario_folders(path: Path, record: dict) -> dict[str, str]:
+def _scenario_folders(path: Path, record: AnyRecord) -> dict[str, str]:
     """The record's scenario weight folders (`scenarios/<name>` -> name): only names the store writes, never a path
     outside the adapter folder."""
-    folders = {entry.get("weights") for entry in record.get("scenarios", {}).values()} - {None, "."}
+    scenarios = record.scenarios.values() if isinstance(record, AdapterRecord) else ()
+    folders = {scenario.weights for scenario in scenarios} - {None, "."}
     named = {}
     for folder in sorted(folders):
         name = folder.removeprefix(f"{SCENARIOS_DIR}/")

@@ -16,6 +16,7 @@ from .generation import check_context
 from .lora import load_lora_state, lora_state
 from .metrics import argmax, expected_calibration_error, fit_temperature, softmax
 from .recipe import Recipe, held_out_split
+from .record import FitReport
 from .training import InnerLoop, mean_loss, train_steps
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ COLLAPSE_SHARE = 0.6
 
 class AdaptationWarning(UserWarning):
     """Adapting did not help on the held-out examples: accuracy fell, or one label took most answers (also in the
-    adapter's record["warnings"])."""
+    adapter's record.warnings)."""
 
 
 Budget = Callable[[int], InnerLoop]  # training examples -> the inner loop to run
@@ -90,11 +91,11 @@ def fit(
     keep: str = "best",
     refit: bool = False,
     phase: Phase | None = None,
-) -> dict[str, Any]:
+) -> FitReport:
     """Train from the adapter's current weights on `examples` of its current scenario plus `replayed` earlier ones,
     holding out a stratified fifth of 16+ new examples to choose the weights kept and calibrate. `refit`: when a
     trained step was kept, train again from the start on every example for that many steps (see Recipe.refit).
-    Returns what to record."""
+    Returns what the fit did."""
     base, spec = adapter.base, adapter.spec
     held_out, train = held_out_split(examples, rng, classify=spec.kind == "classify")
     pairs = [*((spec, e) for e in train), *replayed]
@@ -153,18 +154,18 @@ def fit(
             found = fit_warnings(spec.labels, gold, run, keep)
         else:
             metrics.update({f"held_out_{k}": v for k, v in adapter.evaluate(held_out).items() if k != "n"})
-    return {
-        "n_train": len(train),
-        "n_held_out": len(held_out),
-        "inner_loop": loop.to_dict(),
-        "steps_run": len(run.losses),
-        "steps_kept": run.kept.step if run.kept else len(run.losses),
-        "train_loss": [round(x, 4) for x in run.losses],
-        "metrics": metrics,
-        "temperature": adapter.temperature,
-        "refit_steps": refit_steps,
-        "warnings": found,
-    }
+    return FitReport(
+        n_train=len(train),
+        n_held_out=len(held_out),
+        inner_loop=loop,
+        steps_run=len(run.losses),
+        steps_kept=run.kept.step if run.kept else len(run.losses),
+        train_loss=[round(x, 4) for x in run.losses],
+        metrics=metrics,
+        temperature=adapter.temperature,
+        refit_steps=refit_steps,
+        warnings=found,
+    )
 
 
 def per_label(labels: Sequence[str], gold: Sequence[int], before: Any, after: Any) -> dict[str, dict[str, int]]:
@@ -195,7 +196,7 @@ def fit_warnings(labels: Sequence[str], gold: Sequence[int], run: "Run", keep: s
         found.append(
             f"held-out accuracy fell while adapting, from {start.accuracy:.2f} before to {last.accuracy:.2f} "
             f"after the last step: {where}; check the examples' labels, or add examples of the labels "
-            'it gets wrong (record["metrics"]["held_out_per_label"])'
+            "it gets wrong (adapter.record.metrics['held_out_per_label'])"
         )
     answered = [argmax(s) for s in kept.scores]
     top = max(set(answered), key=answered.count)

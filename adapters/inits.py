@@ -8,6 +8,7 @@ from prompts import ShopLoRAError
 
 from .base import Base
 from .files import LoraFiles, read_lora_dir
+from .record import InitRecord
 
 SHIPPED = Path(__file__).parent / "inits"  # package data: <name>/ with PEFT files + shoplora.json + README.md
 DEFAULT = "default"
@@ -22,10 +23,10 @@ def shipped_inits() -> dict[str, Path]:
 def check_base(files: LoraFiles, base: Base, what: str) -> None:
     """Refuse LoRA weights made for another base model, naming both. When the loaded model has the name the weights
     were made for, the model under that name was replaced since: say so, instead of naming one model twice."""
-    fingerprint = files.record.get("base_fingerprint")
+    fingerprint = files.record.base_fingerprint
     if not fingerprint or fingerprint == base.fingerprint:
         return
-    made_for = files.base_model_id or files.record.get("base_model") or "an unrecorded base model"
+    made_for = files.base_model_id or files.record.base_model or "an unrecorded base model"
     loaded = f"{base.model_id} ({base.architecture}; architecture {base.fingerprint})"
     if made_for == base.model_id:
         raise ShopLoRAError(
@@ -74,7 +75,8 @@ def resolve_init(init: str | Path | None, base: Base) -> LoraFiles | None:
     if str(init) == DEFAULT:
         for path in shipped_inits().values():
             files = read_lora_dir(path)
-            if files.record.get("default") and files.record.get("base_fingerprint") == base.fingerprint:
+            record = files.record
+            if isinstance(record, InitRecord) and record.default and record.base_fingerprint == base.fingerprint:
                 return files
         raise ShopLoRAError(
             f"no shipped default init for {base.model_id}; pass init=None (CLI: --init none) for a "
@@ -93,7 +95,8 @@ def trained_base_settings(inits: list[str | Path | None]) -> dict[str, str | Non
     for init in inits:
         if _standard(init) or str(init) == DEFAULT:
             continue
-        config = read_lora_dir(_folder(init)).record.get("config") or {}
+        record = read_lora_dir(_folder(init)).record
+        config = (record.config if isinstance(record, InitRecord) else None) or {}
         if "quantization" in config:
             recorded.append((str(init), {key: config.get(key) for key in ("dtype", "quantization")}))
     if len({settings["quantization"] for _, settings in recorded}) > 1:

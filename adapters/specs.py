@@ -54,7 +54,7 @@ def spec_labels(spec: TaskSpec | None) -> Sequence[str] | None:
 
 
 class LabelCoverageWarning(UserWarning):
-    """Some labels of a classify task have no example to adapt on (also in the adapter's record["warnings"])."""
+    """Some labels of a classify task have no example to adapt on (also in the adapter's record.warnings)."""
 
 
 def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example], *, calibrated: bool = True) -> list[str]:

@@ -7,9 +7,10 @@ Example: `store = AdapterStore("adapters_store"); store.save(adapter, "acme-retu
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from prompts import ShopLoRAError, TaskSpec
+from prompts import ShopLoRAError
 
 from .adapter import Adapter
 from .base import EMBEDDED, EMBEDDED_ID, Base, load_base, loaded_base
@@ -27,6 +28,7 @@ from .files import (
 )
 from .inits import check_base
 from .lora import remove_lora
+from .record import AdapterRecord, AnyRecord
 
 
 class AdapterStore:
@@ -53,19 +55,13 @@ class AdapterStore:
             if peft_name != adapter.peft_name:
                 owners.setdefault(peft_name, scenario)
         scenarios = {}
-        for scenario, entry in adapter.record.get("scenarios", {}).items():
+        for scenario, entry in adapter.record.scenarios.items():
             peft_name = adapter.weights.get(scenario, adapter.peft_name)
-            scenarios[scenario] = {
-                **entry,
-                "weights": f"{SCENARIOS_DIR}/{owners[peft_name]}" if peft_name in owners else ".",
-            }  # "." = the main weights
-        record = {
-            **adapter.record,
-            "name": name,
-            "spec": adapter.spec.to_dict(),
-            "temperature": adapter.temperature,
-            "scenarios": scenarios,
-        }
+            folder = f"{SCENARIOS_DIR}/{owners[peft_name]}" if peft_name in owners else "."  # "." = the main weights
+            scenarios[scenario] = replace(entry, weights=folder)
+        record = replace(
+            adapter.record, name=name, spec=adapter.spec, temperature=adapter.temperature, scenarios=scenarios
+        )
         return write_lora_dir(
             self.path(name),
             state=adapter.state(),
@@ -112,21 +108,21 @@ class AdapterStore:
             except AdapterFileError as error:
                 rows.append({"name": name, "error": str(error)})
                 continue
-            spec = record.get("spec", {})
+            adapter = record if isinstance(record, AdapterRecord) else None  # an init saved in the store: no task
             rows.append(
                 {
                     "name": name,
-                    "kind": spec.get("kind"),
-                    "labels": len(spec.get("labels", [])),
-                    "examples": record.get("n_examples"),
-                    "init": record.get("init"),
-                    "base_model": record.get("base_model"),
-                    "created": record.get("created"),
+                    "kind": adapter.spec.kind if adapter else None,
+                    "labels": len(adapter.spec.labels) if adapter else 0,
+                    "examples": adapter.n_examples if adapter else None,
+                    "init": adapter.init if adapter else None,
+                    "base_model": record.base_model,
+                    "created": record.created,
                 }
             )
         return rows
 
-    def show(self, name: str) -> dict:
+    def show(self, name: str) -> AnyRecord:
         """The adapter's record (shoplora.json), checked but without reading its weights."""
         return read_record(self._existing(name))
 
@@ -144,25 +140,18 @@ class AdapterStore:
 def adapter_from_files(files: LoraFiles, base: Base, what: str) -> Adapter:
     check_base(files, base, what)
     record = files.record
-    if "spec" not in record:
+    if not isinstance(record, AdapterRecord):
         raise AdapterFileError(
             f"{files.path} has no task spec in shoplora.json: it is an init, not an adapter; "
             "pass it as init= to adapt()"
         )
-    adapter = Adapter(
-        base,
-        TaskSpec.from_dict(record["spec"]),
-        files.state,
-        files.settings,
-        record,
-        temperature=float(record.get("temperature", 1.0)),
-    )
+    adapter = Adapter(base, record.spec, files.state, files.settings, record, temperature=record.temperature)
     own: dict[str, str] = {}  # scenario folder name -> the PEFT adapter holding its weights
     try:
         for name, state in files.scenario_states.items():
             own[name] = adapter.new_weights(state)
-        for scenario, entry in record.get("scenarios", {}).items():
-            folder = entry.get("weights", ".")
+        for scenario, entry in record.scenarios.items():
+            folder = entry.weights or "."  # saved before scenarios had weights of their own: the main weights
             adapter.weights[scenario] = adapter.peft_name if folder == "." else own[folder.split("/", 1)[1]]
     except BaseException:  # a scenario's weights that do not load: what was added before them goes too
         with base.lock:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from prompts import ShopLoRAError
 
+from .record import AdapterRecord
+
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}  # tracker -> its pip package
 
@@ -76,27 +78,27 @@ def open_tracker(
     return Tracker(name, run_name, logging_dir, config) if name else None
 
 
-def report_adaptation(report_to: str | None, record: dict, run_name: str, logging_dir: str | Path = "runs") -> None:
-    """Log an adaptation's record to the tracker `report_to`: the training loss of each step, then the held-out
+def report_adaptation(
+    report_to: str | None, record: AdapterRecord, run_name: str, logging_dir: str | Path = "runs"
+) -> None:
+    """Log an adaptation's latest fit to the tracker `report_to`: the training loss of each step, then the held-out
     metrics at the last step. Example: `report_adaptation("tensorboard", adapter.record, "acme-returns")`."""
     tracker = open_tracker(
-        report_to,
-        run_name,
-        logging_dir,
-        {"init": record.get("init"), "seed": record.get("seed"), "n_examples": record.get("n_examples")},
+        report_to, run_name, logging_dir, {"init": record.init, "seed": record.seed, "n_examples": record.n_examples}
     )
     if tracker is None:
         return
-    fitted = (record.get("updates") or [record])[-1]
+    fitted = record.latest_fit
+    losses = fitted.train_loss if fitted else []
     try:
-        for step, loss in enumerate(fitted.get("train_loss", []), start=1):
+        for step, loss in enumerate(losses, start=1):
             tracker.log({"train/loss": loss}, step=step)
         metrics = {
             f"held_out/{k.removeprefix('held_out_')}": v
-            for k, v in (fitted.get("metrics") or {}).items()
+            for k, v in record.metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         if metrics:
-            tracker.log(metrics, step=len(fitted.get("train_loss", [])))
+            tracker.log(metrics, step=len(losses))
     finally:
         tracker.finish()

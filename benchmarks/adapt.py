@@ -69,13 +69,12 @@ def main() -> None:
         start = time.perf_counter()
         adapter = adapt(base, examples, spec=task.spec, init=None if args.init == "none" else args.init)
         ours = time.perf_counter() - start
-        record = adapter.record
+        fit = adapter.record.fit
         adapter.unload()
-        loop = record["inner_loop"]
-        plain = plain_loop(base, task.spec, examples, record["steps_run"], loop["batch_size"], loop["lr"])
-        accuracy = record["metrics"].get("held_out_accuracy")
+        plain = plain_loop(base, task.spec, examples, fit.steps_run, fit.inner_loop.batch_size, fit.inner_loop.lr)
+        accuracy = fit.metrics.get("held_out_accuracy")
         print(
-            f"{size:4d} examples: shoplora adapt {ours:6.1f} s ({record['steps_run']} steps, held-out accuracy "
+            f"{size:4d} examples: shoplora adapt {ours:6.1f} s ({fit.steps_run} steps, held-out accuracy "
             f"{accuracy if accuracy is not None else 'n/a'}), plain PEFT loop {plain:6.1f} s "
             f"-> {ours / plain:.2f}x the plain loop's time"
         )

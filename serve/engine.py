@@ -34,6 +34,7 @@ from adapters.files import check_name, read_record
 from adapters.generation import base_only, generate_prompts, stream_prompt
 from adapters.inits import DEFAULT, resolve_init, shipped_inits
 from adapters.recipe import DEFAULT_RECIPE
+from adapters.record import AdapterRecord
 from prompts import Example, ShopLoRAError, TaskSpec
 from prompts.render import prompt_ids
 
@@ -269,17 +270,17 @@ class Engine:
             return AdapterInfo(BASE, "generate", CHAT_INSTRUCTION)
         if name == META_INIT:
             self._check_meta()
-            return AdapterInfo(META_INIT, "generate", CHAT_INSTRUCTION, init=self._meta_files.record.get("name"))
+            return AdapterInfo(META_INIT, "generate", CHAT_INSTRUCTION, init=self._meta_files.record.name)
         if name not in self.store.names():  # folder names in the store: no path can sneak through
             raise UnknownAdapter(f"no adapter called {name!r}; served: {', '.join(self.names())}")
         try:
             record = self.store.show(name)
         except ShopLoRAError as error:  # there, but broken: say why, not "not found"
             raise EngineError(str(error)) from None
-        if "spec" not in record:
+        if not isinstance(record, AdapterRecord):
             raise UnknownAdapter(f"{name!r} in the store is not an adapter (it has no task spec)")
-        spec = TaskSpec.from_dict(record["spec"])
-        return AdapterInfo(name, spec.kind, spec.instruction, spec.labels, record.get("init"))
+        spec = record.spec
+        return AdapterInfo(name, spec.kind, spec.instruction, spec.labels, record.init)
 
     # -- requests ---------------------------------------------------------------------------------------------
     def generate(
@@ -380,14 +381,14 @@ class Engine:
     def inits(self) -> list[str]:
         """The inits `teach` may start from, by name: the served init ("meta-init") first, the shipped inits made for
         this base, and "none" (PEFT's standard init). Only these: a request never names a folder."""
-        served = [self._meta_files.record.get("name") or META_INIT] if self.meta_init_available else []
+        served = [self._meta_files.record.name or META_INIT] if self.meta_init_available else []
         shipped = []
         for name, path in shipped_inits().items():
             try:
                 record = read_record(path)
             except ShopLoRAError:
                 continue
-            if record.get("base_fingerprint") == self.base.fingerprint:
+            if record.base_fingerprint == self.base.fingerprint:
                 shipped.append(name)
         return list(dict.fromkeys([*served, *shipped, STANDARD_INIT]))
 
@@ -458,21 +459,21 @@ class Engine:
                 self._forget(name)
                 self._loaded[name] = (adapter, self._mtime(name))
                 self._evict()
-        record = adapter.record
+        record, fit = adapter.record, adapter.record.fit
         return {
             "name": name,
             "kind": adapter.spec.kind,
             "labels": list(adapter.spec.labels),
-            "init": record["init"],
-            "steps": record["steps_run"],
-            "steps_planned": record["inner_loop"]["steps"],
-            "steps_kept": record["steps_kept"],
-            "seconds": record["seconds"],
-            "n_train": record["n_train"],
-            "n_held_out": record["n_held_out"],
-            "metrics": record["metrics"],
+            "init": record.init,
+            "steps": fit.steps_run,
+            "steps_planned": fit.inner_loop.steps,
+            "steps_kept": fit.steps_kept,
+            "seconds": record.seconds,
+            "n_train": fit.n_train,
+            "n_held_out": fit.n_held_out,
+            "metrics": fit.metrics,
             "path": str(path),
-            "warnings": record["warnings"],
+            "warnings": record.warnings,
         }
 
     def delete(self, name: str) -> None:
@@ -543,7 +544,10 @@ class Engine:
         self._check_meta()
         if self._meta is None:
             files = self._meta_files
-            self._meta = Adapter(self.base, chat_spec(), files.state, files.settings, files.record)
+            spec = chat_spec()  # the init answers chat: a task of its own, nothing learned
+            self._meta = Adapter(
+                self.base, spec, files.state, files.settings, AdapterRecord(spec=spec, init=files.record.name)
+            )
         return self._meta
 
     def _mtime(self, name: str) -> float:
@@ -813,7 +817,7 @@ def _with_spec(adapter: Adapter, spec: TaskSpec) -> Adapter:
     temperature, and contextual calibration exactly as `adapt` would use it with no examples."""
     view = copy.copy(adapter)
     view.spec, view.temperature = spec, 1.0
-    view.record = {**adapter.record, "contextual_calibration": needs_calibration(spec, [])}
+    view.record = replace(adapter.record, contextual_calibration=needs_calibration(spec, []))
     return view
 
 

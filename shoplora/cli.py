@@ -122,26 +122,30 @@ def _adapt(args: argparse.Namespace) -> None:
     path = store.save(adapter, name, overwrite=overwrite)
     report_adaptation(args.report_to, adapter.record, name, Path("runs") / "adapt")
     record = adapter.record
-    fitted = record["updates"][-1] if args.continue_ else record
+    if args.continue_:  # what this update did
+        latest = record.updates[-1]
+        fit, seconds, found = latest.fit, latest.seconds, latest.fit.warnings
+    else:
+        fit, seconds, found = record.fit, record.seconds, record.warnings
     print(
         json.dumps(
             {
                 "name": name,
                 "kind": adapter.spec.kind,
                 "scenario": adapter.spec.name,
-                "init": record["init"],
-                "steps": fitted["steps_run"],
-                "steps_kept": fitted["steps_kept"],
-                "seconds": fitted["seconds"],
-                "metrics": fitted["metrics"],
+                "init": record.init,
+                "steps": fit.steps_run,
+                "steps_kept": fit.steps_kept,
+                "seconds": seconds,
+                "metrics": fit.metrics,
             },
             indent=2,
         )
     )
-    for message in fitted.get("warnings", []):
+    for message in found:
         print(f"warning: {message}", file=sys.stderr)
     if args.examples_needed_for is not None:
-        print(record["examples_needed"]["note"])
+        print(record.examples_needed["note"])
     print(f'saved {path}\ntry it: shoplora predict {name} "your text" --store {store.root}')
 
 
@@ -285,7 +289,7 @@ def _adapters(args: argparse.Namespace) -> None:
             or f"no adapters in {store.root}"
         )
     elif args.action == "show":
-        print(json.dumps(store.show(args.name), indent=2))
+        print(json.dumps(store.show(args.name).to_json(), indent=2))
     else:
         store.delete(args.name)
         print(f"deleted {args.name}")

@@ -39,7 +39,7 @@ def _export(args: argparse.Namespace) -> None:
             f"wrote {out} (system prompt and labels in {out}/README.md)\nserve it: vllm serve "
             f"{files.base_model_id} --enable-lora{flag} --lora-modules {args.name}={out}"
         )
-        for problem in files.record.get("compatibility", []):
+        for problem in files.record.compatibility:
             if "local path" in problem:
                 print(f"warning: {problem}", file=sys.stderr)
 

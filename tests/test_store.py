@@ -20,6 +20,7 @@ from adapters import files as adapter_files
 from adapters.adapter import Adapter
 from adapters.files import read_lora_dir, write_lora_dir
 from adapters.lora import LoraSettings
+from adapters.record import AdapterRecord, InitRecord, Scenario
 from prompts import ShopLoRAError, suite
 from prompts.atomic import STALE_AFTER, staging_prefix
 from train import checkpoint
@@ -36,7 +37,7 @@ def base(tiny_model_dir):
 @pytest.fixture(scope="module")
 def adapter(base):
     """PEFT's standard init is enough here: these tests are about files, not predictions."""
-    return Adapter(base, TASK.spec, None, LoraSettings(r=4), {"kind": "adapter"})
+    return Adapter(base, TASK.spec, None, LoraSettings(r=4), AdapterRecord(spec=TASK.spec))
 
 
 def save(adapter: Adapter, target: Path, version: int, **kwargs) -> Path:
@@ -46,7 +47,7 @@ def save(adapter: Adapter, target: Path, version: int, **kwargs) -> Path:
         state=adapter.state(),
         settings=adapter.settings,
         base_model_id="tiny",
-        record={"kind": "init", "version": version},
+        record=InitRecord(extra={"version": version}),
         overwrite=True,
         **kwargs,
     )
@@ -95,6 +96,7 @@ KILLED_SAVE = """
 import os, signal, sys
 from pathlib import Path
 from adapters.files import read_lora_dir, write_lora_dir
+from adapters.record import InitRecord
 
 target, real_replace = Path(sys.argv[1]), os.replace
 def replace(src, dst):
@@ -103,7 +105,8 @@ def replace(src, dst):
     real_replace(src, dst)
 os.replace = replace
 files = read_lora_dir(target)
-write_lora_dir(target, state=files.state, settings=files.settings, base_model_id="tiny", record={"version": 2},
+write_lora_dir(target, state=files.state, settings=files.settings, base_model_id="tiny",
+               record=InitRecord(extra={"version": 2}),
                overwrite=True)
 """
 
@@ -114,10 +117,10 @@ def test_a_save_killed_at_the_rename_leaves_the_adapter_and_the_next_save_cleans
         [sys.executable, "-c", KILLED_SAVE, str(target)], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert read_lora_dir(target).record["version"] == 1  # the name still resolves, to the complete old version
+    assert read_lora_dir(target).record.extra["version"] == 1  # the name still resolves, to the complete old version
     assert leftovers(tmp_path)  # what the kill left: the staging folder or link, named with the dead PID
     save(adapter, target, version=3)
-    assert read_lora_dir(target).record["version"] == 3 and leftovers(tmp_path) == []
+    assert read_lora_dir(target).record.extra["version"] == 3 and leftovers(tmp_path) == []
 
 
 def test_a_legacy_folder_loads_and_is_overwritten_into_versions(adapter, tmp_path):
@@ -129,11 +132,11 @@ def test_a_legacy_folder_loads_and_is_overwritten_into_versions(adapter, tmp_pat
     record = json.loads((legacy / "shoplora.json").read_text())
     del record["weights_sha256"]  # and no checksums yet
     (legacy / "shoplora.json").write_text(json.dumps(record))
-    assert store.load("acme", adapter.base).record["kind"] == "adapter"
+    assert store.load("acme", adapter.base).record.kind == "adapter"
     store.save(adapter, "acme", overwrite=True)
-    assert legacy.is_symlink() and "weights_sha256" in store.read("acme").record
+    assert legacy.is_symlink() and store.read("acme").record.weights_sha256
     [previous] = store.previous_versions("acme")
-    assert previous.name.startswith(".acme.previous-") and "weights_sha256" not in read_lora_dir(previous).record
+    assert previous.name.startswith(".acme.previous-") and not read_lora_dir(previous).record.weights_sha256
     store.delete("acme")
     assert list(tmp_path.iterdir()) == []
 
@@ -195,16 +198,16 @@ def test_weights_changed_since_they_were_saved_are_refused_and_listed_as_broken(
 
 
 def test_a_scenario_weights_file_is_checked_too(adapter, tmp_path):
-    scenarios = {"acme": {"weights": "."}, "other": {"weights": "scenarios/other"}}
+    scenarios = {"acme": Scenario(TASK.spec, weights="."), "other": Scenario(TASK.spec, weights="scenarios/other")}
     target = write_lora_dir(
         tmp_path / "acme",
         state=adapter.state(),
         settings=adapter.settings,
         base_model_id="tiny",
-        record={"scenarios": scenarios},
+        record=AdapterRecord(spec=TASK.spec, scenarios=scenarios),
         scenario_states={"other": adapter.state()},
     )
-    assert set(read_lora_dir(target).record["weights_sha256"]) == {
+    assert set(read_lora_dir(target).record.weights_sha256) == {
         "adapter_model.safetensors",
         "scenarios/other/adapter_model.safetensors",
     }
@@ -223,12 +226,12 @@ def broken_after_the_lora_is_added(adapter, root: Path, where: str) -> AdapterSt
         config = json.loads((path / "adapter_config.json").read_text())
         (path / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
         return store
-    other = Adapter(adapter.base, TASK.spec, None, LoraSettings(r=8), {})
+    other = Adapter(adapter.base, TASK.spec, None, LoraSettings(r=8), AdapterRecord(spec=TASK.spec))
     wider = other.state()
     other.unload()
     scenarios = {
-        TASK.spec.name: {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "."},
-        "other": {"spec": TASK.spec.to_dict(), "temperature": 1.0, "weights": "scenarios/other"},
+        TASK.spec.name: Scenario(TASK.spec, weights="."),
+        "other": Scenario(TASK.spec, weights="scenarios/other"),
     }
     write_lora_dir(
         store.path("acme"),
@@ -236,7 +239,7 @@ def broken_after_the_lora_is_added(adapter, root: Path, where: str) -> AdapterSt
         settings=adapter.settings,
         base_model_id=adapter.base.model_id,
         base_fingerprint=adapter.base.fingerprint,
-        record={"kind": "adapter", "spec": TASK.spec.to_dict(), "scenarios": scenarios},
+        record=AdapterRecord(spec=TASK.spec, scenarios=scenarios),
         scenario_states={"other": wider},
     )
     return store
@@ -260,14 +263,16 @@ def test_nan_weights_are_refused_at_save_and_at_load(adapter, tmp_path):
     state = adapter.state()
     broken = {**state, next(iter(state)): torch.full_like(next(iter(state.values())), float("nan"))}
     with pytest.raises(AdapterFileError, match="holds NaN or inf values, so training diverged"):
-        write_lora_dir(tmp_path / "nan", state=broken, settings=adapter.settings, base_model_id="tiny", record={})
+        write_lora_dir(
+            tmp_path / "nan", state=broken, settings=adapter.settings, base_model_id="tiny", record=InitRecord()
+        )
     assert list(tmp_path.iterdir()) == []
     # An adapter saved before checksums were recorded still loads, and NaN in its weights is caught at load.
     target = save(adapter, tmp_path / "legacy", version=1)
     record = json.loads((target / "shoplora.json").read_text())
     del record["weights_sha256"]
     (target / "shoplora.json").write_text(json.dumps(record))
-    assert read_lora_dir(target).record["version"] == 1
+    assert read_lora_dir(target).record.extra["version"] == 1
     save_file(broken, target / "adapter_model.safetensors")
     with pytest.raises(AdapterFileError, match="holds NaN or inf values.*restore a previous version"):
         read_lora_dir(target)

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from adapters import Adapter, Base
 from adapters.lora import LoraSettings, lora_parameters
-from adapters.training import make_optimizer
+from adapters.record import AdapterRecord, FitReport
+from adapters.training import InnerLoop, make_optimizer
 from prompts import Example, TaskSpec
 from prompts.render import IGNORE, render
 
@@ -54,7 +55,7 @@ def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int
     import torch
 
     torch.manual_seed(seed)
-    adapter = Adapter(base, spec, None, LoraSettings(), {"init": "standard", "contextual_calibration": False})
+    adapter = Adapter(base, spec, None, LoraSettings(), AdapterRecord(spec=spec, init="standard"))
     rendered = [render(spec, e, base.tokenizer) for e in support]
     pad = base.tokenizer.pad_token_id
     rng = random.Random(seed)
@@ -82,5 +83,15 @@ def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int
             for param in params:
                 param.requires_grad_(False)
             model.eval()
-    adapter.record["steps_run"] = plain_steps(len(support))
+    steps = plain_steps(len(support))
+    loop = InnerLoop(steps=steps, lr=PLAIN_LR, batch_size=PLAIN_BATCH)
+    adapter.record.fit = FitReport(
+        n_train=len(support),
+        n_held_out=0,
+        inner_loop=loop,
+        steps_run=steps,
+        steps_kept=steps,
+        train_loss=[],
+        metrics={},
+    )
     return adapter

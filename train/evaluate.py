@@ -38,6 +38,7 @@ from adapters.inits import check_init_exists, resolve_init, trained_base_setting
 from adapters.lora import LoraSettings
 from adapters.metrics import METRICS, argmax
 from adapters.optional import require_sklearn
+from adapters.record import InitRecord
 from adapters.scoring import label_scores
 from adapters.trackers import REPORT_TO, open_tracker
 from adapters.training import InnerLoop
@@ -364,8 +365,8 @@ def compare(
         start = time.perf_counter()
         scores = adapter.evaluate(test)
         score_seconds = time.perf_counter() - start
-        steps_run = adapter.record["steps_run"]
-        kept = adapter.record["steps_kept"]  # early stopping may keep an earlier step's weights
+        steps_run = adapter.record.fit.steps_run
+        kept = adapter.record.fit.steps_kept  # early stopping may keep an earlier step's weights
         if curve_steps and all(step != kept for step, _ in curve):
             curve.append((kept, scores[metric]))
         if keep is not None:
@@ -389,7 +390,7 @@ def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str,
     start = time.perf_counter()
     scores = adapter.evaluate(test)
     score_seconds = time.perf_counter() - start
-    steps = adapter.record["steps_run"]
+    steps = adapter.record.fit.steps_run
     adapter.unload()
     return Result(
         method,
@@ -464,13 +465,13 @@ def task_digest(task: Task) -> str:
 def average_recipe(config: EvalConfig, multitask: LoraFiles) -> dict:
     """How the lora_average init is made: the multitask init's tasks, and by default its budget in examples."""
     record = multitask.record
-    tasks = record.get("tasks") or [
-        t.name for t in suite.tasks(record.get("suite", "ecommerce-v1"), split="meta-train")
-    ]
-    loop = InnerLoop.from_dict(record.get("inner_loop", {}))
+    if not isinstance(record, InitRecord):  # an adapter folder: no tasks or budget of its own
+        record = InitRecord(name=record.name)
+    tasks = record.tasks or [t.name for t in suite.tasks(record.suite or "ecommerce-v1", split="meta-train")]
+    loop = record.inner_loop or InnerLoop()
     steps = config.average_steps
     if steps is None:
-        trained = record.get("config", {})
+        trained = record.config or {}
         try:
             seen = (
                 trained["outer_steps"]
@@ -500,7 +501,7 @@ def average_init(base: Base, target: Path, recipe: dict) -> Path:
     tensors averaged. Built once; reused while `recipe` and the base model stay the same."""
     if target.exists():
         made = read_lora_dir(target).record
-        if made.get("recipe") == recipe and made.get("base_fingerprint") == base.fingerprint:
+        if isinstance(made, InitRecord) and made.recipe == recipe and made.base_fingerprint == base.fingerprint:
             return target
     from tqdm.auto import tqdm
 
@@ -520,19 +521,18 @@ def average_init(base: Base, target: Path, recipe: dict) -> Path:
         states.append(adapter.state())
         adapter.unload()
     average = {key: sum(state[key] for state in states) / len(states) for key in states[0]}
-    record = {
-        "kind": "init",
-        "name": "average",
-        "algorithm": "average",
-        "recipe": recipe,
-        "tasks": recipe["tasks"],
-        "inner_loop": recipe["adapted_with"],
-        "trained_on": f"the mean of {len(states)} per-task LoRA adapters ({recipe['steps_per_task']} steps on "
+    record = InitRecord(
+        name="average",
+        algorithm="average",
+        recipe=recipe,
+        tasks=recipe["tasks"],
+        inner_loop=InnerLoop.from_dict(recipe["adapted_with"]),
+        trained_on=f"the mean of {len(states)} per-task LoRA adapters ({recipe['steps_per_task']} steps on "
         f"{recipe['examples_per_task']} examples each, from the standard init), made by "
         "train.evaluate for lora_average",
-        "seconds": round(time.perf_counter() - started, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        seconds=round(time.perf_counter() - started, 1),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     return write_lora_dir(
         target,
         state=average,
@@ -550,15 +550,17 @@ def init_record(path: Path | None) -> dict:
     if path is None:
         return {"path": None, "sha256": None, "made": "PEFT's standard LoRA init (A random, B = 0)", "tasks": []}
     record = read_lora_dir(path).record
-    how = record.get("trained_on") or f"{len(record.get('tasks', []))} meta-train tasks"
+    if not isinstance(record, InitRecord):  # an adapter folder used as an init: no meta-training to tell
+        record = InitRecord(name=record.name)
+    how = record.trained_on or f"{len(record.tasks)} meta-train tasks"
     weights = (Path(path) / "adapter_model.safetensors").read_bytes()
     return {
         "path": str(path),
         "sha256": hashlib.sha256(weights).hexdigest(),
-        "made": f"{record.get('algorithm')} init {record.get('name') or Path(path).name}: {how}",
-        "algorithm": record.get("algorithm"),
-        "inner_loop": record.get("inner_loop"),
-        "tasks": record.get("tasks", []),
+        "made": f"{record.algorithm} init {record.name or Path(path).name}: {how}",
+        "algorithm": record.algorithm,
+        "inner_loop": record.inner_loop.to_dict() if record.inner_loop else None,
+        "tasks": record.tasks,
     }
 
 

@@ -21,6 +21,7 @@ from adapters.base import device_name
 from adapters.files import write_lora_dir
 from adapters.inits import check_init_exists
 from adapters.lora import lora_parameters
+from adapters.record import InitRecord
 from adapters.training import mean_loss
 from prompts.errors import ShopLoRAError
 from prompts.render import answer_ids
@@ -337,24 +338,23 @@ class MetaTrainer:
         target = self.output_dir / INIT_DIR
         if self.is_main:
             config = self.config
-            record = {
-                "kind": "init",
-                "name": self.output_dir.name,
-                "algorithm": config.algorithm,
-                "suite": " + ".join(config.suites()),
-                "tasks": [t.name for t in self.tasks],
-                "inner_loop": self.inner_loop.to_dict(),
-                "curves": self.curves,
-                "config": config.to_dict(),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "device": self._device_name(),
-                "processes": self.world,
-                "outer_steps": self.step,
-                "sharded_base": self.fsdp is not None,
-                "seconds": round(self.seconds, 1),
-                "sha256": ours,
-                "metrics": self._final_validation(),
-            }
+            record = InitRecord(
+                name=self.output_dir.name,
+                algorithm=config.algorithm,
+                suite=" + ".join(config.suites()),
+                tasks=[t.name for t in self.tasks],
+                inner_loop=self.inner_loop,
+                curves=self.curves,
+                config=config.to_dict(),
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                device=self._device_name(),
+                processes=self.world,
+                outer_steps=self.step,
+                sharded_base=self.fsdp is not None,
+                seconds=round(self.seconds, 1),
+                sha256=ours,
+                metrics=self._final_validation(),
+            )
             write_lora_dir(
                 target,
                 state=self.init,

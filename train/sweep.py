@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             )
                         seconds = time.perf_counter() - start
                         scores = adapter.evaluate(validation)
-                        record = adapter.record
+                        record, fit = adapter.record, adapter.record.fit
                         adapter.unload()
                         row = {
                             "task": name,
@@ -107,19 +107,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                             "variant": label,
                             "recipe": recipe.to_dict(),
                             "validation": {m: v for m, v in scores.items()},
-                            "held_out_accuracy": record["metrics"].get("held_out_accuracy"),
-                            "held_out_accuracy_before": record["metrics"].get("held_out_accuracy_before"),
-                            "steps_run": record["steps_run"],
-                            "steps_kept": record["steps_kept"],
+                            "held_out_accuracy": fit.metrics.get("held_out_accuracy"),
+                            "held_out_accuracy_before": fit.metrics.get("held_out_accuracy_before"),
+                            "steps_run": fit.steps_run,
+                            "steps_kept": fit.steps_kept,
                             "seconds": round(seconds, 1),
-                            "warnings": record["warnings"],
+                            "warnings": record.warnings,
                         }
                         rows.append(row)
                         write_atomic(out, json.dumps(rows, indent=1))
                         metric = task.spec.metric
                         print(
                             f"{name} k={k} seed {seed} {init} {label}: {scores.get(metric, 0):.3f} {metric} "
-                            f"(steps {record['steps_kept']}/{record['steps_run']}, {seconds:.0f} s)",
+                            f"(steps {fit.steps_kept}/{fit.steps_run}, {seconds:.0f} s)",
                             flush=True,
                         )
 
