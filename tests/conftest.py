@@ -113,10 +113,9 @@ def _random_adapter(base, spec, seed: int, scale: float = 0.4):
     a request served with the wrong adapter shows."""
     from adapters import Adapter
     from adapters.lora import LoraSettings, load_lora_state
+    from adapters.record import AdapterRecord
 
-    adapter = Adapter(
-        base, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
-    )
+    adapter = Adapter(base, spec, None, LoraSettings(r=4), AdapterRecord(spec=spec, init="random"))
     generator = torch.Generator().manual_seed(seed)
     state = {key: torch.randn(t.shape, generator=generator) * scale for key, t in adapter.state().items()}
     with base.lock:
@@ -143,6 +142,7 @@ def _make_store(base, root: Path):
 
 def _make_init(base, path: Path) -> Path:
     from adapters.files import write_lora_dir
+    from adapters.record import InitRecord
     from serve.engine import chat_spec
 
     adapter = _random_adapter(base, chat_spec(), seed=99, scale=0.2)
@@ -151,7 +151,7 @@ def _make_init(base, path: Path) -> Path:
         state=adapter.state(),
         settings=adapter.settings,
         base_model_id=base.model_id,
-        record={"kind": "init", "name": "tiny-meta"},
+        record=InitRecord(name="tiny-meta"),
         base_fingerprint=base.fingerprint,
     )
     adapter.unload()

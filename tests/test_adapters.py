@@ -15,6 +15,7 @@ from adapters import ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, lo
 from adapters.fit import AdaptationWarning, TrainingDiverged
 from adapters.specs import LabelCoverageWarning, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
+from adapters.record import AdapterRecord, InitRecord
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
 from adapters.lora import LoraSettings
 from adapters.metrics import fit_temperature
@@ -104,17 +105,17 @@ def test_predict_gives_labels_probabilities_and_abstains(adapter):
 def test_adapt_records_what_it_did(adapter):
     record = adapter.record
     repeated = [label for label in TASK.spec.labels if [e.output for e in EXAMPLES].count(label) >= 2]
-    assert record["init"] == "standard" and record["n_examples"] == 24 and record["n_held_out"] == len(repeated)
-    assert record["steps_run"] <= 6 and len(record["train_loss"]) == record["steps_run"]
+    assert record.init == "standard" and record.n_examples == 24 and record.fit.n_held_out == len(repeated)
+    assert record.fit.steps_run <= 6 and len(record.fit.train_loss) == record.fit.steps_run
     assert {
         "held_out_accuracy",
         "held_out_ece",
         "held_out_accuracy_before",
         "held_out_accuracy_last",
         "held_out_per_label",
-    } <= set(record["metrics"])
-    assert sum(row["n"] for row in record["metrics"]["held_out_per_label"].values()) == len(repeated)
-    assert record["recipe"] == Recipe().to_dict() and record["inner_loop"]["steps"] == 6
+    } <= set(record.metrics)
+    assert sum(row["n"] for row in record.metrics["held_out_per_label"].values()) == len(repeated)
+    assert record.recipe == Recipe() and record.fit.inner_loop.steps == 6
     assert adapter.temperature > 0
 
 
@@ -123,17 +124,17 @@ def test_adapt_warns_about_labels_without_examples(base):
     few = [e for e in EXAMPLES if e.output != first][:6]  # 6 examples of a 12-label task, none of the first label
     with pytest.warns(LabelCoverageWarning, match="labels have no example"):
         partial = adapt(base, few, spec=TASK.spec, init=None, steps=1)
-    [message] = partial.record["warnings"]
+    [message] = partial.record.warnings
     missing = set(TASK.spec.labels) - {e.output for e in few}
     assert message.startswith(f"{len(missing)} of 12 labels") and first in message
-    assert partial.contextual_calibration and partial.record["contextual_calibration"]
+    assert partial.contextual_calibration and partial.record.contextual_calibration
     calibrated = partial.label_scores(TEST_INPUTS)
-    partial.record["contextual_calibration"] = False  # as saved by a version without it: raw scores
+    partial.record.contextual_calibration = False  # as saved by a version without it: raw scores
     assert partial.label_scores(TEST_INPUTS) != calibrated
     partial.unload()
     covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
     whole = adapt(base, covering, spec=TASK.spec, init=None, steps=1)
-    assert whole.record["warnings"] == [] and not whole.contextual_calibration
+    assert whole.record.warnings == [] and not whole.contextual_calibration
     whole.unload()
 
 
@@ -171,9 +172,9 @@ def test_early_stopping_follows_the_label_scorer_and_the_kept_check_calibrates(b
 
     _scores_by_step(monkeypatch, lambda step, g: _answer(g if step == 1 else (g + 1) % len(TASK.spec.labels)))
     adapter = adapt(base, TASK.examples("train")[:40], spec=TASK.spec, init=None, steps=12, lr=1e-2)
-    record, n_held = adapter.record, adapter.record["n_held_out"]
-    assert n_held >= 8 and record["steps_kept"] == 1 and record["steps_run"] == 1 + PATIENCE
-    metrics = record["metrics"]
+    record, n_held = adapter.record, adapter.record.fit.n_held_out
+    assert n_held >= 8 and record.fit.steps_kept == 1 and record.fit.steps_run == 1 + PATIENCE
+    metrics = record.metrics
     assert (metrics["held_out_accuracy_before"], metrics["held_out_accuracy"], metrics["held_out_accuracy_last"]) == (
         0.0,
         1.0,
@@ -196,8 +197,8 @@ def test_a_small_held_out_set_calibrates_but_does_not_stop_training(base, monkey
     two_labels = [e for e in TASK.examples("train") if e.output in TASK.spec.labels[:2]][:16]
     adapter = adapt(base, two_labels, spec=TASK.spec, init=None, steps=5, lr=1e-2)
     record = adapter.record
-    assert (record["n_held_out"], record["steps_run"], record["steps_kept"]) == (3, 5, 5)
-    assert record["metrics"]["held_out_accuracy"] == 1.0
+    assert (record.fit.n_held_out, record.fit.steps_run, record.fit.steps_kept) == (3, 5, 5)
+    assert record.metrics["held_out_accuracy"] == 1.0
     assert adapter.temperature == pytest.approx(fit_temperature([_answer(0, 2.0)] * 3, [0] * 3))
     adapter.unload()
 
@@ -244,7 +245,7 @@ def test_store_roundtrip_and_plain_peft(base, adapter, tmp_path, tiny_model_dir,
     again = load_adapter("pet-shop", store=store, base=base)
     assert [p.scores for p in again.predict(TEST_INPUTS)] == [p.scores for p in adapter.predict(TEST_INPUTS)]
     assert again.temperature == adapter.temperature
-    assert again.contextual_calibration == adapter.contextual_calibration == bool(adapter.record["warnings"])
+    assert again.contextual_calibration == adapter.contextual_calibration == bool(adapter.record.warnings)
     with monkeypatch.context() as patch:  # without base=, the base already loaded in this process is reused
         patch.setattr("adapters.store.load_base", lambda *args, **kwargs: pytest.fail("loaded a second base"))
         assert load_adapter("pet-shop", store=store).base.model_id == base.model_id
@@ -277,7 +278,7 @@ def test_store_overwrite_keeps_previous_and_lists(base, adapter, tmp_path, monke
     assert [row["name"] for row in store.list()] == ["acme"]
     with monkeypatch.context() as patch:  # listing and show read the record only, never the weights
         patch.setattr("adapters.files._read_weights", lambda path: pytest.fail("read the weights"))
-        assert store.show("acme")["spec"]["labels"] == list(TASK.spec.labels)
+        assert store.show("acme").spec.labels == TASK.spec.labels
         assert store.list()[0]["labels"] == len(TASK.spec.labels)
     store.delete("acme")
     assert store.names() == [] and list(tmp_path.iterdir()) == []  # previous versions go with it
@@ -346,19 +347,19 @@ def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
         settings=adapter.settings,
         base_model_id=base.model_id,
         base_fingerprint=base.fingerprint,
-        record={"kind": "init", "inner_loop": InnerLoop(steps=2, lr=1e-3).to_dict()},
+        record=InitRecord(inner_loop=InnerLoop(steps=2, lr=1e-3)),
     )
     recipe = Recipe(epochs=2, batch_size=8, lr=1e-3, min_steps=3, max_steps=40)
     adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
-    assert adapted.record["steps_run"] == 3 and adapted.record["inner_loop"]["lr"] == 1e-3  # min_steps: 2 epochs of 1
+    assert adapted.record.fit.steps_run == 3 and adapted.record.fit.inner_loop.lr == 1e-3  # min_steps: 2 epochs of 1
     more = adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
-    n_train = more.record["n_train"]
+    n_train = more.record.fit.n_train
     # the budget (early stopping on the held-out checks may end the run sooner)
-    assert more.record["inner_loop"]["steps"] == 2 * -(-n_train // 8) and more.record["inner_loop"]["batch_size"] == 8
+    assert more.record.fit.inner_loop.steps == 2 * -(-n_train // 8) and more.record.fit.inner_loop.batch_size == 8
     assert (
-        adapt(base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe, steps=2).record[
-            "steps_run"
-        ]
+        adapt(
+            base, EXAMPLES, instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe, steps=2
+        ).record.fit.steps_run
         == 2
     )  # steps given run exactly
     assert Recipe().loop(5).batch_size == 5 and Recipe().loop(5).steps == Recipe().min_steps
@@ -427,10 +428,10 @@ def test_shipped_inits_are_complete_peft_folders():
     inits = shipped_inits()
     assert {"smollm2-135m-meta", "smollm2-135m-multitask"} <= set(inits)
     records = {name: read_lora_dir(path) for name, path in inits.items()}
-    assert [name for name, files in records.items() if files.record.get("default")] == ["smollm2-135m-multitask"]
+    assert [name for name, files in records.items() if files.record.default] == ["smollm2-135m-multitask"]
     for files in records.values():
-        assert files.base_model_id == EMBEDDED_ID and files.record["base_fingerprint"]
-        InnerLoop.from_dict(files.record["inner_loop"])
+        assert files.base_model_id == EMBEDDED_ID and files.record.base_fingerprint
+        assert isinstance(files.record.inner_loop, InnerLoop)  # read and checked with the record
         assert files.settings.r <= 16
 
 
@@ -450,10 +451,10 @@ def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
         base, examples, spec=TASK.spec, init=None, steps=3, examples_needed_for=0.9, contextual_calibration=True
     )
     assert scored_calibrated == [True, True]
-    estimate = adapter.record["examples_needed"]
-    n_train, n_held = adapter.record["n_train"], adapter.record["n_held_out"]
+    estimate = adapter.record.examples_needed
+    n_train, n_held = adapter.record.fit.n_train, adapter.record.fit.n_held_out
     assert [size for size, _ in estimate["points"]] == [n_train // 4, n_train // 2, n_train]  # a quarter, a half, all
-    assert estimate["points"][-1][1] == adapter.record["metrics"]["held_out_accuracy"]
+    assert estimate["points"][-1][1] == adapter.record.metrics["held_out_accuracy"]
     assert estimate["target"] == 0.9 and f"{n_held} held-out examples" in estimate["note"]
 
     def loaded() -> set[str]:  # "_empty" stands in when the last adapter goes (PEFT cannot delete it)
@@ -476,7 +477,7 @@ def test_adapt_estimates_the_examples_a_task_needs(base, monkeypatch):
 def test_adapt_on_a_four_bit_base(tiny_model_dir, tmp_path):
     quantized = load_base(str(tiny_model_dir), dtype="bfloat16", quantization="4bit")
     adapter = adapt(quantized, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
-    assert adapter.record["steps_run"] >= 1 and all(loss == loss for loss in adapter.record["train_loss"])  # no NaN
+    assert adapter.record.fit.steps_run >= 1 and all(loss == loss for loss in adapter.record.fit.train_loss)  # no NaN
     assert {p.label for p in adapter.predict(TEST_INPUTS)} <= set(TASK.spec.labels)
     store = AdapterStore(tmp_path)
     store.save(adapter, "nf4")
@@ -528,25 +529,25 @@ def test_adapting_never_keeps_weights_worse_than_the_start(base, adapter, monkey
         settings=adapter.settings,
         base_model_id=base.model_id,
         base_fingerprint=base.fingerprint,
-        record={"kind": "init"},
+        record=InitRecord(),
     )
     steps = _scripted_scores(monkeypatch, lambda g: 0)  # after the first step every answer is the first label
     examples = TASK.examples("train")[:40]
     with pytest.warns(AdaptationWarning) as caught:
         worse = adapt(base, examples, spec=TASK.spec, init=init, steps=4, lr=1e-2)
     record = worse.record
-    assert record["steps_kept"] == 0 and record["metrics"]["held_out_accuracy"] == 1.0
-    assert record["metrics"]["held_out_accuracy_before"] == 1.0 and record["metrics"]["held_out_accuracy_last"] < 0.3
+    assert record.fit.steps_kept == 0 and record.metrics["held_out_accuracy"] == 1.0
+    assert record.metrics["held_out_accuracy_before"] == 1.0 and record.metrics["held_out_accuracy_last"] < 0.3
     start = adapter.state()
     assert all(torch.equal(start[k], worse.state()[k]) for k in start)  # exactly the starting weights
-    assert any("fell while adapting" in m and "starting weights were kept" in m for m in record["warnings"])
-    fit_warnings = [m for m in record["warnings"] if "fell" in m or "takes most" in m]
+    assert any("fell while adapting" in m and "starting weights were kept" in m for m in record.warnings)
+    fit_warnings = [m for m in record.warnings if "fell" in m or "takes most" in m]
     assert [str(w.message) for w in caught if w.category is AdaptationWarning] == fit_warnings
     worse.unload()
     steps.clear()
     last = adapt(base, examples, spec=TASK.spec, init=init, steps=4, lr=1e-2, keep="last")
-    assert last.record["steps_kept"] == 4 and last.record["metrics"]["held_out_accuracy"] < 0.3
-    assert any("as asked" in m for m in last.record["warnings"])
+    assert last.record.fit.steps_kept == 4 and last.record.metrics["held_out_accuracy"] < 0.3
+    assert any("as asked" in m for m in last.record.warnings)
     assert any(not torch.equal(start[k], last.state()[k]) for k in start)
     last.unload()
 
@@ -556,9 +557,9 @@ def test_a_collapse_onto_one_label_is_reported_with_a_per_label_table(base, monk
     examples = TASK.examples("train")[:40]
     with pytest.warns(AdaptationWarning, match="one label takes most held-out answers"):
         collapsed = adapt(base, examples, spec=TASK.spec, init=None, steps=2, lr=1e-2)
-    per_label = collapsed.record["metrics"]["held_out_per_label"]
+    per_label = collapsed.record.metrics["held_out_per_label"]
     fourth = TASK.spec.labels[3]
-    assert per_label[fourth]["answered"] == collapsed.record["n_held_out"]
+    assert per_label[fourth]["answered"] == collapsed.record.fit.n_held_out
     assert sum(row["right_after"] for row in per_label.values()) == per_label[fourth]["n"]
     collapsed.unload()
 
@@ -608,7 +609,7 @@ def test_the_python_api_names_the_bad_argument(base, adapter, call, problem):
 
 
 def test_an_unloaded_adapter_says_so_instead_of_a_peft_error(base):
-    unloaded = Adapter(base, TASK.spec, None, LoraSettings(r=4), {})
+    unloaded = Adapter(base, TASK.spec, None, LoraSettings(r=4), AdapterRecord(spec=TASK.spec))
     unloaded.unload()
     for use in (
         lambda: unloaded.predict(["where is my parcel"]),
@@ -625,14 +626,14 @@ def test_refit_trains_again_on_every_example_for_the_steps_kept(base, monkeypatc
     examples = TASK.examples("train")[:40]
     recipe = Recipe(lr=1e-2, min_steps=4, max_steps=4, refit=True)
     refitted = adapt(base, examples, spec=TASK.spec, init=None, recipe=recipe)
-    assert refitted.record["steps_kept"] == 4 and refitted.record["refit_steps"] == 4
+    assert refitted.record.fit.steps_kept == 4 and refitted.record.fit.refit_steps == 4
     assert len(steps) == 8  # 4 choosing steps, then 4 on all 40 examples
     chosen = adapt(base, examples, spec=TASK.spec, init=None, recipe=replace(recipe, refit=False))
-    assert chosen.record["refit_steps"] == 0
+    assert chosen.record.fit.refit_steps == 0
     assert any(not torch.equal(refitted.state()[k], chosen.state()[k]) for k in chosen.state())
     refitted.unload(), chosen.unload()
     steps.clear()
     _scripted_scores(monkeypatch, lambda g: 0)  # the start is best: nothing to refit
     kept_start = adapt(base, examples, spec=TASK.spec, init=None, recipe=recipe)
-    assert kept_start.record["steps_kept"] == 0 and kept_start.record["refit_steps"] == 0
+    assert kept_start.record.fit.steps_kept == 0 and kept_start.record.fit.refit_steps == 0
     kept_start.unload()

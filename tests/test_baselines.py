@@ -41,7 +41,7 @@ def test_plain_lora_trains_on_every_example_for_fixed_epochs(base):
     support = TASK.examples("train")[:20]
     before = {n: p.detach().clone() for n, p in base.model.named_parameters()}
     adapter = plain_lora(base, TASK.spec, support, seed=0)
-    assert adapter.record["steps_run"] == plain_steps(20) == 16  # 8 epochs of 2 batches
+    assert adapter.record.fit.steps_run == plain_steps(20) == 16  # 8 epochs of 2 batches
     assert any(v.abs().sum() > 0 for k, v in adapter.state().items() if "lora_B" in k)  # B moved from zero
     assert all(torch.equal(before[n], p) for n, p in base.model.named_parameters() if n in before)  # base frozen
     assert {p.label for p in adapter.predict([e.input for e in TASK.examples("test")[:3]])} <= set(TASK.spec.labels)
@@ -60,8 +60,8 @@ def test_the_label_loss_trains_the_decision(base):
     examples = TASK.examples("train")[:12]
     recipe = Recipe(loss="labels", lr=1e-2, min_steps=6, max_steps=6)
     adapter = adapt(base, examples, spec=TASK.spec, init=None, recipe=recipe)
-    assert adapter.record["inner_loop"]["loss"] == "labels"
-    losses = adapter.record["train_loss"]
+    assert adapter.record.fit.inner_loop.loss == "labels"
+    losses = adapter.record.fit.train_loss
     assert len(losses) == 6 and losses[-1] < losses[0]
     adapter.unload()
     with pytest.raises(ShopLoRAError, match="inner-loop loss"):
@@ -147,7 +147,7 @@ def test_a_shared_prefix_gives_the_same_loss_with_less_to_differentiate(base):
     recipe = Recipe(lr=1e-2, min_steps=6, max_steps=6)
     assert recipe.share_prefix and recipe.loop(10).share_prefix
     adapter = adapt(base, TASK.examples("train")[:12], spec=TASK.spec, init=None, recipe=recipe)
-    assert adapter.record["train_loss"][-1] < adapter.record["train_loss"][0]
+    assert adapter.record.fit.train_loss[-1] < adapter.record.fit.train_loss[0]
     adapter.unload()
 
 

@@ -131,8 +131,8 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
         == 0
     )
     assert "rarely predicted" in capsys.readouterr().err
-    assert AdapterStore(store).read("raw").record["contextual_calibration"] is False
-    assert AdapterStore(store).read("pets").record["contextual_calibration"] is True
+    assert AdapterStore(store).read("raw").record.contextual_calibration is False
+    assert AdapterStore(store).read("pets").record.contextual_calibration is True
     assert "contextual calibration" in (tmp_path / "store" / "pets" / "README.md").read_text()
     assert main(["predict", "pets", "my dog food bag arrived torn", "another one", *common]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -435,10 +435,12 @@ def test_an_adapter_for_another_base_names_both_models(tmp_path, tiny_base, tiny
 
     from adapters import Adapter
     from adapters.lora import LoraSettings
+    from adapters.record import AdapterRecord
     from prompts import suite
 
     store = AdapterStore(tmp_path / "store")
-    adapter = Adapter(tiny_base, suite.get_task("service-intent-petshop").spec, None, LoraSettings(r=4), {})
+    spec = suite.get_task("service-intent-petshop").spec
+    adapter = Adapter(tiny_base, spec, None, LoraSettings(r=4), AdapterRecord(spec=spec))
     path = store.save(adapter, "pets")
     adapter.unload()
     record = json.loads((path / "shoplora.json").read_text())

@@ -63,9 +63,9 @@ def stream(base, replay: bool) -> list[list[float]]:
 def test_update_adds_labels_and_replay_prevents_forgetting(base):
     with_replay, adapter = stream(base, replay=True)
     assert adapter.spec.labels == ("money", "track", "skip", "pause")
-    update = adapter.record["updates"][0]
-    assert update["n_replayed"] == 20 and adapter.record["n_examples"] == 40
-    assert len(adapter.record["replay"]) == 40
+    update = adapter.record.updates[0]
+    assert update.n_replayed == 20 and adapter.record.n_examples == 40
+    assert len(adapter.record.replay) == 40
     without_replay, _ = stream(base, replay=False)
     assert with_replay[0][0] == 1.0 and with_replay[1][1] == 1.0  # each scenario learned
     assert backward_transfer(with_replay) >= -0.01
@@ -84,14 +84,14 @@ def test_a_new_scenario_keeps_its_own_instruction_and_the_old_one_answers(base, 
         steps=40,
         lr=1e-2,
     )
-    assert adapter.record["updates"][0]["n_replayed"] == (0 if own_weights else 20)
+    assert adapter.record.updates[0].n_replayed == (0 if own_weights else 20)
     assert adapter.scenarios == [first, "subscriptions"] and adapter.spec.labels == ("skip", "pause")
     old = adapter.scenario(first)
     assert old.spec.instruction == "Route the message." and old.spec.labels == ("money", "track")
     assert adapter.evaluate(SCENARIOS[1])["accuracy"] == 1.0
     assert old.evaluate(SCENARIOS[0])["accuracy"] == 1.0  # own weights, or replayed under its own instruction
-    rows = adapter.record["replay"]
-    assert {row["scenario"] for row in rows} == {first, "subscriptions"}
+    rows = adapter.record.replay
+    assert {row.scenario for row in rows} == {first, "subscriptions"}
     again = AdapterStore(tmp_path).load(AdapterStore(tmp_path).save(adapter, "two-scenarios").name, base)
     assert again.scenarios == adapter.scenarios
     assert again.scenario(first).predict(["order 3 refund please"])[0].label == "money"
@@ -149,8 +149,8 @@ def test_own_weights_leave_earlier_scenarios_exactly_as_they_were(base, tmp_path
     folder = store.save(adapter, "two-weights")
     assert (folder / "scenarios" / first / "adapter_model.safetensors").is_file()
     record = store.show("two-weights")
-    assert record["scenarios"][first]["weights"] == f"scenarios/{first}"
-    assert record["scenarios"]["subscriptions"]["weights"] == "."
+    assert record.scenarios[first].weights == f"scenarios/{first}"
+    assert record.scenarios["subscriptions"].weights == "."
     assert f"{first} (scenarios/{first}/), subscriptions (these weights)" in (folder / "README.md").read_text()
     again = store.load("two-weights", base)
     flat = lambda rows: [x for row in rows for x in row]  # noqa: E731 - approx compares flat lists only

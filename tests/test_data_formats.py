@@ -124,4 +124,4 @@ def test_adapt_takes_the_instruction_from_chat_data(tmp_path, tiny_model_dir, ca
         == 0
     )
     capsys.readouterr()
-    assert AdapterStore(store).show("chat")["spec"]["instruction"] == task.spec.instruction
+    assert AdapterStore(store).show("chat").spec.instruction == task.spec.instruction

@@ -180,7 +180,7 @@ def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, c
     assert report["new_labels"] == ["gift_wrapping"] and report["test"]["old_labels"]["n"] == 4
     assert report["forgetting_points"] is not None and report["n_train"] + report["n_held_out"] == len(rows)
     record = AdapterStore(store).read("pets").record
-    assert "gift_wrapping" in record["spec"]["labels"] and set(KNOWN) <= set(record["spec"]["labels"])
+    assert "gift_wrapping" in record.spec.labels and set(KNOWN) <= set(record.spec.labels)
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,7 @@ def test_a_resume_refuses_runs_made_with_another_init_or_base(
             state=state,
             settings=shipped.settings,
             base_model_id=shipped.base_model_id,
-            base_fingerprint=shipped.record["base_fingerprint"],
+            base_fingerprint=shipped.record.base_fingerprint,
             record=shipped.record,
             overwrite=True,
         )
@@ -244,7 +244,7 @@ def test_user_task_zero_shot_icl_and_a_kept_adapter(tiny_model_dir, tiny_multita
     assert {r["method"] for r in results["examples_needed"]} <= {"icl", "lora_standard"}
     assert all(r["task"] == "my-returns" and r["target"] == 0.8 for r in results["examples_needed"])
     kept = read_lora_dir(store / "my-returns")
-    assert kept.record["n_examples"] == 4 and results["saved_adapter"]["name"] == "my-returns"
+    assert kept.record.n_examples == 4 and results["saved_adapter"]["name"] == "my-returns"
 
 
 def test_a_user_file_too_small_for_the_grid_is_one_line(tiny_model_dir, tmp_path, capsys):
@@ -266,11 +266,11 @@ def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_
     base = load_base(str(tiny_model_dir), device="cpu")
     config = grid(tiny_model_dir, tiny_multitask_init, tmp_path, "average_examples=4", "average_steps=2")
     recipe = evaluate.average_recipe(config, read_lora_dir(tiny_multitask_init))
-    assert recipe["tasks"] == read_lora_dir(tiny_multitask_init).record["tasks"] and recipe["steps_per_task"] == 2
+    assert recipe["tasks"] == read_lora_dir(tiny_multitask_init).record.tasks and recipe["steps_per_task"] == 2
     folder = evaluate.average_init(base, tmp_path / "average", recipe)
     made = read_lora_dir(folder)
-    assert made.record["algorithm"] == "average" and made.record["recipe"] == recipe
-    assert "mean of 4 per-task LoRA adapters" in made.record["trained_on"]
+    assert made.record.algorithm == "average" and made.record.recipe == recipe
+    assert "mean of 4 per-task LoRA adapters" in made.record.trained_on
     assert any(t.abs().sum() > 0 for k, t in made.state.items() if "lora_B" in k)  # the adapters learned something
     monkeypatch.setattr(evaluate, "adapt", lambda *a, **k: pytest.fail("rebuilt an init that was already there"))
     assert evaluate.average_init(base, tmp_path / "average", recipe) == folder

@@ -3,6 +3,8 @@ cards that let plain transformers + PEFT reproduce ShopLoRA's predictions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import io
 import json
 import re
@@ -17,6 +19,8 @@ from adapters import scoring
 from adapters.adapter import Adapter
 from adapters.card import CONTENT_FREE, front_matter
 from adapters.lora import LoraSettings
+from adapters.record import AdapterRecord, FitReport, InitRecord
+from adapters.training import InnerLoop
 from prompts import TaskSpec, suite
 from shoplora.cli import main
 
@@ -24,9 +28,9 @@ TASK = suite.get_task("service-intent-petshop")
 TEXTS = ["my dog food bag arrived torn", "skip next box please", "where is my parcel??"]
 
 
-def randomised(base, spec: TaskSpec, record: dict, temperature: float = 1.0) -> Adapter:
+def randomised(base, spec: TaskSpec, temperature: float = 1.0, **record: Any) -> Adapter:
     """An adapter whose LoRA B matrices are not zero, so it changes the base model's logits."""
-    adapter = Adapter(base, spec, None, LoraSettings(r=4), {"kind": "adapter", **record}, temperature=temperature)
+    adapter = Adapter(base, spec, None, LoraSettings(r=4), AdapterRecord(spec=spec, **record), temperature=temperature)
     generator = torch.Generator().manual_seed(0)
     state = {key: torch.randn(t.shape, generator=generator) * 0.2 for key, t in adapter.state().items()}
     with base.lock:
@@ -43,16 +47,22 @@ def stored(tiny_base, tmp_path_factory):
     classify = randomised(
         tiny_base,
         TASK.spec,
-        {
-            "contextual_calibration": True,
-            "n_examples": 24,
-            "metrics": {"held_out_accuracy": 0.75, "held_out_ece": 0.1, "held_out_per_label": {"x": {}}},
-        },
         temperature=1.7,
+        contextual_calibration=True,
+        n_examples=24,
+        fit=FitReport(
+            n_train=19,
+            n_held_out=5,
+            inner_loop=InnerLoop(),
+            steps_run=1,
+            steps_kept=1,
+            train_loss=[1.0],
+            metrics={"held_out_accuracy": 0.75, "held_out_ece": 0.1, "held_out_per_label": {"x": {}}},
+        ),
     )
     store.save(classify, "pets")
     answer = TaskSpec("custom", "custom", "generate", "Answer the customer politely.")
-    store.save(randomised(tiny_base, answer, {}), "answers")
+    store.save(randomised(tiny_base, answer), "answers")
     return store, classify
 
 
@@ -85,10 +95,10 @@ def test_the_card_lets_plain_peft_reproduce_a_classify_prediction(stored, monkey
 
 
 def test_the_card_names_the_base_model_as_the_hub_expects():
-    meta = front_matter("acme", "HuggingFaceTB/SmolLM2-135M-Instruct", {"spec": TASK.spec.to_dict()})
+    meta = front_matter("acme", "HuggingFaceTB/SmolLM2-135M-Instruct", AdapterRecord(spec=TASK.spec))
     assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "base_model:adapter:HuggingFaceTB/SmolLM2-135M-Instruct" in meta["tags"]
-    assert "base_model" not in front_matter("acme", "/tmp/my-model", {})  # a local folder is no Hub id
+    assert "base_model" not in front_matter("acme", "/tmp/my-model", InitRecord())  # a local folder is no Hub id
 
 
 def test_the_cards_content_free_inputs_are_the_scorers():
@@ -164,7 +174,7 @@ def test_vllm_export_names_the_rank_flag_and_refuses_unsupported_modules(tiny_ba
     from adapters.files import read_lora_dir
 
     store = AdapterStore(tmp_path / "s")
-    store.save(randomised(tiny_base, TASK.spec, {}), "wide")
+    store.save(randomised(tiny_base, TASK.spec), "wide")
     files = read_lora_dir(store.path("wide"))
     files.settings = LoraSettings(r=24)
     assert export.vllm_rank(24) == 32 and "--max-lora-rank 32" in export.vllm_command("wide", files, tmp_path)

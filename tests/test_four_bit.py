@@ -15,6 +15,7 @@ import torch
 
 from adapters import AdapterStore, ModelLoadError, adapt, load_base
 from adapters.files import read_lora_dir
+from adapters.record import AdapterRecord
 from adapters.lora import LoraSettings, add_lora, lora_parameters, lora_state
 from adapters.training import answer_loss, collate
 from prompts import suite
@@ -126,7 +127,7 @@ def test_adapt_save_reload_and_serve_on_an_nf4_base(tiny_model_dir, tmp_path):
 
     quantized = nf4(tiny_model_dir)
     adapter = adapt(quantized, EXAMPLES, spec=TASK.spec, init=None, steps=4, lr=1e-2)
-    assert adapter.record["steps_run"] >= 1 and all(loss == loss for loss in adapter.record["train_loss"])  # no NaN
+    assert adapter.record.fit.steps_run >= 1 and all(loss == loss for loss in adapter.record.fit.train_loss)  # no NaN
     labels = [p.label for p in adapter.predict(TEST_INPUTS)]
     assert set(labels) <= set(TASK.spec.labels)
     store = AdapterStore(tmp_path)
@@ -151,9 +152,7 @@ def test_the_engine_mixes_adapters_on_an_nf4_base(tiny_model_dir, tmp_path):
     store = AdapterStore(tmp_path)
     for seed, name in enumerate(["kind", "brief"], start=1):
         spec = TaskSpec(name, "custom", "generate", f"Reply to the customer ({name}).")
-        adapter = Adapter(
-            quantized, spec, None, LoraSettings(r=4), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
-        )
+        adapter = Adapter(quantized, spec, None, LoraSettings(r=4), AdapterRecord(spec=spec, init="random"))
         generator = torch.Generator().manual_seed(seed)
         with quantized.lock:
             load_lora_state(
@@ -201,7 +200,7 @@ def test_meta_training_on_an_nf4_base(tiny_model_dir, tmp_path, algorithm, check
         )
     )
     files = read_lora_dir(folder)
-    assert files.record["config"]["quantization"] == "4bit" and files.record["outer_steps"] == 2
+    assert files.record.config["quantization"] == "4bit" and files.record.outer_steps == 2
     assert all(torch.isfinite(t).all() for t in files.state.values())
     assert any(t.abs().max() > 0 for key, t in files.state.items() if "lora_B" in key)  # B starts at 0: it moved
 
@@ -281,8 +280,8 @@ def test_two_processes_on_an_nf4_base_match_one(tiny_model_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     record = read_lora_dir(tmp_path / "two" / "init").record
     digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
-    assert digests.keys() == {"0", "1"} and set(digests.values()) == {record["sha256"]}
-    assert record["processes"] == 2 and record["config"]["quantization"] == "4bit"
+    assert digests.keys() == {"0", "1"} and set(digests.values()) == {record.sha256}
+    assert record.processes == 2 and record.config["quantization"] == "4bit"
     alone = read_lora_dir(run(meta_config(tiny_model_dir, tmp_path / "one", "algorithm=fomaml")))
     two = read_lora_dir(tmp_path / "two" / "init")
     for key, tensor in alone.state.items():

@@ -86,12 +86,12 @@ def test_fsdp_shards_the_base_and_trains_the_unsharded_init(tiny_model_dir, tmp_
     stdout = launch(FSDP, tiny_model_dir, tmp_path / "fsdp", *overrides)
     assert_sharded(stdout)
     record = read_lora_dir(tmp_path / "fsdp" / "init").record
-    assert record["sharded_base"] is True and record["processes"] == 2
+    assert record.sharded_base is True and record.processes == 2
 
     alone = run(load_config(TINY, [f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'one'}", *overrides]))
     assert_same_init(tmp_path / "fsdp" / "init", alone)
-    expected = read_lora_dir(alone).record["metrics"]
-    assert record["metrics"] == pytest.approx(expected, rel=1e-4)
+    expected = read_lora_dir(alone).record.metrics
+    assert record.metrics == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.slow  # 2 two-process launches, 1 to 2 minutes

@@ -153,8 +153,8 @@ def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
         "save_every=0",
     )
     record = read_lora_dir(run(config)).record
-    assert record["suite"] == "ecommerce-v1 + real-v1"
-    assert record["tasks"] == ["search-relevance", "real-product-category"]
+    assert record.suite == "ecommerce-v1 + real-v1"
+    assert record.tasks == ["search-relevance", "real-product-category"]
 
 
 def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
@@ -264,11 +264,11 @@ def test_training_moves_the_lora_and_never_the_base(tiny_model_dir, tmp_path, al
     assert files.state.keys() == start.keys()
     assert all(not torch.equal(files.state[k], start[k]) for k in start if "lora_B" in k)
     record = files.record
-    assert record["kind"] == "init" and record["algorithm"] == algorithm and record["outer_steps"] == 2
-    assert record["inner_loop"] == config.inner_loop().to_dict() and record["tasks"] == list(config.tasks)
-    assert record["curves"]["validation"]["step"] == [0, 2] and len(record["curves"]["train"]["query_loss"]) == 2
-    assert record["base_fingerprint"] == load_base(str(tiny_model_dir), device="cpu").fingerprint
-    assert record["metrics"]["validation_loss_after"] == record["curves"]["validation"]["loss_after"][-1]
+    assert record.kind == "init" and record.algorithm == algorithm and record.outer_steps == 2
+    assert record.inner_loop == config.inner_loop() and record.tasks == list(config.tasks)
+    assert record.curves["validation"]["step"] == [0, 2] and len(record.curves["train"]["query_loss"]) == 2
+    assert record.base_fingerprint == load_base(str(tiny_model_dir), device="cpu").fingerprint
+    assert record.metrics["validation_loss_after"] == record.curves["validation"]["loss_after"][-1]
 
 
 def test_label_query_loss_runs_over_label_subsets_and_other_kinds(tiny_model_dir, tmp_path):
@@ -286,8 +286,8 @@ def test_label_query_loss_runs_over_label_subsets_and_other_kinds(tiny_model_dir
     finally:
         trainer.cleanup()
     record = read_lora_dir(folder).record
-    assert record["config"]["query_loss"] == "labels"
-    assert all(math.isfinite(loss) for loss in record["curves"]["train"]["query_loss"])
+    assert record.config["query_loss"] == "labels"
+    assert all(math.isfinite(loss) for loss in record.curves["train"]["query_loss"])
 
 
 def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
@@ -306,7 +306,7 @@ def test_training_can_start_from_another_init(tiny_model_dir, tmp_path):
         folder = trainer.train()
     finally:
         trainer.cleanup()
-    assert read_lora_dir(folder).record["config"]["start_from"] == str(start)
+    assert read_lora_dir(folder).record.config["start_from"] == str(start)
     for overrides, problem in [
         (("lora_r=4", "lora_alpha=8", linear), r"r=2, alpha=4.*r=4, alpha=8.*set lora_r"),
         ((), "LoRA tensors do not match the model"),
@@ -448,8 +448,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_model_dir, tmp_path):
     a, b = read_lora_dir(straight), read_lora_dir(resumed)
     for key in a.state:
         torch.testing.assert_close(b.state[key], a.state[key], rtol=1e-5, atol=1e-7)
-    assert b.record["curves"]["train"]["query_loss"] == pytest.approx(a.record["curves"]["train"]["query_loss"])
-    assert b.record["curves"]["validation"] == a.record["curves"]["validation"]
+    assert b.record.curves["train"]["query_loss"] == pytest.approx(a.record.curves["train"]["query_loss"])
+    assert b.record.curves["validation"] == a.record.curves["validation"]
 
 
 def test_resume_refuses_another_run_and_fresh_runs_refuse_to_overwrite(tiny_model_dir, tmp_path):
@@ -488,7 +488,7 @@ def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp
             checkpoint.save(tmp_path, saved)
     assert checkpoint.find(tmp_path) == tmp_path / checkpoint.PREVIOUS
     folder = run(tiny(tiny_model_dir, tmp_path, "resume=true"))
-    assert read_lora_dir(folder).record["outer_steps"] == 4
+    assert read_lora_dir(folder).record.outer_steps == 4
     assert (tmp_path / "checkpoint").is_dir() and not (tmp_path / checkpoint.PREVIOUS).exists()
 
 
@@ -529,8 +529,8 @@ def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
     record = read_lora_dir(tmp_path / "two" / "init").record
-    assert digests.keys() == {"0", "1"} and set(digests.values()) == {record["sha256"]}
-    assert record["processes"] == 2
+    assert digests.keys() == {"0", "1"} and set(digests.values()) == {record.sha256}
+    assert record.processes == 2
 
     alone = run(tiny(tiny_model_dir, tmp_path / "one", "outer_steps=2", "algorithm=fomaml"))
     for key, tensor in read_lora_dir(alone).state.items():
@@ -545,4 +545,4 @@ def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
 def test_four_bit_base(tiny_model_dir, tmp_path):
     folder = run(tiny(tiny_model_dir, tmp_path, "quantization=4bit", "outer_steps=2", "dtype=bfloat16"))
     record = read_lora_dir(folder).record
-    assert record["config"]["quantization"] == "4bit"
+    assert record.config["quantization"] == "4bit"

@@ -479,8 +479,8 @@ def test_teach_streams_named_phases_and_the_loss_and_takes_advanced_options(clie
     assert "Saved **pets-advanced**" in summary and "from the standard init" in summary
     assert [step for step, _ in loss["value"]["data"]] == [1, 2, 3]
     record = engine.store.show("pets-advanced")
-    assert (record["init"], record["steps_run"], record["inner_loop"]["lr"]) == ("standard", 3, 1e-3)
-    assert record["contextual_calibration"] is False
+    assert (record.init, record.fit.steps_run, record.fit.inner_loop.lr) == ("standard", 3, 1e-3)
+    assert record.contextual_calibration is False
 
 
 @pytest.mark.parametrize(
