@@ -7,6 +7,7 @@ import torch
 
 from adapters import AdapterStore, adapt, load_base
 from adapters.metrics import backward_transfer
+from adapters.record import ReplayRow
 from prompts import Example, ShopLoRAError
 
 SCENARIOS = [
@@ -37,13 +38,13 @@ def test_replay_buffer_keeps_old_and_new_scenarios_alike():
     for seed in range(20):
         rng = random.Random(seed)
         buffer = replay_buffer([], 0, first, "first", rng)
-        assert len(buffer) == REPLAY_SIZE and len({row["input"] for row in buffer}) == REPLAY_SIZE
+        assert len(buffer) == REPLAY_SIZE and len({row.example.input for row in buffer}) == REPLAY_SIZE
         buffer = replay_buffer(buffer, len(first), second, "second", rng)
         assert len(buffer) == REPLAY_SIZE
-        shares.append(sum(row["scenario"] == "first" for row in buffer) / REPLAY_SIZE)
+        shares.append(sum(row.scenario == "first" for row in buffer) / REPLAY_SIZE)
     assert sum(shares) / len(shares) == pytest.approx(0.5, abs=0.03)
     assert replay_buffer([], 0, first[:3], "first", random.Random(0)) == [
-        {**e.to_dict(), "scenario": "first"} for e in first[:3]
+        ReplayRow(e, "first") for e in first[:3]
     ]  # under the bound every example is kept, in order
 
 
