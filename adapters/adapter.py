@@ -121,7 +121,7 @@ class Adapter:
     ) -> list[Prediction]:
         """Answer each input. Classify tasks score every label; below `abstain_below` confidence the label is
         "abstain" (hand the case to a human). Example: `adapter.predict(["where is my parcel??"])`."""
-        inputs = _texts(inputs)
+        inputs = as_texts(inputs)
         if self.spec.kind == "classify":
             return [self._classify(scores, abstain_below) for scores in self.label_scores(inputs, batch_size)]
         texts = self.generate(inputs, batch_size=batch_size)
@@ -132,7 +132,7 @@ class Adapter:
     def label_scores(self, inputs: Sequence[str], batch_size: int = 8) -> list[list[float]]:
         """Each input's score per label (log-likelihoods; contextually calibrated when the adapter was adapted with
         `contextual_calibration`, as `adapt` does by default: see adapters.scoring)."""
-        inputs = _texts(inputs)
+        inputs = as_texts(inputs)
         with self.base.lock:
             return label_scores(
                 self.activate(),
@@ -160,7 +160,7 @@ class Adapter:
 
     def generate(self, inputs: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 8) -> list[str]:
         """Greedy answers with this adapter (for classify tasks too: the label as free text)."""
-        inputs = _texts(inputs)
+        inputs = as_texts(inputs)
         with self.base.lock:
             return generate_with(
                 self.activate(),
@@ -226,7 +226,7 @@ class Adapter:
         }
 
 
-def _texts(inputs: Any) -> list[str]:
+def as_texts(inputs: Any) -> list[str]:
     """`inputs` (one text or a sequence of them) as a list of strings; anything else is refused here, naming the first
     bad item, instead of failing inside the chat template with a message about a 'dict object'."""
     if isinstance(inputs, str):

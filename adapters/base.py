@@ -238,7 +238,7 @@ def load_base(
     if quantization is None:
         model.to(device)
     elif not device.startswith("cuda"):
-        _keep_nf4_layout_on_cpu(model)
+        keep_nf4_layout_on_cpu(model)
     if tokenizer.pad_token is None:  # batching needs a pad id; it is always masked out
         tokenizer.pad_token = tokenizer.eos_token
     for param in model.parameters():
@@ -252,6 +252,12 @@ def load_base(
 # The bases alive in this process by model id (weakly: a base nobody uses is freed), so `load_adapter` without
 # base= puts adapters on the model the user already loaded instead of loading a second copy.
 _loaded: weakref.WeakValueDictionary[str, Base] = weakref.WeakValueDictionary()
+
+
+def forget_loaded(base: Base) -> None:
+    """`base` is no longer the one `loaded_base` gives for its model id (its weights were changed, e.g. merged)."""
+    if _loaded.get(base.model_id) is base:
+        del _loaded[base.model_id]
 
 
 def loaded_base(model_id: str) -> Base | None:
@@ -289,7 +295,7 @@ def _four_bit_kwargs(device: str) -> dict[str, Any]:
     return {"quantization_config": config, "device_map": {"": device}}
 
 
-def _keep_nf4_layout_on_cpu(model: Any) -> None:
+def keep_nf4_layout_on_cpu(model: Any) -> None:
     """Stop bitsandbytes (0.49+) from repacking NF4 weights for its AVX512-BF16 CPU kernel.
 
     On CPUs with AVX512-BF16, the first forward in eval mode without gradients repacks each layer's weights in place,

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from prompts import ShopLoRAError
 
-from .adapter import Adapter, _texts
+from .adapter import Adapter, as_texts
 from .base import Base
 from .clustering import MAX_CLUSTERS, cluster, embed, normalise
 from .label_names import grounded, keywords, propose_labels, slug, unique
@@ -132,7 +132,7 @@ def discover(
 ) -> Discovery:
     """Cluster the messages `model` (a classify `Adapter`) is unsure about; with a `Base`, cluster every message.
     `timestamps` (ISO 8601 texts or Unix seconds, one per text) add each cluster's size and share over time."""
-    texts = _texts(texts)
+    texts = as_texts(texts)
     if embed_with not in ("base", "adapter"):
         raise ShopLoRAError(f"embed_with is 'base' or 'adapter', got {embed_with!r}")
     if not 2 <= max_clusters <= 64:

@@ -17,6 +17,7 @@ from prompts import ShopLoRAError
 from prompts.atomic import replace_dir, staging_dir
 from prompts.render import system_prompt
 
+from .base import forget_loaded
 from .card import hub_id, model_card
 from .files import CARD_FILE, CONFIG_FILE, RECORD_FILE, SCENARIOS_DIR, WEIGHTS_FILE, LoraFiles, module_names
 from .lora import LoraSettings
@@ -68,10 +69,7 @@ def merge(files: LoraFiles, base: Any, out: str | Path, *, overwrite: bool = Fal
             "merging into a 4-bit base model loses the adapter to rounding; load the base in "
             "float32 or bfloat16 (no --quantization) to merge"
         )
-    from . import base as loaded
-
-    if loaded._loaded.get(base.model_id) is base:  # its weights change: load_adapter must not pick it up again
-        del loaded._loaded[base.model_id]
+    forget_loaded(base)  # its weights change: load_adapter must not pick it up again
     merged = PeftModel.from_pretrained(base.model, str(files.path)).merge_and_unload()
     base.model = merged
 

@@ -140,9 +140,9 @@ def random_nf4_base(shape: dict, device: str):
     for param in model.parameters():
         param.requires_grad_(False)
     if not device.startswith("cuda"):
-        from adapters.base import _keep_nf4_layout_on_cpu
+        from adapters.base import keep_nf4_layout_on_cpu
 
-        _keep_nf4_layout_on_cpu(model)  # as load_base does: right gradients on any CPU
+        keep_nf4_layout_on_cpu(model)  # as load_base does: right gradients on any CPU
     return Base(model, None, shape["source"], shape["source"], "4bit")
 
 

@@ -78,13 +78,13 @@ def main() -> None:
         for name in names:  # first load: read the folder, check it, attach it to the shared PeftModel
             start = time.perf_counter()
             with base.lock:
-                engine._adapter(name)
+                engine.adapter(name)
             loads.append(time.perf_counter() - start)
         switches = []
         with base.lock:
             for i in range(200):  # what a request for another loaded adapter costs before its forward pass
                 start = time.perf_counter()
-                engine._weights(names[i % len(names)])
+                engine.weights(names[i % len(names)])
                 switches.append(time.perf_counter() - start)
         print(
             f"first load: {1000 * sum(loads) / len(loads):.0f} ms mean, {1000 * max(loads):.0f} ms max (goal <= "

@@ -52,8 +52,8 @@ def find(
         except ShopLoRAError as error:  # name the file the user chose, not the server's temp copy
             raise ShopLoRAError(str(error).replace(str(file), file.name)) from None
     check_traffic(texts)
-    with engine._slot(), engine.base.lock:  # one user of the model; the adapter stays loaded while it is used
-        found = discover(engine._adapter(name), texts, timestamps=times, abstain_below=abstain_below)
+    with engine.slot(), engine.base.lock:  # one user of the model; the adapter stays loaded while it is used
+        found = discover(engine.adapter(name), texts, timestamps=times, abstain_below=abstain_below)
     rows = [[row["input"], row["output"], row["cluster"] + 1] for row in found.proposals()]
     return clusters_markdown(found), rows, cluster_choices(found), texts
 
@@ -112,7 +112,7 @@ def teach_accepted(
     if not name:
         raise ShopLoRAError("choose the adapter to teach")
     examples = accepted_examples(rows, accepted)
-    with engine._slot():
+    with engine.slot():
         adapter = engine.store.load(name, engine.base)  # a copy of its own: a failure leaves the served one as it was
         try:
             report = teach(adapter, examples, traffic=texts or (), progress=progress)

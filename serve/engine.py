@@ -349,8 +349,8 @@ class Engine:
             raise EngineError("nothing to classify: give non-empty texts")
         if abstain_below is not None and not abstain_below >= 0.0:
             raise EngineError(f"abstain_below is a confidence threshold between 0 and 1, got {abstain_below}")
-        with self._slot(), self.base.lock:
-            return self._adapter(info.name).predict(texts, abstain_below=abstain_below)
+        with self.slot(), self.base.lock:
+            return self.adapter(info.name).predict(texts, abstain_below=abstain_below)
 
     def compare(self, text: str, adapter: str | None = None, *, max_new_tokens: int | None = None) -> dict[str, Any]:
         """The same input answered by the base model, the meta init and `adapter`, all asked with `adapter`'s task
@@ -362,8 +362,8 @@ class Engine:
         names = [BASE, *([META_INIT] if self.meta_init_available else []), *([info.name] if info else [])]
         out: dict[str, Any] = {} if self.meta_init_available else {META_INIT: f"(no meta init: {self._meta_problem})"}
         if info is not None and info.kind == "classify":
-            with self._slot(), self.base.lock:
-                chosen = self._adapter(info.name)
+            with self.slot(), self.base.lock:
+                chosen = self.adapter(info.name)
                 out[info.name] = chosen.predict([text])[0]
                 with base_only(self.base):  # the adapter's task, asked of the bare model
                     out[BASE] = _with_spec(chosen, chosen.spec).predict([text])[0]
@@ -373,7 +373,7 @@ class Engine:
         spec = self._spec(info) if info else chat_spec()
         limit = min(max_new_tokens or self.max_new_tokens, self.max_new_tokens)
         jobs = [_Job(name, spec, text, [], limit) for name in names]
-        with self._slot(), self.base.lock:
+        with self.slot(), self.base.lock:
             self._run_batch(jobs)
         out.update({job.adapter: job.future.result().text for job in jobs})
         return out
@@ -438,7 +438,7 @@ class Engine:
             raise EngineError(f"epochs must be a whole number >= 1, got {epochs!r}")
         source = self._init_source(init)
         recipe = replace(DEFAULT_RECIPE, epochs=epochs) if epochs else None
-        with self._slot():
+        with self.slot():
             adapter = adapt(
                 self.base,
                 examples,
@@ -528,7 +528,9 @@ class Engine:
             self._pending -= 1
 
     @contextmanager
-    def _slot(self) -> Iterator[None]:
+    def slot(self) -> Iterator[None]:
+        """A place among the engine's users, counted like a request (the queue bound applies): hold it, and the base's
+        lock, to use the model outside the engine's requests (the lab's discover tab does)."""
         self._enter()
         try:
             yield
@@ -556,7 +558,7 @@ class Engine:
         except OSError:
             return 0.0
 
-    def _adapter(self, name: str) -> Adapter:
+    def adapter(self, name: str) -> Adapter:
         """The loaded adapter `name` (call with the base's lock held). A folder changed on disk since it was loaded
         (e.g. `shoplora adapt --overwrite`) is loaded again."""
         if name == META_INIT:
@@ -664,7 +666,7 @@ class Engine:
         the abandoned event is checked at every token, so a reader that left stops the model at once."""
         prompt = self._prompt(job.spec, None, job.shots, job.input, job.max_new_tokens)
         job.prompt_tokens = len(prompt)
-        model, context = self._weights(job.adapter)
+        model, context = self.weights(job.adapter)
         stops = StopCutter(job.stop)
         with (
             context,
@@ -689,11 +691,11 @@ class Engine:
         if stops.held:
             job.stream.put(stops.held)  # the start of a stop sequence that never came
 
-    def _weights(self, name: str) -> tuple[Any, Any]:
+    def weights(self, name: str) -> tuple[Any, Any]:
         """(model to call, context to call it in) for one adapter's rows; call with the lock held."""
         if name == BASE:
             return self.base.model, base_only(self.base)
-        adapter = self._adapter(name)
+        adapter = self.adapter(name)
         self.base.peft.set_adapter(adapter.peft_name)
         return self.base.peft, nullcontext()
 
@@ -729,11 +731,11 @@ class Engine:
             kwargs["stop_strings"] = list(stop)
         names = list(dict.fromkeys(job.adapter for job in jobs))
         if len(names) == 1:  # one adapter: no per-row routing needed
-            model, context = self._weights(names[0])
+            model, context = self.weights(names[0])
             with context:
                 texts = generate_prompts(model, self.base.tokenizer, prompts, max_new_tokens=limit, **kwargs)
         else:
-            peft_names = {name: None if name == BASE else self._adapter(name).peft_name for name in names}
+            peft_names = {name: None if name == BASE else self.adapter(name).peft_name for name in names}
             with mixed_lora(self.base.peft, [peft_names[job.adapter] for job in jobs]):
                 texts = generate_prompts(self.base.peft, self.base.tokenizer, prompts, max_new_tokens=limit, **kwargs)
         for job, prompt, text in zip(jobs, prompts, texts):

@@ -326,7 +326,7 @@ def test_mixed_lora_matches_each_adapter_alone(engine, base):
     from serve.mixed import mixed_lora
 
     with base.lock:
-        names = [engine._adapter(n).peft_name for n in ("replies-a", "replies-b")]
+        names = [engine.adapter(n).peft_name for n in ("replies-a", "replies-b")]
         ids = torch.tensor([base.tokenizer(text)["input_ids"][:6] for text in INPUTS[:3]])
         base.peft.eval()
         with torch.inference_mode():

@@ -41,7 +41,8 @@ class ConfigError(ShopLoRAError):
     """A run config with an unknown key or a bad value."""
 
 
-def _help(text: str, default: Any) -> Any:
+def help_field(text: str, default: Any) -> Any:
+    """A config field with `default` and its help `text` (in the field's metadata: see MetaConfig)."""
     return field(default=default, metadata={"help": text})
 
 
@@ -56,76 +57,78 @@ class MetaConfig:
     """What `python -m train.meta` runs. Field help is in `fields(MetaConfig)[i].metadata["help"]`."""
 
     # what to train
-    base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
-    suite: str | tuple[str, ...] = _help(
+    base_model: str | None = help_field("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
+    suite: str | tuple[str, ...] = help_field(
         "task suite whose meta-train split is used, or a list of suites pooled (e.g. [ecommerce-v1, real-v1]: the "
         "real-data tasks too; `shoplora tasks list`)",
         "ecommerce-v1",
     )
-    tasks: tuple[str, ...] = _help("only these meta-train tasks (empty = all of the suites' meta-train tasks)", ())
-    algorithm: str = _help(
+    tasks: tuple[str, ...] = help_field("only these meta-train tasks (empty = all of the suites' meta-train tasks)", ())
+    algorithm: str = help_field(
         "reptile | fomaml (first-order MAML) | multitask (the plain multi-task SFT baseline)", "reptile"
     )
-    output_dir: str | None = _help("where the checkpoint and the init go; null = runs/<config file name>/", None)
-    start_from: str | None = _help(
+    output_dir: str | None = help_field("where the checkpoint and the init go; null = runs/<config file name>/", None)
+    start_from: str | None = help_field(
         "the LoRA tensors training starts from: null = the standard LoRA init, or an init (a shipped name such as "
         "smollm2-135m-multitask, or a folder) with the same lora_r, lora_alpha and lora_targets, e.g. meta-training "
         "on top of the multi-task init",
         None,
     )
     # episodes
-    outer_steps: int = _help("outer (meta) updates", 100)
-    meta_batch_size: int = _help("tasks per outer step, over all processes (a multiple of the process count)", 4)
-    support_k: tuple[int, int] = _help("[min, max] support examples per episode, drawn per task and step", (8, 32))
-    query_k: int = _help("query examples per episode: FOMAML's meta-gradient and the query-loss curve", 8)
-    label_subsets: bool = _help("classify episodes use a random subset of the labels in a shuffled order", True)
-    label_renaming: float = _help(
+    outer_steps: int = help_field("outer (meta) updates", 100)
+    meta_batch_size: int = help_field("tasks per outer step, over all processes (a multiple of the process count)", 4)
+    support_k: tuple[int, int] = help_field("[min, max] support examples per episode, drawn per task and step", (8, 32))
+    query_k: int = help_field("query examples per episode: FOMAML's meta-gradient and the query-loss curve", 8)
+    label_subsets: bool = help_field("classify episodes use a random subset of the labels in a shuffled order", True)
+    label_renaming: float = help_field(
         "share of classify episodes whose answers are permuted among their labels (meta-augmentation: the answer is "
         "then learnable from the support set only); 0 = never",
         0.0,
     )
-    max_length: int = _help("tokens of prompt + answer; longer examples are skipped", 256)
+    max_length: int = help_field("tokens of prompt + answer; longer examples are skipped", 256)
     # inner loop: recorded in the init and reused as is by adaptation
-    inner_steps: int = _help("optimizer steps on the support set per episode", 8)
-    inner_lr: float = _help("inner-loop learning rate (also the multitask learning rate)", 1e-3)
-    inner_optimizer: str = _help("adam | sgd", "adam")
-    inner_batch_size: int = _help("examples per inner step", 8)
-    init_query_weight: float = _help(
+    inner_steps: int = help_field("optimizer steps on the support set per episode", 8)
+    inner_lr: float = help_field("inner-loop learning rate (also the multitask learning rate)", 1e-3)
+    inner_optimizer: str = help_field("adam | sgd", "adam")
+    inner_batch_size: int = help_field("examples per inner step", 8)
+    init_query_weight: float = help_field(
         "fomaml: also follow the query gradient at the init itself (before the inner loop), with this weight; "
         "keeps the init good before adapting and after fewer or more steps than inner_steps (MAML++'s multi-step "
         "loss, first-order, on its end points)",
         0.0,
     )
-    query_loss: str = _help(
+    query_loss: str = help_field(
         "fomaml: the loss on the query set whose gradient moves the init: answer (cross-entropy of the answer tokens, "
         "as the inner loop trains) | labels (classify episodes: the right label's cross-entropy among the episode's "
         "labels, scored as prediction scores them; other kinds keep answer)",
         "answer",
     )
     # outer loop
-    outer_optimizer: str = _help("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
-    outer_lr: float = _help("outer learning rate at the end of warm-up", 1e-3)
-    warmup_steps: int = _help("outer steps of linear warm-up", 0)
-    schedule: str = _help("cosine | linear | constant decay after warm-up (to 10% of outer_lr)", "cosine")
+    outer_optimizer: str = help_field("adam | sgd: how the init moves along the averaged meta-gradient", "adam")
+    outer_lr: float = help_field("outer learning rate at the end of warm-up", 1e-3)
+    warmup_steps: int = help_field("outer steps of linear warm-up", 0)
+    schedule: str = help_field("cosine | linear | constant decay after warm-up (to 10% of outer_lr)", "cosine")
     # LoRA and the base model
-    lora_r: int = _help("LoRA rank (16 is vLLM's default maximum)", 16)
-    lora_alpha: int = _help("LoRA alpha: the update is scaled by alpha / r", 32)
-    lora_targets: tuple[str, ...] | str = _help("module names such as [q_proj, v_proj], or all-linear", ALL_LINEAR)
-    quantization: str | None = _help("null, or 4bit (NF4 through bitsandbytes, CUDA only: QLoRA)", None)
-    dtype: str = _help("auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16", "auto")
-    gradient_checkpointing: bool = _help("recompute activations in backward: less memory, ~30% slower", False)
+    lora_r: int = help_field("LoRA rank (16 is vLLM's default maximum)", 16)
+    lora_alpha: int = help_field("LoRA alpha: the update is scaled by alpha / r", 32)
+    lora_targets: tuple[str, ...] | str = help_field("module names such as [q_proj, v_proj], or all-linear", ALL_LINEAR)
+    quantization: str | None = help_field("null, or 4bit (NF4 through bitsandbytes, CUDA only: QLoRA)", None)
+    dtype: str = help_field("auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16", "auto")
+    gradient_checkpointing: bool = help_field("recompute activations in backward: less memory, ~30% slower", False)
     # bookkeeping
-    seed: int = _help("seeds the LoRA init, the episodes and the batch order", 0)
-    save_every: int = _help("checkpoint every N outer steps (0 = only at the end)", 50)
-    resume: bool = _help("continue from output_dir/checkpoint when there is one", False)
-    report_to: str = _help(
+    seed: int = help_field("seeds the LoRA init, the episodes and the batch order", 0)
+    save_every: int = help_field("checkpoint every N outer steps (0 = only at the end)", 50)
+    resume: bool = help_field("continue from output_dir/checkpoint when there is one", False)
+    report_to: str = help_field(
         "experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | mlflow | none",
         "none",
     )
-    stop_after: int = _help("stop after this outer step, checkpointed, to continue later with resume (0 = run all)", 0)
-    validate_every: int = _help("validation every N outer steps (0 = only before and after training)", 0)
-    validation_tasks: int = _help("meta-train tasks whose test part validates: loss before vs after adapting", 4)
-    validation_query: int = _help("test examples per validation task the loss is measured on", 32)
+    stop_after: int = help_field(
+        "stop after this outer step, checkpointed, to continue later with resume (0 = run all)", 0
+    )
+    validate_every: int = help_field("validation every N outer steps (0 = only before and after training)", 0)
+    validation_tasks: int = help_field("meta-train tasks whose test part validates: loss before vs after adapting", 4)
+    validation_query: int = help_field("test examples per validation task the loss is measured on", 32)
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, rule: str) -> None:

@@ -48,7 +48,7 @@ from prompts.suite import Task
 
 from . import report
 from .baselines import plain_lora, tfidf_predictions
-from .config import ConfigError, _help, load_config, require
+from .config import ConfigError, help_field, load_config, require
 from .report import Key, cell_key
 from .resume import changed_settings
 
@@ -85,11 +85,11 @@ class UserTask:
     """A user's own task: a JSONL/CSV of examples and what the model should do. `n_test` of its examples (fewer
     for a small file) are held out as the test set; support sets are drawn from the rest."""
 
-    path: str = _help("JSONL or CSV with input and output columns", "")
-    instruction: str = _help("what the model should do (the system turn)", "")
-    labels: tuple[str, ...] = _help("classify label set; empty = inferred from the file", ())
-    kind: str | None = _help("classify | extract | generate; null = inferred from the file", None)
-    name: str | None = _help("name in the results; null = the file's name", None)
+    path: str = help_field("JSONL or CSV with input and output columns", "")
+    instruction: str = help_field("what the model should do (the system turn)", "")
+    labels: tuple[str, ...] = help_field("classify label set; empty = inferred from the file", ())
+    kind: str | None = help_field("classify | extract | generate; null = inferred from the file", None)
+    name: str | None = help_field("name in the results; null = the file's name", None)
 
     def __post_init__(self) -> None:
         require(self, bool(self.path), "path", "must name a JSONL or CSV file of examples")
@@ -100,11 +100,11 @@ class UserTask:
 class SaveAdapter:
     """One adapter of the grid kept in the adapter store (seed 0), to try from Python, the CLI or the UI."""
 
-    name: str = _help("adapter name in the store", "")
-    task: str = _help("task whose adapter is kept (a task of the grid)", "")
-    k: int = _help("its number of examples (one of shots)", 16)
-    method: str = _help("its method (a LoRA method of the grid)", "lora_meta")
-    store: str | None = _help("adapter store folder; null = $SHOPLORA_STORE or ./adapters_store", None)
+    name: str = help_field("adapter name in the store", "")
+    task: str = help_field("task whose adapter is kept (a task of the grid)", "")
+    k: int = help_field("its number of examples (one of shots)", 16)
+    method: str = help_field("its method (a LoRA method of the grid)", "lora_meta")
+    store: str | None = help_field("adapter store folder; null = $SHOPLORA_STORE or ./adapters_store", None)
 
     def __post_init__(self) -> None:
         require(self, bool(self.name), "name", "must be set, e.g. petshop-intents")
@@ -115,58 +115,60 @@ class SaveAdapter:
 class EvalConfig:
     """What `shoplora eval` runs. Field help is in `fields(EvalConfig)[i].metadata["help"]`."""
 
-    base_model: str | None = _help("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
-    dtype: str = _help(
+    base_model: str | None = help_field("hub id or local directory; null = the embedded SmolLM2-135M-Instruct", None)
+    dtype: str = help_field(
         "auto (as the inits were meta-trained, else bf16 on a GPU that has it, fp32 otherwise) | "
         "float32 | bfloat16 | float16; 4-bit follows the inits",
         "auto",
     )
-    tasks: tuple[str | UserTask, ...] = _help(
+    tasks: tuple[str | UserTask, ...] = help_field(
         "task names and/or user tasks {path, instruction, labels, kind, name}; empty = the held-out tasks of suites", ()
     )
-    suites: tuple[str, ...] = _help(
+    suites: tuple[str, ...] = help_field(
         "suites whose held-out tasks are used when tasks is empty (real-v1 only where its data folder is)",
         ("ecommerce-v1", "real-v1"),
     )
-    methods: tuple[str, ...] = _help(f"any of {', '.join(METHODS)}; the last is compared with each other one", METHODS)
-    shots: tuple[int, ...] = _help("k: examples each method learns from", (4, 8, 16, 32))
-    seeds: int = _help("support sets per task and k (seeds 0..seeds-1)", 5)
-    cover_labels: bool = _help(
+    methods: tuple[str, ...] = help_field(
+        f"any of {', '.join(METHODS)}; the last is compared with each other one", METHODS
+    )
+    shots: tuple[int, ...] = help_field("k: examples each method learns from", (4, 8, 16, 32))
+    seeds: int = help_field("support sets per task and k (seeds 0..seeds-1)", 5)
+    cover_labels: bool = help_field(
         "classify support sets start with one example of each label (as many as k allows), "
         "the rest at random; false = k examples at random, some labels possibly missing",
         False,
     )
-    contextual_calibration: str = _help(
+    contextual_calibration: str = help_field(
         "classify labels scored with contextual calibration (adapters.scoring): "
         "auto = when some label has no example among those a method learns from "
         "(as `adapt` does; zero-shot always), always, never",
         "auto",
     )
-    n_test: int = _help("test examples scored per task", 100)
-    steps: int | None = _help(
+    n_test: int = help_field("test examples scored per task", 100)
+    steps: int | None = help_field(
         "adaptation steps for every LoRA method of adapt; null = as adapt runs them: the "
         "recipe's budget (adapters.recipe), which follows k",
         None,
     )
-    curve_k: int = _help("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
-    curve_steps: tuple[int, ...] = _help(
+    curve_k: int = help_field("k at which scores are logged along adaptation (the accuracy-vs-steps curve)", 8)
+    curve_steps: tuple[int, ...] = help_field(
         "adaptation steps at which the curve is logged (plus each run's last step)", (0, 1, 2, 4, 8, 16)
     )
-    meta_init: str = _help(
+    meta_init: str = help_field(
         "init of lora_meta: a shipped name (the FOMAML init smollm2-135m-meta) or a folder", "smollm2-135m-meta"
     )
-    multitask_init: str = _help("init of lora_multitask: a shipped name or a folder", "smollm2-135m-multitask")
-    average_steps: int | None = _help(
+    multitask_init: str = help_field("init of lora_multitask: a shipped name or a folder", "smollm2-135m-multitask")
+    average_steps: int | None = help_field(
         "lora_average: adaptation steps per meta-train task; null = the multitask "
         "init's budget in examples, shared over its tasks",
         None,
     )
-    average_examples: int = _help("lora_average: examples per meta-train task", 32)
-    target: float = _help("score a task should reach: the examples-needed estimate", 0.8)
-    save_adapter: SaveAdapter | None = _help("keep one adapter: {name, task, k, method, store}", None)
-    output_dir: str | None = _help("where results go; null = runs/<config file name>/", None)
-    resume: bool = _help("continue the grid in output_dir/results.json when there is one", False)
-    report_to: str = _help(
+    average_examples: int = help_field("lora_average: examples per meta-train task", 32)
+    target: float = help_field("score a task should reach: the examples-needed estimate", 0.8)
+    save_adapter: SaveAdapter | None = help_field("keep one adapter: {name, task, k, method, store}", None)
+    output_dir: str | None = help_field("where results go; null = runs/<config file name>/", None)
+    resume: bool = help_field("continue the grid in output_dir/results.json when there is one", False)
+    report_to: str = help_field(
         "experiment tracker, as accelerate names it: tensorboard (output_dir/<run name>) | wandb | "
         "mlflow | none: each run's score, under TASK/METHOD/k=K, at step = seed",
         "none",
