@@ -12,17 +12,21 @@ from .base import Base, ModelLoadError, load_base
 from .discover import Cluster, Discovery, discover
 from .files import AdapterFileError
 from .generation import generate
+from .record import AdapterRecord, FitReport, InitRecord
 from .store import AdapterStore, load_adapter
 
 __all__ = [
     "ABSTAIN",
     "Adapter",
     "AdapterFileError",
+    "AdapterRecord",
     "AdapterStore",
     "Base",
     "Cluster",
     "Discovery",
     "ExtractionError",
+    "FitReport",
+    "InitRecord",
     "ModelLoadError",
     "Prediction",
     "adapt",

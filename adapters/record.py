@@ -65,6 +65,12 @@ class _Reader:
             raise RecordError(f"{self.where}: {key!r} must be a list of texts, got {_shown(values)}; {_FIX}")
         return list(values)
 
+    def numbers(self, key: str) -> list[float]:
+        values = self.take(key, list, [])
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise RecordError(f"{self.where}: {key!r} must be a list of numbers, got {_shown(values)}; {_FIX}")
+        return [float(v) for v in values]
+
     def parsed(self, key: str, parse: Any) -> Any:
         """`key`'s JSON object made into a typed value by `parse` (TaskSpec.from_dict, ...), its errors naming `key`."""
         return self._parse(key, parse, self.take(key, dict))
@@ -134,7 +140,7 @@ class FitReport:
             "n_held_out": fields.take("n_held_out", int, 0),
             "inner_loop": fields.optional("inner_loop", InnerLoop.from_dict) or InnerLoop(),
             "steps_run": fields.take("steps_run", int),
-            "train_loss": [float(x) for x in fields.take("train_loss", list, [])],
+            "train_loss": fields.numbers("train_loss"),
             "refit_steps": fields.take("refit_steps", int, 0),
         }
         values["steps_kept"] = fields.take("steps_kept", int, values["steps_run"])
