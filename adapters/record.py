@@ -51,25 +51,18 @@ class _Reader:
         value = self.rest.pop(key)
         if value is None and default is None:
             return None
-        # JSON has one number type: a whole float is a float, an int is a number too; a bool is neither
-        fits = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            fits, value = True, float(value)
-        if not fits:
+        if not _fits(value, kind):
             raise RecordError(f"{self.where}: {key!r} must be {_TYPE_NAMES[kind]}, got {_shown(value)}; {_FIX}")
-        return value
+        return float(value) if kind is float else value
 
-    def texts(self, key: str) -> list[str]:
+    def list_of(self, key: str, kind: type) -> list:
+        """`key`'s list (empty when missing), every item a `kind`."""
         values = self.take(key, list, [])
-        if not all(isinstance(v, str) for v in values):
-            raise RecordError(f"{self.where}: {key!r} must be a list of texts, got {_shown(values)}; {_FIX}")
-        return list(values)
-
-    def numbers(self, key: str) -> list[float]:
-        values = self.take(key, list, [])
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise RecordError(f"{self.where}: {key!r} must be a list of numbers, got {_shown(values)}; {_FIX}")
-        return [float(v) for v in values]
+        if not all(_fits(v, kind) for v in values):
+            raise RecordError(
+                f"{self.where}: {key!r} must be a list, each item {_TYPE_NAMES[kind]}, got {_shown(values)}; {_FIX}"
+            )
+        return [float(v) for v in values] if kind is float else list(values)
 
     def parsed(self, key: str, parse: Any) -> Any:
         """`key`'s JSON object made into a typed value by `parse` (TaskSpec.from_dict, ...), its errors naming `key`."""
@@ -88,6 +81,13 @@ class _Reader:
 
 
 _FIX = "the file was edited or damaged: restore a previous version of the folder, or save or train it again"
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """Whether a JSON value is a `kind`: a whole number passes as a number, true and false are no numbers."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
 
 
 def _shown(value: Any) -> str:
@@ -140,7 +140,7 @@ class FitReport:
             "n_held_out": fields.take("n_held_out", int, 0),
             "inner_loop": fields.optional("inner_loop", InnerLoop.from_dict) or InnerLoop(),
             "steps_run": fields.take("steps_run", int),
-            "train_loss": fields.numbers("train_loss"),
+            "train_loss": fields.list_of("train_loss", float),
             "refit_steps": fields.take("refit_steps", int, 0),
         }
         values["steps_kept"] = fields.take("steps_kept", int, values["steps_run"])
@@ -148,7 +148,7 @@ class FitReport:
             known = {
                 "metrics": fields.take("metrics", dict, {}),
                 "temperature": fields.take("temperature", float, None),
-                "warnings": fields.texts("warnings"),
+                "warnings": fields.list_of("warnings", str),
             }
         return cls(**values, **known)
 
@@ -259,7 +259,7 @@ class Record:
         self.base_model = fields.take("base_model", str, None)
         self.base_fingerprint = fields.take("base_fingerprint", str, None)
         self.lora = fields.take("lora", dict, None)
-        self.compatibility = fields.texts("compatibility")
+        self.compatibility = fields.list_of("compatibility", str)
         self.weights_sha256 = fields.take("weights_sha256", dict, {})
 
     def _folder_facts(self) -> dict[str, Any]:
@@ -341,7 +341,7 @@ class AdapterRecord(Record):
             examples_sha256=fields.take("examples_sha256", str, None),
             seed=fields.take("seed", int, None),
             contextual_calibration=fields.take("contextual_calibration", bool, False),
-            warnings=fields.texts("warnings"),
+            warnings=fields.list_of("warnings", str),
             temperature=fields.take("temperature", float, 1.0),
             examples_needed=fields.take("examples_needed", dict, None),
             replay=[
@@ -414,7 +414,7 @@ class InitRecord(Record):
         record = cls(
             algorithm=fields.take("algorithm", str, None),
             suite=fields.take("suite", str, None),
-            tasks=fields.texts("tasks"),
+            tasks=fields.list_of("tasks", str),
             inner_loop=fields.optional("inner_loop", InnerLoop.from_dict),
             curves=fields.take("curves", dict, None),
             config=fields.take("config", dict, None),

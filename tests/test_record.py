@@ -76,7 +76,7 @@ def test_keys_this_version_does_not_know_are_kept():
         (lambda d: d["spec"].update(colour="red"), "'spec' is not valid"),
         (lambda d: d["replay"][3].pop("output"), r"replay\[3\] has no 'output'"),
         (lambda d: d["updates"][1].update(train_loss="low"), r"updates\[1\]: 'train_loss' must be a list"),
-        (lambda d: d.update(train_loss=[0.5, "low"]), "'train_loss' must be a list of numbers"),
+        (lambda d: d.update(train_loss=[0.5, "low"]), "'train_loss' must be a list, each item a number"),
         (lambda d: d["scenarios"]["intents"].update(weights=7), r"scenarios\['intents'\]: 'weights' must be a text"),
         (lambda d: d.update(kind="dataset"), "'kind' must be one of adapter, init"),
     ],
