@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from adapters import Adapter, AdapterStore, load_base  # noqa: E402
 from adapters.base import device_name  # noqa: E402
 from adapters.lora import LoraSettings, load_lora_state  # noqa: E402
+from adapters.record import AdapterRecord  # noqa: E402
 from prompts import TaskSpec, suite  # noqa: E402
 from serve.engine import BASE, Engine  # noqa: E402
 
@@ -35,9 +36,7 @@ def make_store(base, root: str) -> AdapterStore:
     store = AdapterStore(root)
     for i in range(N_ADAPTERS):
         spec = TaskSpec(f"reply-{i}", "custom", "generate", f"Reply to the customer of shop number {i}.")
-        adapter = Adapter(
-            base, spec, None, LoraSettings(), {"kind": "adapter", "spec": spec.to_dict(), "init": "random"}
-        )
+        adapter = Adapter(base, spec, None, LoraSettings(), AdapterRecord(spec=spec, init="random"))
         generator = torch.Generator().manual_seed(i)
         state = {k: torch.randn(t.shape, generator=generator) * 0.01 for k, t in adapter.state().items()}
         with base.lock:
