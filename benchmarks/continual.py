@@ -21,7 +21,7 @@ from adapters import adapt, load_base
 from adapters.base import device_name
 from adapters.metrics import backward_transfer
 from prompts.suite import get_task
-from train.evaluate import support_set
+from train.eval_tasks import support_set
 
 STREAM = ("service-intent-petshop", "reviews-aspect-furniture", "behaviour-churn", "risk-return-abuse", "product-match")
 

@@ -297,7 +297,7 @@ def _adapters(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from adapters import load_base
-    from train.evaluate import compare, table
+    from train.eval_cell import score_methods, table
 
     task = suite.get_task(args.task)
     names = {
@@ -319,7 +319,8 @@ def _compare(args: argparse.Namespace) -> None:
         f"{task.name} ({task.split}), k={args.k}, seed {args.seed}, {args.n_test} test examples, {base.model_id} "
         f"on {base.device}"
     )
-    print(table(list(compare(base, task, k=args.k, seed=args.seed, n_test=args.n_test, methods=methods, inits=inits))))
+    results = score_methods(base, task, k=args.k, seed=args.seed, n_test=args.n_test, methods=methods, inits=inits)
+    print(table(list(results)))
 
 
 def _eval(args: argparse.Namespace) -> None:

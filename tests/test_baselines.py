@@ -49,11 +49,11 @@ def test_plain_lora_trains_on_every_example_for_fixed_epochs(base):
 
 
 def test_compare_scores_the_practitioner_baselines(base):
-    results = list(evaluate.compare(base, TASK, k=12, seed=0, n_test=6, methods=["tfidf", "lora_plain"]))
+    results = list(evaluate.score_methods(base, TASK, k=12, seed=0, n_test=6, methods=["tfidf", "lora_plain"]))
     assert [r.method for r in results] == ["tfidf", "lora_plain"]
     assert all(0 <= r.score <= 1 for r in results) and results[1].steps == plain_steps(12)
     generate = suite.get_task("search-query-rewrite")
-    assert list(evaluate.compare(base, generate, k=4, seed=0, n_test=2, methods=["tfidf"])) == []  # classify only
+    assert list(evaluate.score_methods(base, generate, k=4, seed=0, n_test=2, methods=["tfidf"])) == []  # classify only
 
 
 def test_the_label_loss_trains_the_decision(base):

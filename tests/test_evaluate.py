@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import train.eval_average as eval_average
+import train.eval_cell as eval_cell
+import train.eval_grid as eval_grid
 import train.evaluate as evaluate
 from adapters import adapt, load_base
 from adapters import learning_curve
@@ -120,7 +123,7 @@ def test_grid_writes_results_json_md_and_plots(tiny_model_dir, tiny_multitask_in
 
 def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_multitask_init, tmp_path, monkeypatch):
     calls = []
-    real_adapt = evaluate.adapt
+    real_adapt = eval_cell.adapt
 
     def adapt_then_fail(*args, **kwargs):
         if len(calls) == 3:
@@ -128,7 +131,7 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
         calls.append(kwargs["seed"])
         return real_adapt(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "adapt", adapt_then_fail)
+    monkeypatch.setattr(eval_cell, "adapt", adapt_then_fail)
     config = grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
         evaluate.run(config)
@@ -141,7 +144,7 @@ def test_interrupted_grid_resumes_without_redoing_runs(tiny_model_dir, tiny_mult
         evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", "resume=true", "n_test=5"))
 
     calls.clear()
-    monkeypatch.setattr(evaluate, "adapt", lambda *a, **k: calls.append(k["seed"]) or real_adapt(*a, **k))
+    monkeypatch.setattr(eval_cell, "adapt", lambda *a, **k: calls.append(k["seed"]) or real_adapt(*a, **k))
     resumed = evaluate.run(grid(tiny_model_dir, tiny_multitask_init, tmp_path / "run", "resume=true"))
     assert calls == [1]  # only the run that was cut off
     assert all(run in resumed["runs"] for run in partial["runs"])  # kept as they were, seconds and all
@@ -188,13 +191,13 @@ def test_a_resume_refuses_runs_made_with_another_init_or_base(
     with pytest.raises(ConfigError, match="the base model's dtype"):
         evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true"))
     # a settings change is refused before the model loads (and before lora_average would be rebuilt)
-    monkeypatch.setattr(evaluate, "load_base", lambda *a, **k: pytest.fail("loaded the model for a refused resume"))
+    monkeypatch.setattr(eval_grid, "load_base", lambda *a, **k: pytest.fail("loaded the model for a refused resume"))
     with pytest.raises(ConfigError, match="n_test"):
         evaluate.run(grid(tiny_model_dir, init, out, "seeds=1", "curve_steps=[]", "resume=true", "n_test=5"))
 
 
 def test_a_mistyped_init_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluate, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
+    monkeypatch.setattr(eval_grid, "load_base", lambda *a, **k: pytest.fail("loaded the model for a missing init"))
     with pytest.raises(ShopLoRAError, match="no init at.*smollm2-135m-meta"):
         evaluate.run(grid(tiny_model_dir, tmp_path / "no-such-init", tmp_path / "out"))
 
@@ -272,7 +275,7 @@ def test_average_init_is_built_once_from_per_task_adapters(tiny_model_dir, tiny_
     assert made.record.algorithm == "average" and made.record.recipe == recipe
     assert "mean of 4 per-task LoRA adapters" in made.record.trained_on
     assert any(t.abs().sum() > 0 for k, t in made.state.items() if "lora_B" in k)  # the adapters learned something
-    monkeypatch.setattr(evaluate, "adapt", lambda *a, **k: pytest.fail("rebuilt an init that was already there"))
+    monkeypatch.setattr(eval_average, "adapt", lambda *a, **k: pytest.fail("rebuilt an init that was already there"))
     assert evaluate.average_init(base, tmp_path / "average", recipe) == folder
 
 

@@ -2,7 +2,7 @@
 
 Every field is checked when the config is built; an unknown key or a bad value is a `ConfigError` that names the
 field and says what would be accepted. Example: `load_config("configs/tiny.yaml", ["outer_steps=2"])`. The
-meta-training config is `MetaConfig`; the evaluation benchmark's (`train.evaluate.EvalConfig`) loads the same way
+meta-training config is `MetaConfig`; the evaluation benchmark's (`train.eval_config.EvalConfig`) loads the same way
 with `load_config(path, overrides, EvalConfig)`. A field may hold a nested config dataclass, written as a mapping.
 """
 

@@ -27,7 +27,7 @@ from prompts.atomic import write_atomic
 from prompts.real import clinc_out_of_scope
 
 from .baselines import tfidf_classifier
-from .evaluate import support_set
+from .eval_tasks import support_set
 
 TASK = "real-service-intent-bank"
 

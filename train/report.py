@@ -17,7 +17,8 @@ from prompts.atomic import write_atomic
 from . import stats
 
 if TYPE_CHECKING:
-    from .evaluate import EvalConfig, Result
+    from .eval_cell import Result
+    from .eval_config import EvalConfig
 
 Key = tuple[str, str, int, int]  # (task, method, k, seed)
 

@@ -1,6 +1,6 @@
 """What a resume may change: the settings of a run that differ from those it was saved with.
 
-Meta-training (train/meta_trainer.py) and the evaluation grid (train/evaluate.py) refuse to resume a run with other
+Meta-training (train/meta_trainer.py) and the evaluation grid (train/eval_grid.py) refuse to resume a run with other
 settings than those that shaped what it saved, except the ones each names as safe to change.
 """
 

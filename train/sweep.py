@@ -28,7 +28,7 @@ from prompts import Example, suite
 from prompts.atomic import write_atomic
 from prompts.task import Task
 
-from .evaluate import support_set
+from .eval_tasks import support_set
 
 
 def validation_set(task: Task, support: Sequence[Example], n: int, seed: int) -> list[Example]:
