@@ -4,7 +4,6 @@ benchmark grid, train.evaluate) and `shoplora meta-train CONFIG` (train.meta in 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from adapters.inits import check_init_exists
 from prompts import suite
@@ -39,25 +38,9 @@ def _compare_inits(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from train.evaluate import REPORT, load_eval_config, run
+    from train.evaluate import evaluate
 
-    config = load_eval_config(args.config, args.overrides)
-    results = run(config)
-    output_dir = Path(config.output_dir)
-    print((output_dir / REPORT).read_text())
-    print(f"wrote {output_dir}/results.json, {REPORT} and the plots score_vs_*.png")
-    saved = results["saved_adapter"]
-    if saved:
-        store = saved["store"]
-        print(
-            f"\nsaved the {saved['method']} adapter of {saved['task']} (k={saved['k']}, seed 0) as "
-            f"{saved['name']!r} in {store}:\n"
-            f'  CLI:    shoplora predict {saved["name"]} "your customer\'s message" --store {store}\n'
-            f"  Python: from adapters import AdapterStore, load_adapter\n"
-            f"          adapter = load_adapter({saved['name']!r}, store=AdapterStore({store!r}))\n"
-            f'          adapter.predict(["your customer\'s message"])\n'
-            f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)"
-        )
+    evaluate(args.config, args.overrides)
 
 
 def _meta_train(args: argparse.Namespace) -> None:

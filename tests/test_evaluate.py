@@ -449,3 +449,27 @@ def test_bad_eval_config_values_name_the_field(override, field):
 def test_nested_errors_say_where():
     with pytest.raises(ConfigError, match="in config field 'tasks': unknown config field"):
         load_eval_config(EVAL_CONFIGS[0], ["tasks=[{pth: x.jsonl, instruction: y}]"])
+
+
+def test_python_m_train_evaluate_runs_the_grid_and_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+    """`python -m train.evaluate CONFIG` is documented beside `shoplora eval`: it must run the grid (it once
+    imported and exited 0 doing nothing) and turn a bad config into one line and exit 2."""
+    import train.evaluate as evaluate_module
+
+    ran = []
+
+    def fake_run(config):
+        ran.append(config)
+        (Path(config.output_dir) / evaluate_module.REPORT).write_text("| method | accuracy |\n")
+        return {"saved_adapter": None}
+
+    monkeypatch.setattr(evaluate_module, "run", fake_run)
+    config = tmp_path / "grid.yaml"
+    config.write_text("tasks: [service-intent-petshop]\nmethods: [tfidf]\nshots: [8]\nseeds: 1\n")
+    assert evaluate_module.main([str(config), f"output_dir={tmp_path}"]) == 0
+    assert len(ran) == 1 and list(ran[0].shots) == [8]
+    assert "| method | accuracy |" in capsys.readouterr().out
+
+    assert evaluate_module.main([str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err

@@ -12,8 +12,17 @@ scored, so `resume=true` continues an interrupted grid (or extends it with more 
 
 The pieces, one job each: eval_config.py (the config), eval_tasks.py (tasks, support and test sets), eval_cell.py
 (one task, k and seed: every method scored), eval_average.py (the lora_average init), eval_grid.py (the grid and its
-resume), run_info.py (versions, commit, inits). This module names what callers use.
+resume), run_info.py (versions, commit, inits). This module names what callers use and is the entry point:
+
+    python -m train.evaluate configs/eval/quick.yaml [key=value ...]   # the same as `shoplora eval`
 """
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from prompts.errors import exit_code
 
 from .eval_average import average_init, average_recipe
 from .eval_cell import Result, score_base, score_methods, table
@@ -53,4 +62,42 @@ __all__ = [
     "table",
     "task_digest",
     "user_task",
+    "main",
+    "evaluate",
 ]
+
+
+def evaluate(config_path: str, overrides: Sequence[str] = ()) -> None:
+    """Run the grid a config file describes and print its results table and where everything went."""
+    config = load_eval_config(config_path, list(overrides))
+    results = run(config)
+    output_dir = Path(config.output_dir)
+    print((output_dir / REPORT).read_text())
+    print(f"wrote {output_dir}/results.json, {REPORT} and the plots score_vs_*.png")
+    saved = results["saved_adapter"]
+    if saved:
+        store = saved["store"]
+        print(
+            f"\nsaved the {saved['method']} adapter of {saved['task']} (k={saved['k']}, seed 0) as "
+            f"{saved['name']!r} in {store}:\n"
+            f'  CLI:    shoplora predict {saved["name"]} "your customer\'s message" --store {store}\n'
+            f"  Python: from adapters import AdapterStore, load_adapter\n"
+            f"          adapter = load_adapter({saved['name']!r}, store=AdapterStore({store!r}))\n"
+            f'          adapter.predict(["your customer\'s message"])\n'
+            f"  UI:     shoplora serve --store {store}   (the Gradio lab and an OpenAI-style API)"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m train.evaluate CONFIG.yaml [key=value ...]`; errors are one line, exit 2 for bad input."""
+    parser = argparse.ArgumentParser(
+        prog="train.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", help="YAML config, e.g. configs/eval/quick.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to override")
+    args = parser.parse_args(argv)
+    return exit_code(lambda: evaluate(args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
