@@ -19,12 +19,12 @@ from serve.engine import (
     Engine,
     EngineBusy,
     EngineError,
-    StopCutter,
     UnknownAdapter,
     chat_spec,
     parse_messages,
     stop_sequences,
 )
+from serve.stops import StopCutter
 
 PETS = suite.get_task("service-intent-petshop")
 INPUTS = [e.input for e in PETS.examples("test")[:8]]
@@ -97,16 +97,16 @@ def test_an_abandoned_stream_frees_the_engine(engine):
     next(stream)
     stream.close()
     assert engine.generate(user(INPUTS[2]), "replies-b").text  # the worker moved on
-    assert engine._pending == 0
+    assert engine.pending == 0
 
 
 def test_a_stream_closed_before_its_first_piece_stops_the_generation(engine, monkeypatch):
-    import serve.engine as engine_module
+    import serve.worker as worker_module
 
     generated = []
-    original = engine_module.stream_prompt
+    original = worker_module.stream_prompt
     monkeypatch.setattr(
-        engine_module,
+        worker_module,
         "stream_prompt",
         lambda *a, **k: (generated.append(piece) or piece for piece in original(*a, **k)),
     )
@@ -179,7 +179,7 @@ def test_busy_past_the_queue_limit(base, store, meta_init):
         with base.lock:  # the model is busy: the first request waits for it, the second is turned away at once
             thread = threading.Thread(target=lambda: waiting.append(engine.generate(user("hi"), "replies-a")))
             thread.start()
-            while engine._pending == 0:
+            while engine.pending == 0:
                 pass
             with pytest.raises(EngineBusy, match="busy .* try again"):
                 engine.generate(user("hello"), "replies-b")
@@ -250,7 +250,7 @@ def test_no_meta_init_is_explained(base, store):
         engine.generate(user("hi"), META_INIT)
     assert "no meta init" in engine.compare("hi", None)[META_INIT]
     default = Engine(base, store)  # the shipped default init is for the embedded model, not this one
-    assert META_INIT not in default.names() and "no shipped default init" in default._meta_problem
+    assert META_INIT not in default.names() and "no shipped default init" in default.served_init.problem
 
 
 def test_a_broken_stored_adapter_is_reported_as_broken_not_missing(base, tmp_path):

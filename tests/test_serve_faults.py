@@ -103,8 +103,8 @@ def until(condition, what: str, seconds: float = 20.0) -> None:
 
 def recorded_jobs(engine, monkeypatch) -> list:
     jobs = []
-    submit = engine._submit
-    monkeypatch.setattr(engine, "_submit", lambda job: (jobs.append(job), submit(job))[1])
+    submit = engine.worker.submit
+    monkeypatch.setattr(engine.worker, "submit", lambda job: (jobs.append(job), submit(job))[1])
     return jobs
 
 
@@ -146,7 +146,7 @@ def test_a_stream_abandoned_while_it_waits_costs_no_tokens(own_engine, base, tal
         stream.close()
     own_engine.close()
     assert talker.tokens == 0
-    assert own_engine._pending == 0
+    assert own_engine.pending == 0
 
 
 # -- abandoned streams: over HTTP ---------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_a_client_leaving_mid_stream_stops_the_generation(url, engine, talker, m
     # the connection is closed: the server must stop the model while the token in flight is computed
     assert jobs[-1].abandoned.wait(timeout=20), "the server did not notice the client leave"
     talker.release()
-    until(lambda: engine._pending == 0, "the engine finishing the abandoned request")
+    until(lambda: engine.pending == 0, "the engine finishing the abandoned request")
     assert talker.tokens == 4  # the one being computed when the client left, and not one more
 
 
@@ -174,7 +174,7 @@ def test_a_client_leaving_while_its_stream_waits_costs_no_tokens(url, engine, ba
             first = next(response.iter_lines())
             assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"  # sent before any token
         assert jobs[-1].abandoned.wait(timeout=20), "the server did not notice the client leave"
-    until(lambda: engine._pending == 0, "the engine dropping the abandoned request")
+    until(lambda: engine.pending == 0, "the engine dropping the abandoned request")
     assert talker.tokens == 0
 
 
