@@ -37,9 +37,8 @@ class Recipe:
     share_prefix: bool = True  # the shared system turn runs once a step (same gradients): see InnerLoop
     # Once the held-out examples have chosen how many steps to keep, train again from the start on all examples
     # (held-out ones too) for that many steps: at 2 examples a label, the stratified held-out part is half the data
-    # (bank intents, k=60, validation accuracy 0.67 -> 0.75 from the multi-task init, 0.56 -> 0.59 from the meta
-    # init). Only when a trained step won: the starting weights are never replaced by an unchecked run. The
-    # calibration and the held-out metrics stay those of the choosing run.
+    # (what refit gained is measured in docs/adaptation.md). Only when a trained step won: the starting weights are
+    # never replaced by an unchecked run. The calibration and the held-out metrics stay those of the choosing run.
     refit: bool = True
 
     def __post_init__(self) -> None:
