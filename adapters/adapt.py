@@ -20,7 +20,7 @@ from .adapter import Adapter
 from .base import Base
 from .continual import remember_scenario, replay_buffer
 from .fit import AdaptationWarning, Budget, Phase, Progress, Watch, budget_for, fit
-from .inits import DEFAULT, resolve_init
+from .init_catalog import DEFAULT, resolve_init
 from .learning_curve import examples_needed
 from .lora import LoraSettings
 from .recipe import DEFAULT_RECIPE, Recipe, held_out_split

@@ -26,7 +26,7 @@ from .files import (
     read_record,
     write_lora_dir,
 )
-from .inits import check_base
+from .init_catalog import check_base
 from .lora import remove_lora
 from .record import AdapterRecord, AnyRecord
 

@@ -31,7 +31,7 @@ from adapters import Adapter, AdapterStore, Base, Prediction, adapt
 from adapters.files import check_name
 from adapters.fit import Phase
 from adapters.generation import base_only
-from adapters.inits import DEFAULT
+from adapters.init_catalog import DEFAULT
 from adapters.recipe import DEFAULT_RECIPE
 from adapters.record import AdapterRecord
 from adapters.specs import CALIBRATION, needs_calibration

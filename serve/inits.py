@@ -7,7 +7,7 @@ from pathlib import Path
 
 from adapters import Adapter, Base
 from adapters.files import read_record
-from adapters.inits import resolve_init, shipped_inits
+from adapters.init_catalog import resolve_init, shipped_inits
 from adapters.record import AdapterRecord
 from prompts import ShopLoRAError
 

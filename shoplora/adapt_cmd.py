@@ -10,7 +10,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from adapters.inits import check_init_exists
+from adapters.init_catalog import check_init_exists
 from adapters.specs import CALIBRATION  # names only: importing it loads no torch
 from prompts import ShopLoRAError
 from prompts.spec import NAME_PATTERN

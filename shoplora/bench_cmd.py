@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from adapters.inits import check_init_exists
+from adapters.init_catalog import check_init_exists
 from prompts import suite
 
 

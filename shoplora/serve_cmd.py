@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.inits import check_init_exists
+from adapters.init_catalog import check_init_exists
 from prompts import ShopLoRAError
 
 
@@ -43,7 +43,7 @@ def _serve_auth(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def _serve(args: argparse.Namespace) -> None:
     from adapters import AdapterStore, load_base
-    from adapters.inits import trained_base_settings
+    from adapters.init_catalog import trained_base_settings
     from serve.server import check_port, serve
     from serve.engine import Engine
 

@@ -423,7 +423,7 @@ def test_extract_predictions_parse_json_or_say_why(base):
 def test_shipped_inits_are_complete_peft_folders():
     from adapters.base import EMBEDDED_ID
     from adapters.files import read_lora_dir
-    from adapters.inits import shipped_inits
+    from adapters.init_catalog import shipped_inits
 
     inits = shipped_inits()
     assert {"smollm2-135m-meta", "smollm2-135m-multitask"} <= set(inits)

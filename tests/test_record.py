@@ -11,7 +11,7 @@ import pytest
 
 from adapters import AdapterFileError, AdapterStore, load_adapter
 from adapters.files import RECORD_FILE, read_lora_dir
-from adapters.inits import shipped_inits
+from adapters.init_catalog import shipped_inits
 from adapters.record import AdapterRecord, InitRecord, RecordError, record_from_json
 from adapters.training import InnerLoop
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from adapters import Adapter, AdapterStore, load_base
 from adapters.base import device_name
 from adapters.files import check_name
-from adapters.inits import check_init_exists, resolve_init, trained_base_settings
+from adapters.init_catalog import check_init_exists, resolve_init, trained_base_settings
 from adapters.optional import require_sklearn
 from adapters.trackers import open_tracker
 from prompts.atomic import write_atomic

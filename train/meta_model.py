@@ -7,7 +7,7 @@ from typing import Any
 
 from adapters.base import Base, load_base
 from adapters.compat import enable_checkpointing
-from adapters.inits import resolve_init
+from adapters.init_catalog import resolve_init
 from adapters.lora import add_lora, load_lora_state, lora_parameters
 
 from . import sharding

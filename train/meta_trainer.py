@@ -19,7 +19,7 @@ from typing import Any
 
 from adapters.base import device_name
 from adapters.files import write_lora_dir
-from adapters.inits import check_init_exists
+from adapters.init_catalog import check_init_exists
 from adapters.lora import lora_parameters
 from adapters.record import InitRecord
 from adapters.training import mean_loss

@@ -1,4 +1,5 @@
-"""Finding the LoRA init an adaptation starts from: a shipped init, a folder made by meta-training, or none."""
+"""The catalog of LoRA inits an adaptation can start from: the shipped ones (package data in the folder inits/ beside
+this module), a folder made by meta-training, or none."""
 
 from __future__ import annotations
 
