@@ -23,15 +23,18 @@ _names = itertools.count()
 
 @dataclass
 class Prediction:
-    """One answer. Classify: `label` (or "abstain"), `confidence` and per-label `scores` (probabilities).
-    Extract: `value` is the parsed JSON. Generate: `text`."""
+    """One answer; `text` is the answer given, for every kind (`to_dict()["prediction"]`). Classify: `label` is that
+    answer too (the best label, or "abstain" below `abstain_below`), `best_label` the highest-scoring label whatever
+    the threshold, `confidence` its probability, `scores` the probability per label. Extract: `value` is the parsed
+    JSON. Generate: only `text`."""
 
     text: str
-    label: str | None = None
-    confidence: float | None = None
+    label: str | None = None  # classify: the answer given, "abstain" included
+    confidence: float | None = None  # classify: the probability of `best_label`
     scores: dict[str, float] = field(default_factory=dict)
     value: Any = None
     error: str | None = None  # extract: why the answer could not be parsed as JSON
+    best_label: str | None = None  # classify: the highest-scoring label, even when the answer is "abstain"
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"prediction": self.label if self.label is not None else self.text}
@@ -151,11 +154,10 @@ class Adapter:
     def _classify(self, scores: Sequence[float], abstain_below: float | None) -> Prediction:
         probabilities = softmax(scores, self.temperature)
         best = argmax(probabilities)
-        label = self.spec.labels[best]
-        if abstain_below is not None and probabilities[best] < abstain_below:
-            label = ABSTAIN
+        best_label = self.spec.labels[best]
+        answer = ABSTAIN if abstain_below is not None and probabilities[best] < abstain_below else best_label
         return Prediction(
-            self.spec.labels[best], label, probabilities[best], dict(zip(self.spec.labels, probabilities))
+            answer, answer, probabilities[best], dict(zip(self.spec.labels, probabilities)), best_label=best_label
         )
 
     def generate(self, inputs: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 8) -> list[str]:
@@ -210,7 +212,7 @@ class Adapter:
         gold = [e.output for e in examples]
         if self.spec.kind == "classify":
             predictions = self.predict([e.input for e in examples])
-            predicted = [p.text for p in predictions]
+            predicted = [p.label for p in predictions]
             correct = [p == g for p, g in zip(predicted, gold)]
             return {
                 "accuracy": METRICS["accuracy"](predicted, gold),

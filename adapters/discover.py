@@ -151,7 +151,7 @@ def discover(
     confidences: list[float | None] = [None] * len(texts)
     if adapter is not None:
         predictions = adapter.predict(texts, batch_size=batch_size)
-        guesses = [p.text for p in predictions]
+        guesses = [p.best_label for p in predictions]
         confidences = [p.confidence for p in predictions]
         unsure = [i for i, c in enumerate(confidences) if c < abstain_below]
         if not unsure:
@@ -258,7 +258,7 @@ def teach(
     sure = []
     if traffic:  # a sample: scoring a month of traffic twice would take longer than teaching
         sample = random.Random(seed).sample(list(traffic), min(len(traffic), 3 * MAX_KEPT_CHECK))
-        sure = [(text, p.text) for text, p in zip(sample, adapter.predict(sample)) if p.confidence >= abstain_below]
+        sure = [(text, p.label) for text, p in zip(sample, adapter.predict(sample)) if p.confidence >= abstain_below]
         sure = sure[:MAX_KEPT_CHECK]
     before = _accuracy_by_kind(adapter, tests, old) if tests else {}
     adapter.update(train, seed=seed, progress=progress)

@@ -66,7 +66,7 @@ def prediction_fields(reply: Reply) -> dict:
     p = reply.prediction
     if p is None:
         return {}
-    return {"shoplora": {"label": p.label, "best_label": p.text, "confidence": p.confidence, "scores": p.scores}}
+    return {"shoplora": {"label": p.label, "best_label": p.best_label, "confidence": p.confidence, "scores": p.scores}}
 
 
 def model_entry(engine: Engine, name: str) -> dict:

@@ -94,6 +94,6 @@ def verdict(prediction: Prediction, abstain_below: float | None) -> str:
     if prediction.label == ABSTAIN:
         return (
             f"Handing over to a human: confidence {percent(prediction.confidence)} is below "
-            f"{percent(abstain_below)} (best guess: {prediction.text})."
+            f"{percent(abstain_below)} (best guess: {prediction.best_label})."
         )
     return f"Intent: **{prediction.label}** ({percent(prediction.confidence)} confident)."

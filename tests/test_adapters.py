@@ -102,6 +102,17 @@ def test_predict_gives_labels_probabilities_and_abstains(adapter):
     assert all(p.label == ABSTAIN for p in adapter.predict(TEST_INPUTS, abstain_below=1.01))
 
 
+def test_a_classify_prediction_names_its_answer_and_its_best_label(adapter):
+    [confident] = adapter.predict(TEST_INPUTS[:1], abstain_below=0.0)
+    best = max(confident.scores, key=confident.scores.get)
+    assert confident.best_label == confident.label == confident.text == best
+    assert confident.to_dict()["prediction"] == best
+    [abstained] = adapter.predict(TEST_INPUTS[:1], abstain_below=1.01)
+    assert abstained.best_label == best  # the best guess survives abstention
+    assert abstained.label == abstained.text == abstained.to_dict()["prediction"] == ABSTAIN
+    assert abstained.confidence == confident.confidence and abstained.scores == confident.scores
+
+
 def test_adapt_records_what_it_did(adapter):
     record = adapter.record
     repeated = [label for label in TASK.spec.labels if [e.output for e in EXAMPLES].count(label) >= 2]
