@@ -30,6 +30,7 @@ from .specs import (
     check_arguments,
     examples_digest,
     label_coverage_warnings,
+    calibration_choice,
     needs_calibration,
     spec_labels,
     task_spec,
@@ -54,7 +55,7 @@ def adapt(
     progress: Progress | None = None,
     watch: Watch | None = None,
     examples_needed_for: float | None = None,
-    contextual_calibration: bool | None = None,
+    contextual_calibration: str | bool = "auto",
     keep: str = "best",
     recipe: Recipe | None = None,
     phase: Phase | None = None,
@@ -74,13 +75,14 @@ def adapt(
     32 examples) also estimates how many training examples reach that held-out accuracy: two more short
     adaptations on a quarter and half of the training split give a learning curve (`record.examples_needed`).
     `contextual_calibration` (classify): label scores divide out the labels' prior on content-free inputs (see
-    adapters.scoring), so labels without an example are still predicted. None (the default) turns it on exactly when
-    some label has no example; True / False force it.
+    adapters.scoring), so labels without an example are still predicted: "auto" (the default) turns it on exactly
+    when some label has no example, "always" / "never" force it (True / False, and None for "auto", still work).
     """
     import torch
 
     started = time.perf_counter()
     check_arguments(labels=labels, steps=steps, lr=lr, seed=seed, keep=keep)
+    contextual_calibration = calibration_choice(contextual_calibration)  # a bad choice fails before the data loads
     examples = load_examples(examples, columns=columns, labels=labels or spec_labels(spec))  # files and lists alike
     spec = spec or task_spec(examples, instruction, labels, kind, name=scenario)
     if examples_needed_for is not None:

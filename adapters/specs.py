@@ -78,19 +78,35 @@ def label_coverage_warnings(spec: TaskSpec, examples: Sequence[Example], *, cali
     ]
 
 
-CALIBRATION = {"auto": None, "always": True, "never": False}  # setting names (CLI, eval config) -> needs_calibration
+CALIBRATION = ("auto", "always", "never")  # contextual calibration: adapt(), the CLI, the eval config, the lab
 
 
-def needs_calibration(spec: TaskSpec, examples: Sequence[Example], setting: bool | None = None) -> bool:
-    """Whether a classify task learned from `examples` scores its labels with contextual calibration: `setting`, or
-    by default exactly when some label has no example. Measured on the held-out pet-shop intents (8 examples, 5
-    support sets, 12 steps; 125 of 200 test messages had an intent without an example): accuracy 0.29 -> 0.61
-    (multi-task init) and 0.31 -> 0.56 (meta init). With every label given, a confident adapter's near-zero prior
-    for some label can overturn right answers (a scenario updated with replay: 1.0 -> 0.5; pet-shop intents, 36
-    examples, 40 steps from the meta init: test accuracy 0.775 -> 0.625 and 0.825 -> 0.725), so it stays off."""
+def calibration_choice(value: Any) -> str:
+    """`contextual_calibration` as one of CALIBRATION. True / False, and None (adapt's default before the choice had
+    names), are read as "always" / "never" / "auto"; anything else is refused, naming the choices."""
+    older = {True: "always", False: "never", None: "auto"}
+    if isinstance(value, bool) or value is None:
+        return older[value]
+    if isinstance(value, str) and value in CALIBRATION:
+        return value
+    raise ShopLoRAError(
+        f"contextual_calibration must be one of {', '.join(repr(c) for c in CALIBRATION)}, got {value!r}; e.g. "
+        'contextual_calibration="always" to divide out the labels\' prior on every classify task'
+    )
+
+
+def needs_calibration(spec: TaskSpec, examples: Sequence[Example], choice: str | bool | None = "auto") -> bool:
+    """Whether a classify task learned from `examples` scores its labels with contextual calibration: as `choice`
+    says ("always", "never"), or with "auto" exactly when some label has no example. Measured on the held-out
+    pet-shop intents (8 examples, 5 support sets, 12 steps; 125 of 200 test messages had an intent without an
+    example): accuracy 0.29 -> 0.61 (multi-task init) and 0.31 -> 0.56 (meta init). With every label given, a
+    confident adapter's near-zero prior for some label can overturn right answers (a scenario updated with replay:
+    1.0 -> 0.5; pet-shop intents, 36 examples, 40 steps from the meta init: test accuracy 0.775 -> 0.625 and 0.825
+    -> 0.725), so it stays off."""
+    choice = calibration_choice(choice)
     if spec.kind != "classify":
         return False
-    return setting if setting is not None else bool(labels_without_examples(spec, examples))
+    return bool(labels_without_examples(spec, examples)) if choice == "auto" else choice == "always"
 
 
 def labels_without_examples(spec: TaskSpec, examples: Sequence[Example]) -> list[str]:

@@ -284,7 +284,7 @@ class Engine:
                 steps=steps,
                 lr=lr,
                 recipe=recipe,
-                contextual_calibration=CALIBRATION[calibration],
+                contextual_calibration=calibration,
                 progress=progress,
                 phase=phase,
             )

@@ -63,7 +63,7 @@ def _adapt(args: argparse.Namespace) -> None:
                 seed=args.seed,
                 columns=columns or None,
                 examples_needed_for=args.examples_needed_for,
-                contextual_calibration=CALIBRATION[args.calibration],
+                contextual_calibration=args.calibration,
                 keep=args.keep,
             )
         overwrite = args.overwrite

@@ -13,7 +13,7 @@ import torch
 
 from adapters import ABSTAIN, Adapter, AdapterFileError, AdapterStore, adapt, load_adapter, load_base
 from adapters.fit import AdaptationWarning, TrainingDiverged
-from adapters.specs import LabelCoverageWarning, needs_calibration, task_spec
+from adapters.specs import LabelCoverageWarning, calibration_choice, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
 from adapters.record import AdapterRecord, InitRecord
 from adapters.files import KEEP_PREVIOUS, write_lora_dir
@@ -81,10 +81,32 @@ def test_contextual_calibration_divides_out_the_content_free_prior(base, shots):
 def test_calibration_is_on_by_default_exactly_when_a_label_has_no_example():
     covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
     assert not needs_calibration(TASK.spec, covering) and needs_calibration(TASK.spec, covering[1:])
+    assert needs_calibration(TASK.spec, covering, "always") and not needs_calibration(TASK.spec, covering[1:], "never")
     assert needs_calibration(TASK.spec, covering, True) and not needs_calibration(TASK.spec, covering[1:], False)
     assert needs_calibration(TASK.spec, [])  # zero-shot: no label has an example
     extract = TaskSpec("x", "product", "extract", "Fill the JSON.")
-    assert not needs_calibration(extract, [], True)
+    assert not needs_calibration(extract, [], "always")
+
+
+@pytest.mark.parametrize(
+    "value, choice",
+    [("auto", "auto"), ("always", "always"), ("never", "never"), (True, "always"), (False, "never"), (None, "auto")],
+)
+def test_calibration_choice_takes_its_names_and_the_older_bool_or_none(value, choice):
+    assert calibration_choice(value) == choice
+
+
+@pytest.mark.parametrize("value", ["on", "Always", "true", 1, 0, 0.5, ["always"]])
+def test_adapt_refuses_any_other_calibration_choice_before_training(base, value):
+    with pytest.raises(ShopLoRAError, match=r"contextual_calibration must be one of 'auto', 'always', 'never', got"):
+        adapt(base, EXAMPLES, spec=TASK.spec, init=None, steps=1, contextual_calibration=value)
+
+
+def test_adapt_records_the_resolved_calibration_as_a_bool(base):
+    covering = [next(e for e in TASK.examples("train") if e.output == label) for label in TASK.spec.labels]
+    for choice, on in (("auto", False), ("always", True), ("never", False)):
+        adapter = adapt(base, covering, spec=TASK.spec, init=None, steps=1, contextual_calibration=choice)
+        assert adapter.record.contextual_calibration is on and adapter.record.to_json()["contextual_calibration"] is on
 
 
 def test_label_tree_shares_prefixes():

@@ -14,7 +14,7 @@ from adapters import Adapter, Base, adapt
 from adapters.generation import base_only, generate
 from adapters.metrics import METRICS, argmax
 from adapters.scoring import label_scores
-from adapters.specs import CALIBRATION, LabelCoverageWarning, needs_calibration
+from adapters.specs import LabelCoverageWarning, needs_calibration
 from prompts import Example, TaskSpec
 from prompts.suite import Task
 
@@ -76,7 +76,7 @@ def score_methods(
     calibrate: str = "auto",
 ) -> Iterator[Result]:
     """Score each method on `n_test` test examples of `task` after seeing the same `k` examples (`cover_labels`:
-    see support_set; `calibrate`: contextual calibration of classify labels, one of CALIBRATION); yields each
+    see support_set; `calibrate`: contextual calibration of classify labels, auto / always / never); yields each
     Result as soon as it is scored. LoRA methods start from `inits[method]` (None: the standard init; by default
     lora_meta is the shipped meta init, META_INIT) and run `steps` steps (None: the recipe's budget), logging the
     score at `curve_steps` on the way; `keep` sees each adapter before it is unloaded (e.g. to save it)."""
@@ -103,9 +103,7 @@ def score_methods(
         if method in BASELINES:
             start = time.perf_counter()
             shots = support if method == "icl" else ()
-            score = score_base(
-                base, task.spec, test, shots, calibrate=needs_calibration(task.spec, shots, CALIBRATION[calibrate])
-            )
+            score = score_base(base, task.spec, test, shots, calibrate=needs_calibration(task.spec, shots, calibrate))
             yield Result(
                 method,
                 score,
@@ -142,7 +140,7 @@ def score_methods(
                 steps=steps,
                 progress=note_planned,
                 watch=watch if curve_steps else None,
-                contextual_calibration=CALIBRATION[calibrate],
+                contextual_calibration=calibrate,
             )
         seconds = time.perf_counter() - start - watched[0]
         start = time.perf_counter()
