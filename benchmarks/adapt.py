@@ -14,14 +14,13 @@ import random
 import time
 from datetime import date
 
-import torch
-
 from adapters import adapt, load_base
 from adapters.base import device_name
 from adapters.lora import LoraSettings, add_lora, lora_parameters, remove_lora
 from adapters.training import make_optimizer
 from prompts import suite
-from prompts.render import IGNORE, render
+from prompts.render import render
+from train.baselines import plain_loss
 
 
 def plain_loop(base, spec, examples, steps: int, batch_size: int, lr: float) -> float:
@@ -38,11 +37,7 @@ def plain_loop(base, spec, examples, steps: int, batch_size: int, lr: float) -> 
     pad = base.tokenizer.pad_token_id
     for _ in range(steps):
         batch = rng.sample(rendered, min(batch_size, len(rendered)))
-        width = max(len(r) for r in batch)
-        ids = torch.tensor([r.input_ids + [pad] * (width - len(r)) for r in batch], device=base.device)
-        labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=base.device)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=base.device)
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        plain_loss(model, batch, pad, base.device).backward()
         optimizer.step()
         optimizer.zero_grad()
     model.eval()

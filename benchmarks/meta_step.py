@@ -31,18 +31,11 @@ from adapters.base import device_name
 from adapters.lora import LoraSettings, add_lora, lora_parameters
 from adapters.training import answer_loss, collate, length_batches, make_optimizer
 from prompts import suite
-from prompts.render import IGNORE, render
+from prompts.render import render
+from train.baselines import plain_loss
 
 OUTER = ("reptile", "fomaml")  # meta algorithms whose outer step is timed
 TASKS = ("service-intent", "search-relevance", "reviews-stars", "product-attributes", "risk-fraud", "service-reply")
-
-
-def plain_step(model, batch, pad_id, device):
-    width = max(len(r) for r in batch)
-    ids = torch.tensor([r.input_ids + [pad_id] * (width - len(r)) for r in batch], device=device)
-    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=device)
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
 def timed(model, batches, loss_fn, device) -> float:
@@ -90,7 +83,7 @@ def run_method(args) -> dict:
     pad = base.tokenizer.pad_token_id
 
     if args.method == "plain":
-        seconds = timed(model, plain_batches, lambda b: plain_step(model, b, pad, device), device)
+        seconds = timed(model, plain_batches, lambda b: plain_loss(model, b, pad, device), device)
     else:
         seconds = timed(model, ours_batches, lambda b: answer_loss(model, collate(b, pad, device)), device)
     where = device_name(device)

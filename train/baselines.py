@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from typing import Any, Sequence
 
 from adapters import Adapter, Base
 from adapters.lora import LoraSettings, lora_parameters
 from adapters.record import AdapterRecord, FitReport
 from adapters.training import InnerLoop, make_optimizer
 from prompts import Example, TaskSpec
-from prompts.render import IGNORE, render
+from prompts.render import IGNORE, Rendered, render
 
 PLAIN_BATCH = 16
 PLAIN_LR = 5e-4
@@ -50,6 +50,17 @@ def plain_steps(k: int) -> int:
     return PLAIN_EPOCHS * math.ceil(k / PLAIN_BATCH)
 
 
+def plain_loss(model, batch: Sequence[Rendered], pad_id: int, device) -> Any:
+    """The model's own answer-token loss on `batch`, right-padded, through `labels=`: a hand-written PEFT step."""
+    import torch
+
+    width = max(len(r) for r in batch)
+    ids = torch.tensor([r.input_ids + [pad_id] * (width - len(r)) for r in batch], device=device)
+    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=device)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
 def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int = 0) -> Adapter:
     """An adapter trained the way a user writes a PEFT loop by hand (see the module docstring)."""
     import torch
@@ -72,11 +83,7 @@ def plain_lora(base: Base, spec: TaskSpec, support: Sequence[Example], seed: int
                 order = rng.sample(rendered, len(rendered))
                 for start in range(0, len(order), PLAIN_BATCH):
                     batch = order[start : start + PLAIN_BATCH]
-                    width = max(len(r) for r in batch)
-                    ids = torch.tensor([r.input_ids + [pad] * (width - len(r)) for r in batch], device=base.device)
-                    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r)) for r in batch], device=base.device)
-                    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=base.device)
-                    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+                    plain_loss(model, batch, pad, base.device).backward()
                     optimizer.step()
                     optimizer.zero_grad()
         finally:

@@ -143,35 +143,32 @@ def score_methods(
                 contextual_calibration=calibrate,
             )
         seconds = time.perf_counter() - start - watched[0]
-        start = time.perf_counter()
-        scores = adapter.evaluate(test)
-        score_seconds = time.perf_counter() - start
-        steps_run = adapter.record.fit.steps_run
-        kept = adapter.record.fit.steps_kept  # early stopping may keep an earlier step's weights
-        if curve_steps and all(step != kept for step, _ in curve):
-            curve.append((kept, scores[metric]))
-        if keep is not None:
-            keep(method, adapter)
-        adapter.unload()
-        yield Result(
-            method,
-            scores[metric],
-            metric,
-            steps_run,
-            seconds,
-            score_seconds=score_seconds,
-            metrics={key: value for key, value in scores.items() if key != "n"},
-            curve=curve,
-            **cell,
-        )
+        yield _scored(method, adapter, test, metric, seconds, cell, curve=curve if curve_steps else None, keep=keep)
 
 
-def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str, seconds: float, cell: dict) -> Result:
-    """Score an adapter that is done learning on the test examples, then free it."""
+def _scored(
+    method: str,
+    adapter: Adapter,
+    test: Sequence[Example],
+    metric: str,
+    seconds: float,
+    cell: dict,
+    *,
+    curve: list[tuple[int, float]] | None = None,
+    keep: Callable[[str, Adapter], None] | None = None,
+) -> Result:
+    """Score an adapter that is done learning on the test examples, then free it (`curve`: the scores logged on the
+    way, closed with this one; `keep` sees the adapter before it is freed)."""
     start = time.perf_counter()
     scores = adapter.evaluate(test)
     score_seconds = time.perf_counter() - start
     steps = adapter.record.fit.steps_run
+    if curve is not None:  # the score after the last step closes the curve
+        kept = adapter.record.fit.steps_kept  # early stopping may keep an earlier step's weights
+        if all(step != kept for step, _ in curve):
+            curve.append((kept, scores[metric]))
+    if keep is not None:
+        keep(method, adapter)
     adapter.unload()
     return Result(
         method,
@@ -181,6 +178,7 @@ def _scored(method: str, adapter: Adapter, test: Sequence[Example], metric: str,
         seconds,
         score_seconds=score_seconds,
         metrics={key: value for key, value in scores.items() if key != "n"},
+        curve=curve if curve is not None else [],
         **cell,
     )
 
