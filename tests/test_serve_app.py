@@ -594,3 +594,16 @@ def test_the_server_log_has_one_line_per_request_and_no_traceback_for_user_error
     assert any(line.startswith("lab chat: refused in") and "type a message first" in line for line in lines)
     assert sum(line.startswith("GET /v1/models 200 in") for line in lines) == 1
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_value_gradio_refuses_is_a_clear_error_and_one_log_line(client, caplog, capfd):
+    # the Chat tab's hand-over Slider runs from 0 to 1: Gradio refuses 2.5 before the handler runs, and printed a
+    # traceback for it
+    with caplog.at_level(logging.INFO, logger="serve"):
+        with pytest.raises(AppError, match="greater than maximum value 1"):
+            client.predict("where is my parcel?", [], "pets", 2.5, api_name="/chat")
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("serve")]
+    assert [line for line in lines if line.startswith("lab chat: refused")] == [
+        "lab chat: refused: Value 2.5 is greater than maximum value 1.0."
+    ]
+    assert "Traceback" not in capfd.readouterr().err
