@@ -15,7 +15,7 @@ from .chat_tab import ChatTab
 from .compare_tab import CompareTab
 from .discover_tab import discover_tab
 from .engine import Engine
-from .events import shown
+from .events import LabBlocks, shown
 from .lab_common import PRIVATE, AdapterLists
 from .teach_tab import TeachTab
 from .uploads import MAX_UPLOAD_BYTES
@@ -26,7 +26,7 @@ TITLE = "ShopLoRA customer-service lab"
 def build_app(engine: Engine, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.Blocks:
     """The lab's page: Chat, Teach a scenario, Compare, Adapters, Discover. Launching is separate (`serve.server`).
     Teach reads only files uploaded through the page, of at most `max_upload_bytes`, and removes them afterwards."""
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as app:
+    with LabBlocks(title=TITLE, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
             f"# {TITLE}\nTalk to a shop's support scenarios, teach a new one from a handful of examples, and "
             f"compare the base model, the init new scenarios start from and an adapted scenario. Model: "

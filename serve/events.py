@@ -1,5 +1,5 @@
 """How the lab's event handlers meet their users: every error becomes a message in the page, and every call is one
-line in the server log."""
+line in the server log (`shown` for the handlers, `LabBlocks` for the inputs Gradio checks before a handler runs)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
@@ -66,3 +66,19 @@ def shown(fn: Callable, what: str | None = None) -> Callable:
             return fn(*args, **kwargs)
 
     return call
+
+
+class LabBlocks(gr.Blocks):
+    """gr.Blocks whose input checks are user errors like the handlers' own: a value Gradio refuses before the handler
+    runs (a Slider's value out of its range, a file of a type the component does not take) reaches the client as its
+    message and is one line in the server log, not a traceback (Gradio prints one for every gr.Error it is not told
+    to keep quiet, and its components raise theirs with the default)."""
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False):
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as error:
+            error.print_exception = False
+            what = block_fn.api_name or block_fn.name
+            log.info("lab %s: refused: %s", what, str(error.message).splitlines()[0][:300])
+            raise

@@ -12,8 +12,9 @@ from adapters import ABSTAIN, Prediction
 from .engine import BASE, META_INIT, Engine
 
 # Choices are read when the page loads and after every teach or delete; a name typed in (or sent by gradio_client)
-# that is not among them is checked by the engine, so adapters taught since the page was built work too. (The
-# engine's checks are one line in the log; Gradio's own would print a traceback, so the Numbers have no bounds.)
+# that is not among them is checked by the engine, so adapters taught since the page was built work too. (The Numbers
+# have no bounds of Gradio's either: the engine's checks name the field and the fix. Gradio's own checks, such as a
+# Slider's range, are one line in the log too: `serve.events.LabBlocks`.)
 DROPDOWN = {"allow_custom_value": True, "filterable": True}
 PRIVATE = {"api_visibility": "private"}  # an event gradio_client does not list: the page's own plumbing
 KEEP = object()  # an `AdapterLists.update` argument left out: that dropdown keeps its value

@@ -174,7 +174,7 @@ def running(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 def log_requests(app: Any) -> None:
-    """One log line per request to the API or its docs, once its answer is sent: method, path, status, seconds. The
+    """One log line per request to the API or its docs, as its answer completes: method, path, status, seconds. The
     lab's page fetches many files and polls its queue; its events are logged by the lab (serve.events) instead."""
     app.add_middleware(RequestLog)
 
@@ -191,14 +191,24 @@ class RequestLog:
         if scope["type"] != "http" or not (path.startswith("/v1") or path in ("/docs", "/openapi.json")):
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), [500]
+        started, status, logged = time.perf_counter(), [500], [False]
+
+        def log_once() -> None:
+            if not logged[0]:
+                logged[0] = True
+                seconds = time.perf_counter() - started
+                log.info("%s %s %d in %.2f s", scope.get("method", ""), path, status[0], seconds)
 
         async def sending(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # logged before the last part of the body goes out: a client that has its whole answer finds the
+                # line already written (logging after the send raced a client reading the log)
+                log_once()
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
-        finally:
-            log.info("%s %s %d in %.2f s", scope.get("method", ""), path, status[0], time.perf_counter() - started)
+        finally:  # no complete answer (an error, a client that went away): logged when the app gives up
+            log_once()

@@ -135,12 +135,16 @@ class TeachProgress:
         return f"**{said}** ({time.perf_counter() - self.started:.0f} s){bar}"
 
     def plot(self) -> Any:
-        """The LinePlot's update: the loss at every step so far, on an x axis as long as the run."""
+        """The LinePlot's update: the loss at every step so far, on an x axis as long as the run. Before the first
+        step it is emptied, not hidden: hiding a plot Gradio has drawn throws in its front end (see below)."""
         import pandas as pd
 
-        steps, losses = zip(*self.losses) if self.losses else ((), ())
+        if not self.losses:
+            # Gradio's plot (6.x) adds a ResizeObserver each time it redraws and disconnects only the last; hiding it
+            # removes its element, and the others then read `null.offsetWidth` ("Cannot read properties of null").
+            # So the plot is shown once, at the first loss, and never hidden: a later teach empties it.
+            return gr.LinePlot(pd.DataFrame({"step": [], "loss": []}))
+        steps, losses = zip(*self.losses)
         return gr.LinePlot(
-            pd.DataFrame({"step": list(steps), "loss": list(losses)}),
-            x_lim=[1, max(self.planned, 2)],
-            visible=bool(self.losses),
+            pd.DataFrame({"step": list(steps), "loss": list(losses)}), x_lim=[1, max(self.planned, 2)], visible=True
         )

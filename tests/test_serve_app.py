@@ -19,7 +19,7 @@ from prompts import ShopLoRAError, suite
 from serve.engine import Engine
 from serve.server import running, server_app
 from serve.teach_examples import EXAMPLE_SETS, EXAMPLES_DIR, MAX_TABLE_ROWS, example_rows, file_rows, teach_rows
-from serve.teach_report import teach_summary
+from serve.teach_report import TeachProgress, teach_summary
 from serve.uploads import checked_upload, upload_folder
 from shoplora.cli import main
 
@@ -593,4 +593,27 @@ def test_the_server_log_has_one_line_per_request_and_no_traceback_for_user_error
     lines = [record.getMessage() for record in caplog.records if record.name.startswith("serve")]
     assert any(line.startswith("lab chat: refused in") and "type a message first" in line for line in lines)
     assert sum(line.startswith("GET /v1/models 200 in") for line in lines) == 1
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_loss_plot_is_emptied_not_hidden_before_a_teach_s_first_step():
+    # hiding the drawn plot made Gradio's front end throw (null.offsetWidth) when a second teach began
+    live = TeachProgress()
+    before = live.plot()
+    assert "visible" not in before.constructor_args and before.value["data"] == []
+    live.progress(1, 8, 2.5)
+    after = live.plot()
+    assert after.constructor_args["visible"] is True and after.value["data"] == [[1, 2.5]]
+
+
+def test_a_value_gradio_refuses_is_a_clear_error_and_one_log_line(client, caplog, capfd):
+    # the Chat tab's hand-over Slider runs from 0 to 1: Gradio refuses 2.5 before the handler runs, and printed a
+    # traceback for it
+    with caplog.at_level(logging.INFO, logger="serve"):
+        with pytest.raises(AppError, match="greater than maximum value 1"):
+            client.predict("where is my parcel?", [], "pets", 2.5, api_name="/chat")
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("serve")]
+    assert [line for line in lines if line.startswith("lab chat: refused")] == [
+        "lab chat: refused: Value 2.5 is greater than maximum value 1.0."
+    ]
     assert "Traceback" not in capfd.readouterr().err

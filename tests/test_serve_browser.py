@@ -195,7 +195,7 @@ def teach_refunds(page, shots: Path) -> str:
     page.locator("#teach-adapt").click()
     result = page.locator("#teach-result")
     result.get_by_text("Saved acme-refunds").or_(result.get_by_text("Saved **acme-refunds**")).first.wait_for(
-        timeout=1_800_000
+        timeout=3_600_000  # two minutes alone on 2 cores; half an hour was seen with other jobs on them
     )
     return result.inner_text()
 
@@ -231,12 +231,6 @@ def held_out_counts(summary: str) -> tuple[int, int]:
     return int(before), int(after)
 
 
-# Known failure (2026-12-07 evening, slow run on this machine): every step passed up to the last check, where the
-# page held the word "Traceback" and Gradio's front end raised "Cannot read properties of null (reading
-# 'offsetWidth')" twice; not yet diagnosed (issue 25). It still runs, so a fix shows as XPASS.
-@pytest.mark.xfail(
-    reason="page shows 'Traceback' and front-end offsetWidth errors after the lab changes; issue 25", strict=False
-)
 def test_lab_in_a_browser(browser_context, lab_url):
     DOCS.mkdir(exist_ok=True)
     page = browser_context.new_page()
@@ -252,6 +246,12 @@ def test_lab_in_a_browser(browser_context, lab_url):
     assert "Intent:" in seen["pet"] or "Handing over" in seen["pet"]
     right_before, right_after = held_out_counts(seen["refunds"])
     assert right_after >= right_before  # the kept weights never do worse on the held-out messages than the init
-    assert "Traceback" not in page.content() and not errors
+    # A page error was Gradio's plot reading `null.offsetWidth` when the Teach tab hid its drawn loss plot for a new
+    # teach (serve.teach_report.TeachProgress.plot); the lab no longer hides it.
+    assert not errors, errors
+    # No error reached any tab as a traceback (the lab shows messages: serve.events); where one did, its context is
+    # what the failure shows (the earlier `... and not errors` showed the whole page and left unclear which failed).
+    html = page.content()
+    assert "Traceback" not in html, html[max(0, html.find("Traceback") - 1000) :][:3000]
     for name in ("lab-teaching", "lab-teach", "lab-preview", "lab-chat", "lab-compare", "lab-adapters"):
         assert (DOCS / f"{name}.png").stat().st_size > 10_000
