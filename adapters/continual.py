@@ -39,12 +39,14 @@ def update(
 ) -> "Adapter":
     """Continue training `adapter` on new examples without erasing what it knew.
 
-    Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its
-    label set); a bounded sample of earlier examples kept in the adapter is replayed with them, each under its own
-    scenario's instruction. With `instruction=` and `scenario="name"` (or a `spec`) they start a new scenario, which
-    the adapter then answers by default; `adapter.scenario(name)` answers an earlier one. A new scenario gets its
-    own copy of the weights to train (starting from the current ones), so earlier scenarios keep exactly what they
-    learned; `own_weights=False` trains the shared weights with replay instead (one LoRA in all, some forgetting).
+    Without `instruction`/`spec` the examples extend the current scenario (new labels of a classify task join its label
+    set). The earlier examples the adapter kept of this scenario train with them and share the stratified held-out
+    check, so the weights kept are those that learned the new examples without forgetting the old; a sample of other
+    scenarios' kept examples is replayed too, each under its own scenario's instruction. With `instruction=` and
+    `scenario="name"` (or a `spec`) they start a new scenario, which the adapter then answers by default;
+    `adapter.scenario(name)` answers an earlier one. A new scenario gets its own copy of the weights to train (starting
+    from the current ones), so earlier scenarios keep exactly what they learned; `own_weights=False` trains the shared
+    weights with replay instead (one LoRA in all, some forgetting).
     """
     started = time.perf_counter()
     check_arguments(labels=labels, steps=steps, lr=lr, seed=seed)
@@ -84,14 +86,12 @@ def update(
     record = adapter.record
     rng = random.Random(seed)
     earlier = record.replay
-    sampled = rng.sample(earlier, min(len(earlier), max(len(examples), 8))) if replay else []
-    # rows saved before scenarios were recorded belong to the current one
-    replayed = [(adapter.scenario(row.scenario or spec.name).spec, row.example) for row in sampled]
+    own, replayed = replay_rows(adapter, earlier, spec.name, len(examples), rng) if replay else ([], [])
     recipe = record.recipe or DEFAULT_RECIPE
     trained_in_place = adapter.peft_name == before[2]
     weights = adapter.state() if trained_in_place else None  # a failure midway must not leave them half-trained
     try:
-        fitted = fit(adapter, examples, budget_for(recipe, steps, lr), rng, progress, replayed=replayed)
+        fitted = fit(adapter, [*examples, *own], budget_for(recipe, steps, lr), rng, progress, replayed=replayed)
     except BaseException:  # a refused input, an OOM, Ctrl-C: the adapter stays as it was, new weights dropped
         with adapter.base.lock:
             if trained_in_place:
@@ -104,7 +104,7 @@ def update(
         Update(
             scenario=spec.name,
             n_examples=len(examples),
-            n_replayed=len(replayed),
+            n_replayed=len(own) + len(replayed),
             examples_sha256=examples_digest(examples),
             fit=fitted,
             seconds=round(time.perf_counter() - started, 2),
@@ -122,6 +122,21 @@ def remember_scenario(adapter: "Adapter") -> None:
     adapter.record.temperature = adapter.temperature
     adapter.record.scenarios[adapter.spec.name] = Scenario(adapter.spec, adapter.temperature)
     adapter.weights[adapter.spec.name] = adapter.peft_name
+
+
+def replay_rows(
+    adapter: "Adapter", earlier: Sequence[ReplayRow], scenario: str, n_new: int, rng: random.Random
+) -> tuple[list[Example], list[tuple[TaskSpec, Example]]]:
+    """What an update replays: (every kept example of `scenario`, a sample of the other scenarios' rows with their
+    specs). The scenario's own rows join the new examples in the fit, so its stratified held-out part holds old
+    labels too and model selection sees forgetting (chosen on the new examples alone, it kept steps that learned the
+    new labels and forgot old ones: docs/discovery.md). The other scenarios' rows only anchor the
+    shared weights; as many as the new examples (at least 8) keep the update's cost following its data."""
+    # rows saved before scenarios were recorded belong to the current one
+    own = [row.example for row in earlier if (row.scenario or scenario) == scenario]
+    others = [row for row in earlier if (row.scenario or scenario) != scenario]
+    sampled = rng.sample(others, min(len(others), max(n_new, 8)))
+    return own, [(adapter.scenario(row.scenario).spec, row.example) for row in sampled]
 
 
 REPLAY_SIZE = 256  # examples kept in an adapter for replay: enough to anchor a few scenarios, small on disk

@@ -73,6 +73,25 @@ def test_update_adds_labels_and_replay_prevents_forgetting(base):
     assert backward_transfer(with_replay) > backward_transfer(without_replay)  # plain sequential tuning forgets
 
 
+def test_an_update_chooses_its_weights_on_old_labels_too(base):
+    """More examples of the current scenario: every kept example of it trains again and the stratified held-out
+    check holds old labels too, so the step kept is chosen against forgetting, not only on the new labels."""
+    old = [
+        Example(f"order {i} {text}", label)
+        for i in range(20)
+        for text, label in (("refund", "money"), ("where", "track"))
+    ]
+    adapter = adapt(base, old, instruction="Route the message.", init=None, steps=20, lr=1e-2)
+    new = SCENARIOS[1][:6]  # 3 of each new label: alone too few for any held-out check
+    adapter.update(new, steps=10, lr=1e-2)
+    update = adapter.record.updates[0]
+    assert update.n_replayed == len(old)  # all 40 kept rows, not a sample the size of the 6 new ones
+    held_out = update.fit.metrics["held_out_per_label"]
+    assert {"money", "track"} <= set(held_out) and {"skip", "pause"} <= set(held_out)
+    assert update.fit.n_held_out + update.fit.n_train == len(old) + len(new)
+    adapter.unload()
+
+
 @pytest.mark.parametrize("own_weights", [True, False], ids=["own-weights", "shared-with-replay"])
 def test_a_new_scenario_keeps_its_own_instruction_and_the_old_one_answers(base, tmp_path, own_weights):
     adapter = adapt(base, SCENARIOS[0], instruction="Route the message.", init=None, steps=40, lr=1e-2)
