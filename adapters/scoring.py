@@ -19,7 +19,7 @@ that the labels it saw are the likely answers, and without calibration all but s
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from prompts import ShopLoRAError, TaskSpec
@@ -119,12 +119,15 @@ def label_scores(
 class Prefix:
     length: int  # tokens every prompt starts with
     cache: Any  # their KV cache for one sequence (None when there is no shared prefix)
+    # Scoring reuses one prefix over many batches, so each gets a copy; a training step uses its prefix once, and
+    # takes it as it is (autograd cannot deep-copy a tensor that has a gradient history).
+    reused: bool = True
 
     def for_batch(self, n: int) -> Any:
-        """A fresh cache of the prefix for `n` sequences (the forward pass appends to it)."""
+        """The cache of the prefix for `n` sequences (the forward pass appends to it)."""
         if self.cache is None:
             return None
-        cache = copy.deepcopy(self.cache)
+        cache = copy.deepcopy(self.cache) if self.reused else self.cache
         cache.batch_repeat_interleave(n)
         return cache
 
@@ -197,10 +200,19 @@ def _score_batch(
     return torch.stack(totals, dim=1)
 
 
-def label_loss(model: Any, rendered: Sequence[Rendered], labels: Sequence[Sequence[int]], pad_id: int) -> Any:
+def label_loss(
+    model: Any,
+    rendered: Sequence[Rendered],
+    labels: Sequence[Sequence[int]],
+    pad_id: int,
+    *,
+    share_prefix: bool = True,
+) -> Any:
     """Mean cross-entropy of each example's own answer among `labels` (answer token ids, as `answer_ids` makes
     them), each label scored as `label_scores` scores it: the loss of the decision the evaluation measures, with
-    gradients. Each example's answer must be one of `labels`."""
+    gradients. Each example's answer must be one of `labels`. `share_prefix`: the tokens all the prompts start with
+    (the system turn) run once, their keys and values repeated over the batch, so backward sums every example's
+    gradient into that one pass: the same loss and gradients as whole prompts, for less compute."""
     import torch
     import torch.nn.functional as F
 
@@ -217,6 +229,7 @@ def label_loss(model: Any, rendered: Sequence[Rendered], labels: Sequence[Sequen
         prompts.append(r.input_ids[: r.prompt_length])
         gold.append(index[answer])
     tree = label_tree(labels)
-    # No shared prefix: its cache would be copied per batch, which autograd cannot do; the prompts run whole.
-    scores = _score_batch(model, prompts, Prefix(0, None), pad_id, tree, _ancestor_mask(tree).to(device), device)
+    prefix = replace(_shared_prefix(model, prompts, device), reused=False) if share_prefix else Prefix(0, None)
+    own = [p[prefix.length :] for p in prompts]
+    scores = _score_batch(model, own, prefix, pad_id, tree, _ancestor_mask(tree).to(device), device)
     return F.cross_entropy(scores, torch.tensor(gold, device=device))

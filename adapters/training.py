@@ -214,7 +214,7 @@ def train_steps(
             if loop.loss == "labels":
                 from .scoring import label_loss
 
-                loss = label_loss(model, batch, labels, pad_id)
+                loss = label_loss(model, batch, labels, pad_id, share_prefix=loop.share_prefix)
             elif loop.share_prefix:
                 loss = shared_prefix_loss(model, batch, pad_id, device)
             else:

@@ -100,12 +100,26 @@ def test_the_sweep_scores_train_examples_only_and_resumes(tiny_model_dir, tmp_pa
     assert capsys.readouterr().out == "" and len(json.loads(out.read_text())) == 2
 
 
-def test_a_shared_prefix_gives_the_same_loss_and_gradients_as_whole_prompts(base):
+@pytest.mark.parametrize("loss", ["answer", "labels"])
+def test_a_shared_prefix_gives_the_same_loss_and_gradients_as_whole_prompts(base, loss):
     from adapters.lora import add_lora, lora_parameters, remove_lora
+    from adapters.scoring import label_loss
     from adapters.training import answer_loss, collate, shared_prefix_loss
-    from prompts.render import render
+    from prompts.render import answer_ids, render
 
     rendered = [render(TASK.spec, e, base.tokenizer) for e in TASK.examples("train")[:6]]
+    pad = base.tokenizer.pad_token_id
+    labels = [answer_ids(label, base.tokenizer) for label in TASK.spec.labels]
+    whole, shared_fn = {
+        "answer": (
+            lambda: answer_loss(base.model, collate(rendered, pad)),
+            lambda: shared_prefix_loss(base.model, rendered, pad, "cpu"),
+        ),
+        "labels": (
+            lambda: label_loss(base.model, rendered, labels, pad, share_prefix=False),
+            lambda: label_loss(base.model, rendered, labels, pad, share_prefix=True),
+        ),
+    }[loss]
     add_lora(base, "grad")
     params = lora_parameters(base.model, "grad")
     try:
@@ -116,14 +130,12 @@ def test_a_shared_prefix_gives_the_same_loss_and_gradients_as_whole_prompts(base
         base.model.eval()  # no dropout: the two passes must see the same network
 
         def gradients(loss_fn):
-            loss = loss_fn()
-            grads = torch.autograd.grad(loss, list(params.values()))
-            return loss.item(), grads
+            value = loss_fn()
+            grads = torch.autograd.grad(value, list(params.values()))
+            return value.item(), grads
 
-        plain, plain_grads = gradients(lambda: answer_loss(base.model, collate(rendered, base.tokenizer.pad_token_id)))
-        shared, shared_grads = gradients(
-            lambda: shared_prefix_loss(base.model, rendered, base.tokenizer.pad_token_id, "cpu")
-        )
+        plain, plain_grads = gradients(whole)
+        shared, shared_grads = gradients(shared_fn)
         assert shared == pytest.approx(plain, rel=1e-4)
         for name, a, b in zip(params, plain_grads, shared_grads):
             assert a.abs().max() > 0, name
