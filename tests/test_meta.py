@@ -7,9 +7,6 @@ import json
 import math
 import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,8 @@ from train.episodes import EpisodeSampler
 import train.meta_model as meta_model
 from train.meta import MetaTrainer, main, run
 from train.outer_steps import lr_factor
+
+from tests.helpers import meta_train_in_two_processes
 
 ROOT = Path(__file__).parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -492,42 +491,12 @@ def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp
     assert (tmp_path / "checkpoint").is_dir() and not (tmp_path / checkpoint.PREVIOUS).exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
     """`accelerate launch` with 2 processes (joined over gloo: no GPU here) for 2 outer steps; the weights are the
     same in both processes, and the same as one process training alone (episodes do not depend on the split)."""
-    accelerate = Path(sys.executable).parent / "accelerate"
-    command = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
-        "-m",
-        "train.meta",
-        str(TINY),
-        f"base_model={tiny_model_dir}",
-        f"output_dir={tmp_path / 'two'}",
-        "outer_steps=2",
-        "algorithm=fomaml",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
+    digests = meta_train_in_two_processes(
+        f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'two'}", "outer_steps=2", "algorithm=fomaml"
+    )
     record = read_lora_dir(tmp_path / "two" / "init").record
     assert digests.keys() == {"0", "1"} and set(digests.values()) == {record.sha256}
     assert record.processes == 2

@@ -1,0 +1,50 @@
+"""Plain functions the test modules share; the fixtures are in conftest.py. Test modules import from here, never from
+each other."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a launcher that must be told its port before it starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def meta_train_in_two_processes(*overrides: str) -> dict[str, str]:
+    """`accelerate launch` of train.meta on configs/tiny.yaml with `overrides` in 2 processes on the CPU (joined over
+    gloo); the SHA-256 of the LoRA tensors each process printed at the end, by rank ("0", "1")."""
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "train.meta",
+        str(TINY),
+        *overrides,
+    ]
+    # one thread a process: two processes share the cores; no GPU even where there is one (the CPU path is tested)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
