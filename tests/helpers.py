@@ -14,6 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
+def save_init(adapter, path: Path, record) -> Path:
+    """`adapter`'s LoRA weights written at `path` as an init folder (what meta-training writes) for its base."""
+    from adapters.files import write_lora_dir
+
+    return write_lora_dir(
+        path,
+        state=adapter.state(),
+        settings=adapter.settings,
+        base_model_id=adapter.base.model_id,
+        base_fingerprint=adapter.base.fingerprint,
+        record=record,
+    )
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now, for a launcher that must be told its port before it starts."""
     with socket.socket() as s:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adapters import AdapterStore, adapt, discover, load_base
+from adapters import AdapterStore, adapt, discover
 from adapters.discover import cluster, grounded, keywords, load_traffic, parse_time, slug, timeline, unique
 from prompts import ShopLoRAError, suite
 from shoplora.cli import main
@@ -20,11 +20,7 @@ TRAFFIC = [e.input for e in TASK.examples("test")[:16]]
 EVERYONE = 1.01  # a threshold above any confidence: every message is unsure (the tiny model is sure of anything)
 
 
-@pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
+# base, one a module: tests/conftest.py
 @pytest.fixture(scope="module")
 def adapter(base):
     return adapt(base, TRAIN, instruction=TASK.spec.instruction, labels=KNOWN, init=None, steps=2)

@@ -14,7 +14,6 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from adapters import load_base
 from prompts import ShopLoRAError, suite
 from serve.engine import Engine
 from serve.server import running, server_app
@@ -28,29 +27,12 @@ TABLE = {"headers": ["input", "output"], "data": [[e.input, e.output] for e in P
 EMPTY = {"headers": ["input", "output"], "data": [["", ""]]}
 
 
+# base, store, meta_init and url, one of each a module: tests/conftest.py
 @pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def engine(base, tmp_path_factory, make_store, make_init):
-    store = make_store(base, tmp_path_factory.mktemp("store"))
-    engine = Engine(
-        base,
-        store,
-        meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
-        max_new_tokens=8,
-        max_pending=32,
-    )
+def engine(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=8, max_pending=32)
     yield engine
     engine.close()
-
-
-@pytest.fixture(scope="module")
-def url(engine):
-    with running(server_app(engine)) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
