@@ -3,15 +3,45 @@ each other."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def write_examples(path: Path, examples: Sequence) -> Path:
+    """`examples` (prompts.Example) as a JSONL data file at `path`, one object a line, as a user writes one."""
+    path.write_text("\n".join(json.dumps(e.to_dict()) for e in examples))
+    return path
+
+
+def adapt_args(
+    data: Path, *options: str, labels: Sequence[str], steps: int, store: Path | str, model: Path
+) -> list[str]:
+    """`shoplora adapt` of `data` with these labels for `steps` steps from PEFT's standard init (the shipped inits
+    are for the real model, not the tiny one), saved in `store`; `options` add the rest (`--instruction`, ...)."""
+    return [
+        "adapt",
+        str(data),
+        *options,
+        "--init",
+        "none",
+        "--steps",
+        str(steps),
+        "--labels",
+        ",".join(labels),
+        "--store",
+        str(store),
+        "--model",
+        str(model),
+    ]
 
 
 def save_init(adapter, path: Path, record) -> Path:
