@@ -51,6 +51,13 @@ def init_tensors(output_dir: Path) -> dict[str, torch.Tensor]:
     return read_lora_dir(output_dir / "init").state
 
 
+def episode_sampler(tasks, tokenizer, **settings) -> EpisodeSampler:
+    """An EpisodeSampler of 4 episodes a step, 6 support and 4 query examples each, all labels, seed 1; `settings`
+    change any of these."""
+    defaults = dict(meta_batch_size=4, support_k=(6, 6), query_k=4, label_subsets=False, max_length=1024, seed=1)
+    return EpisodeSampler(tasks, tokenizer, **{**defaults, **settings})
+
+
 # ------------------------------------------------------------------------------------------------ configs
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
@@ -158,16 +165,7 @@ def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
 
 def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
     tasks = suite.tasks("ecommerce-v1", split="meta-train")[:6]
-    sampler = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(2, 5),
-        query_k=3,
-        label_subsets=True,
-        max_length=1024,
-        seed=1,
-    )
+    sampler = episode_sampler(tasks, tiny_tokenizer, support_k=(2, 5), query_k=3, label_subsets=True)
     whole = sampler.sample(3)
     assert [e.task for e in whole] == [e.task for e in sampler.sample(3)]
     assert [e.task for e in whole] != [e.task for e in sampler.sample(4)]
@@ -187,17 +185,7 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
     from prompts.render import render
 
     tasks = [t for t in suite.tasks("ecommerce-v1", split="meta-train") if t.spec.kind == "classify"][:4]
-    sampler = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(6, 6),
-        query_k=4,
-        label_subsets=False,
-        max_length=1024,
-        seed=1,
-        label_renaming=1.0,
-    )
+    sampler = episode_sampler(tasks, tiny_tokenizer, label_renaming=1.0)
     moved = 0
     for episode in sampler.sample(0):
         assert episode.rename is not None and sorted(episode.rename.values()) == sorted(episode.spec.labels)
@@ -212,29 +200,9 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
             assert episode.rename[true] in answer
             moved += episode.rename[true] != true
     assert moved > 0
-    unrenamed = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(6, 6),
-        query_k=4,
-        label_subsets=False,
-        max_length=1024,
-        seed=1,
-    )
-    assert all(e.rename is None for e in unrenamed.sample(0))
+    assert all(e.rename is None for e in episode_sampler(tasks, tiny_tokenizer).sample(0))
     with pytest.raises(ShopLoRAError, match="label_renaming"):
-        EpisodeSampler(
-            tasks,
-            tiny_tokenizer,
-            meta_batch_size=4,
-            support_k=(6, 6),
-            query_k=4,
-            label_subsets=False,
-            max_length=1024,
-            seed=1,
-            label_renaming=1.5,
-        )
+        episode_sampler(tasks, tiny_tokenizer, label_renaming=1.5)
 
 
 def test_lr_schedule_warms_up_then_decays():
