@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import save_init
+
 # Tests never reach the network; a stray hub call fails fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -141,19 +143,11 @@ def _make_store(base, root: Path):
 
 
 def _make_init(base, path: Path) -> Path:
-    from adapters.files import write_lora_dir
     from adapters.record import InitRecord
     from serve.engine import chat_spec
 
     adapter = _random_adapter(base, chat_spec(), seed=99, scale=0.2)
-    write_lora_dir(
-        path,
-        state=adapter.state(),
-        settings=adapter.settings,
-        base_model_id=base.model_id,
-        record=InitRecord(name="tiny-meta"),
-        base_fingerprint=base.fingerprint,
-    )
+    save_init(adapter, path, InitRecord(name="tiny-meta"))
     adapter.unload()
     return path
 
@@ -164,18 +158,35 @@ def random_adapter():
     return _random_adapter
 
 
-@pytest.fixture(scope="session")
-def make_store():
-    """`make_store(base, root)`: an AdapterStore at `root` holding three adapters with random weights: replies-a and
-    replies-b (generate) and pets (classify, the service-intent-petshop labels)."""
-    return _make_store
+@pytest.fixture(scope="module")
+def base(tiny_model_dir):
+    """The tiny model loaded for one test module (tiny_base is the session's): the adapters a module adapts, loads or
+    serves stay on its base's PEFT model, and another module's tests must not meet them."""
+    from adapters import load_base
+
+    return load_base(str(tiny_model_dir), device="cpu")
 
 
-@pytest.fixture(scope="session")
-def make_init():
-    """`make_init(base, path)`: a tiny stand-in for the shipped meta init at `path` (there is none for the tiny
-    model)."""
-    return _make_init
+@pytest.fixture(scope="module")
+def store(base, tmp_path_factory):
+    """The module's AdapterStore of three adapters with random weights: replies-a and replies-b (generate) and pets
+    (classify, the service-intent-petshop labels)."""
+    return _make_store(base, tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def meta_init(base, tmp_path_factory) -> Path:
+    """The module's tiny stand-in for the shipped meta init (there is none for the tiny model)."""
+    return _make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta")
+
+
+@pytest.fixture(scope="module")
+def url(engine):
+    """The module's `engine` (each module sets its own limits) served over HTTP, as `shoplora serve` does."""
+    from serve.server import running, server_app
+
+    with running(server_app(engine)) as url:
+        yield url
 
 
 def _a_stop_in_the_middle(text: str) -> str:

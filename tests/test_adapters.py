@@ -16,7 +16,7 @@ from adapters.fit import AdaptationWarning, TrainingDiverged
 from adapters.specs import LabelCoverageWarning, calibration_choice, needs_calibration, task_spec
 from adapters.recipe import Recipe, held_out_split
 from adapters.record import AdapterRecord, InitRecord
-from adapters.files import KEEP_PREVIOUS, write_lora_dir
+from adapters.files import KEEP_PREVIOUS
 from adapters.lora import LoraSettings
 from adapters.metrics import fit_temperature
 from adapters.scoring import CONTENT_FREE, label_scores, label_tree
@@ -24,16 +24,14 @@ from adapters.training import InnerLoop
 from prompts import Example, ShopLoRAError, TaskSpec, suite
 from prompts.render import render
 
+from tests.helpers import save_init
+
 TASK = suite.get_task("service-intent-petshop")
 EXAMPLES = TASK.examples("train")[:24]
 TEST_INPUTS = [e.input for e in TASK.examples("test")[:4]]
 
 
-@pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
+# base, one a module: tests/conftest.py
 @pytest.fixture(scope="module")
 def adapter(base):
     return adapt(base, EXAMPLES, instruction=TASK.spec.instruction, labels=TASK.spec.labels, init=None, steps=6)
@@ -374,14 +372,7 @@ def test_other_base_model_is_refused(adapter, tmp_path):
 
 
 def test_the_budget_follows_the_examples_not_the_init(base, adapter, tmp_path):
-    init = write_lora_dir(
-        tmp_path / "init",
-        state=adapter.state(),
-        settings=adapter.settings,
-        base_model_id=base.model_id,
-        base_fingerprint=base.fingerprint,
-        record=InitRecord(inner_loop=InnerLoop(steps=2, lr=1e-3)),
-    )
+    init = save_init(adapter, tmp_path / "init", InitRecord(inner_loop=InnerLoop(steps=2, lr=1e-3)))
     recipe = Recipe(epochs=2, batch_size=8, lr=1e-3, min_steps=3, max_steps=40)
     adapted = adapt(base, EXAMPLES[:8], instruction="x", labels=TASK.spec.labels, init=init, recipe=recipe)
     assert adapted.record.fit.steps_run == 3 and adapted.record.fit.inner_loop.lr == 1e-3  # min_steps: 2 epochs of 1
@@ -556,14 +547,7 @@ def _scripted_scores(monkeypatch, answer_after_start, answer_at_start=lambda g: 
 
 
 def test_adapting_never_keeps_weights_worse_than_the_start(base, adapter, monkeypatch, tmp_path):
-    init = write_lora_dir(
-        tmp_path / "init",
-        state=adapter.state(),
-        settings=adapter.settings,
-        base_model_id=base.model_id,
-        base_fingerprint=base.fingerprint,
-        record=InitRecord(),
-    )
+    init = save_init(adapter, tmp_path / "init", InitRecord())
     steps = _scripted_scores(monkeypatch, lambda g: 0)  # after the first step every answer is the first label
     examples = TASK.examples("train")[:40]
     with pytest.warns(AdaptationWarning) as caught:

@@ -11,8 +11,18 @@ import sys
 import pytest
 
 from adapters import AdapterStore
-from prompts import ShopLoRAError
+from prompts import Example, ShopLoRAError
 from shoplora.cli import main
+
+from tests.helpers import adapt_args, write_examples
+
+ROUTES = [("order {} where is it", "track"), ("order {} refund", "money")]  # message template, label
+
+
+def intents_file(path, rounds: int, intents: list[tuple[str, str]]):
+    """A data file of `rounds` messages an intent, one of each in turn: ("order {} refund", "money") gives
+    "order 0 refund", "order 1 refund", ... labelled money."""
+    return write_examples(path, [Example(text.format(i), label) for i in range(rounds) for text, label in intents])
 
 
 def test_tasks_list_json(capsys):
@@ -80,56 +90,21 @@ def test_adapt_predict_and_adapters_commands(tmp_path, tiny_model_dir, capsys):
     from prompts import suite
 
     task = suite.get_task("service-intent-petshop")
-    data = tmp_path / "pets.jsonl"
-    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:10]))
+    data = write_examples(tmp_path / "pets.jsonl", task.examples("train")[:10])
     store = str(tmp_path / "store")
     common = ["--store", store, "--model", str(tiny_model_dir)]
-    assert (
-        main(
-            [
-                "adapt",
-                str(data),
-                "--instruction",
-                "Route the message.",
-                "--init",
-                "none",
-                "--steps",
-                "2",
-                "--labels",
-                ",".join(task.spec.labels),
-                *common,
-            ]
-        )
-        == 0
-    )
+    pets = dict(labels=task.spec.labels, store=store, model=tiny_model_dir)
+    assert main(adapt_args(data, "--instruction", "Route the message.", steps=2, **pets)) == 0
     out, err = capsys.readouterr()
     assert '"name": "pets"' in out and "shoplora predict pets" in out
     assert err.count("labels have no example") == 1 and "\nwarning: " in "\n" + err  # 10 examples, 12 intents
     assert "contextual calibration keeps them predictable" in err
     assert main(["adapt", str(data), "--instruction", "x", "--init", "none", *common]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "adapt",
-                str(data),
-                "--instruction",
-                "Route the message.",
-                "--init",
-                "none",
-                "--steps",
-                "1",
-                "--labels",
-                ",".join(task.spec.labels),
-                "--calibration",
-                "never",
-                "--name",
-                "raw",
-                *common,
-            ]
-        )
-        == 0
+    raw = adapt_args(
+        data, "--instruction", "Route the message.", "--calibration", "never", "--name", "raw", steps=1, **pets
     )
+    assert main(raw) == 0
     assert "rarely predicted" in capsys.readouterr().err
     assert AdapterStore(store).read("raw").record.contextual_calibration is False
     assert AdapterStore(store).read("pets").record.contextual_calibration is True
@@ -219,46 +194,15 @@ def test_compare_prints_a_table(tiny_model_dir, capsys):
 
 
 def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_model_dir, capsys):
-    first, second = tmp_path / "routes.jsonl", tmp_path / "plans.jsonl"
-    first.write_text(
-        "\n".join(
-            json.dumps({"input": f"order {i} where is it", "output": "track"})
-            + "\n"
-            + json.dumps({"input": f"order {i} refund", "output": "money"})
-            for i in range(4)
-        )
-    )
-    second.write_text(
-        "\n".join(
-            json.dumps({"input": f"box {i} skip it", "output": "skip"})
-            + "\n"
-            + json.dumps({"input": f"box {i} pause", "output": "pause"})
-            for i in range(4)
-        )
-    )
+    first = intents_file(tmp_path / "routes.jsonl", 4, ROUTES)
+    second = intents_file(tmp_path / "plans.jsonl", 4, [("box {} skip it", "skip"), ("box {} pause", "pause")])
     common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir)]
     assert main(["adapt", str(first), "--instruction", "Route it.", "--init", "none", "--steps", "2", *common]) == 0
     capsys.readouterr()
-    assert main(["adapt", str(second), "--continue", "routes", "--instruction", "Plan change?", *common]) == 2
+    routes = ["adapt", str(second), "--continue", "routes"]  # the second file as a scenario of the first's adapter
+    assert main([*routes, "--instruction", "Plan change?", *common]) == 2
     assert "name it with --scenario" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "adapt",
-                str(second),
-                "--continue",
-                "routes",
-                "--instruction",
-                "Plan change?",
-                "--scenario",
-                "plans",
-                "--steps",
-                "2",
-                *common,
-            ]
-        )
-        == 0
-    )
+    assert main([*routes, "--instruction", "Plan change?", "--scenario", "plans", "--steps", "2", *common]) == 0
     assert '"scenario": "plans"' in capsys.readouterr().out
     assert main(["predict", "routes", "box 9 skip it", *common]) == 0
     assert set(json.loads(capsys.readouterr().out)["scores"]) == {"skip", "pause"}
@@ -269,41 +213,17 @@ def test_adapt_continue_adds_a_scenario_and_predict_picks_it(tmp_path, tiny_mode
     assert main(["adapt", str(second), "--continue", "missing", *common]) == 2
     assert "no adapter called 'missing'" in capsys.readouterr().err
     assert (tmp_path / "store" / "routes" / "scenarios" / "custom").is_dir()  # the first scenario kept its weights
-    assert main(["adapt", str(second), "--continue", "routes", "--shared-weights", *common]) == 2
+    assert main([*routes, "--shared-weights", *common]) == 2
     assert "--shared-weights is for a new scenario" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "adapt",
-                str(second),
-                "--continue",
-                "routes",
-                "--instruction",
-                "Plan change, again?",
-                "--scenario",
-                "plans-shared",
-                "--shared-weights",
-                "--steps",
-                "2",
-                *common,
-            ]
-        )
-        == 0
-    )
+    shared = ["--instruction", "Plan change, again?", "--scenario", "plans-shared", "--shared-weights", "--steps", "2"]
+    assert main([*routes, *shared, *common]) == 0
     assert '"scenario": "plans-shared"' in capsys.readouterr().out
     record = json.loads((tmp_path / "store" / "routes" / "shoplora.json").read_text())
     assert record["scenarios"]["plans-shared"]["weights"] == "." and record["scenarios"]["plans"]["weights"] == "."
 
 
 def test_adapt_prints_how_many_examples_a_task_needs(tmp_path, tiny_model_dir, capsys):
-    data = tmp_path / "routes.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"input": f"order {i} {text}", "output": label}) + "\n"
-            for i in range(16)
-            for text, label in (("where is it", "track"), ("refund", "money"))
-        )
-    )
+    data = intents_file(tmp_path / "routes.jsonl", 16, ROUTES)
     common = ["--store", str(tmp_path / "store"), "--model", str(tiny_model_dir), "--init", "none", "--steps", "1"]
     assert main(["adapt", str(data), "--instruction", "Route it.", "--examples-needed-for", "0.8", *common]) == 0
     out = capsys.readouterr().out
@@ -317,35 +237,15 @@ def test_adapt_warns_when_one_label_takes_the_held_out_answers(tmp_path, tiny_mo
     from prompts import suite
 
     task = suite.get_task("service-intent-petshop")
-    data = tmp_path / "pets.jsonl"
-    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:40]))
+    data = write_examples(tmp_path / "pets.jsonl", task.examples("train")[:40])
     # every held-out check answers the first intent, whatever the tiny model learns
     monkeypatch.setattr(
         Adapter,
         "label_scores",
         lambda self, inputs, *a, **k: [[1.0] + [0.0] * (len(self.spec.labels) - 1) for _ in inputs],
     )
-    assert (
-        main(
-            [
-                "adapt",
-                str(data),
-                "--instruction",
-                "Route the message.",
-                "--init",
-                "none",
-                "--steps",
-                "2",
-                "--labels",
-                ",".join(task.spec.labels),
-                "--store",
-                str(tmp_path / "s"),
-                "--model",
-                str(tiny_model_dir),
-            ]
-        )
-        == 0
-    )
+    pets = dict(labels=task.spec.labels, store=tmp_path / "s", model=tiny_model_dir)
+    assert main(adapt_args(data, "--instruction", "Route the message.", steps=2, **pets)) == 0
     out, err = capsys.readouterr()
     assert f"warning: one label takes most held-out answers: {task.spec.labels[0]!r}" in err
     metrics = json.loads(out[: out.index("\nsaved ")])["metrics"]

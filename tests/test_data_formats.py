@@ -13,6 +13,8 @@ from prompts.loaders import chat_system_prompt
 from prompts.render import system_prompt
 from shoplora.cli import main
 
+from tests.helpers import adapt_args
+
 SPEC = suite.get_task("search-relevance").spec
 
 
@@ -104,24 +106,6 @@ def test_adapt_takes_the_instruction_from_chat_data(tmp_path, tiny_model_dir, ca
     rows = [chat_row(e.input, e.output, system_prompt(task.spec)) for e in task.examples("train")[:6]]
     data = write(tmp_path / "chat.jsonl", rows)
     store = tmp_path / "store"
-    assert (
-        main(
-            [
-                "adapt",
-                str(data),
-                "--init",
-                "none",
-                "--steps",
-                "1",
-                "--labels",
-                ",".join(task.spec.labels),
-                "--store",
-                str(store),
-                "--model",
-                str(tiny_model_dir),
-            ]
-        )
-        == 0
-    )
+    assert main(adapt_args(data, labels=task.spec.labels, steps=1, store=store, model=tiny_model_dir)) == 0
     capsys.readouterr()
     assert AdapterStore(store).show("chat").spec.instruction == task.spec.instruction

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
-from adapters import AdapterStore, adapt, discover, load_base
+from adapters import AdapterStore, adapt, discover
 from adapters.discover import cluster, grounded, keywords, load_traffic, parse_time, slug, timeline, unique
 from prompts import ShopLoRAError, suite
 from shoplora.cli import main
@@ -20,11 +21,12 @@ TRAFFIC = [e.input for e in TASK.examples("test")[:16]]
 EVERYONE = 1.01  # a threshold above any confidence: every message is unsure (the tiny model is sure of anything)
 
 
-@pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
+def discover_args(traffic: Path, out: Path, *options: str) -> list[str]:
+    """`shoplora discover` of the stored adapter 'pets' on the messages in `traffic`, its proposals written to `out`."""
+    return ["discover", "pets", str(traffic), "--out", str(out), *options]
 
 
+# base, one a module: tests/conftest.py
 @pytest.fixture(scope="module")
 def adapter(base):
     return adapt(base, TRAIN, instruction=TASK.spec.instruction, labels=KNOWN, init=None, steps=2)
@@ -139,28 +141,13 @@ def test_label_names_and_timelines():
 def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, capsys):
     store, out = stored / "store", stored / "proposals.jsonl"
     common = ["--store", str(store), "--model", str(tiny_model_dir)]
-    assert (
-        main(
-            [
-                "discover",
-                "pets",
-                str(stored / "traffic.jsonl"),
-                "--out",
-                str(out),
-                "--abstain-below",
-                str(EVERYONE),
-                "--max-clusters",
-                "3",
-                *common,
-            ]
-        )
-        == 0
-    )
+    traffic = stored / "traffic.jsonl"
+    assert main(discover_args(traffic, out, "--abstain-below", str(EVERYONE), "--max-clusters", "3", *common)) == 0
     printed = capsys.readouterr().out
     assert f"{len(TRAFFIC)} messages, {len(TRAFFIC)} unsure" in printed and "--teach" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == len(TRAFFIC) and {"input", "output", "cluster"} <= set(rows[0])
-    assert main(["discover", "pets", str(stored / "traffic.jsonl"), "--out", str(out), *common]) == 2
+    assert main(discover_args(traffic, out, *common)) == 2
     assert "exists" in capsys.readouterr().err  # the user's edits are never overwritten silently
     # The user keeps the first cluster under a name of their own and gives the rest existing labels.
     edited = stored / "edited.jsonl"
@@ -172,10 +159,7 @@ def test_cli_writes_proposals_and_teach_adds_the_label(stored, tiny_model_dir, c
     )
     test = stored / "test.jsonl"
     test.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in TRAIN[:4]))
-    assert (
-        main(["discover", "pets", str(stored / "traffic.jsonl"), "--teach", str(edited), "--test", str(test), *common])
-        == 0
-    )
+    assert main(["discover", "pets", str(traffic), "--teach", str(edited), "--test", str(test), *common]) == 0
     report = json.loads(capsys.readouterr().out.split("\nsaved ")[0])
     assert report["new_labels"] == ["gift_wrapping"] and report["test"]["old_labels"]["n"] == 4
     assert report["forgetting_points"] is not None and report["n_train"] + report["n_held_out"] == len(rows)
@@ -201,34 +185,15 @@ def test_cli_bad_traffic_is_one_line_and_writes_nothing(content, problem, stored
     monkeypatch.setattr(adapters, "load_base", lambda *a, **k: pytest.fail("loaded the model for a bad file"))
     traffic = tmp_path / "traffic.jsonl"
     traffic.write_bytes(content)
-    assert (
-        main(["discover", "pets", str(traffic), "--out", str(tmp_path / "p.jsonl"), "--store", str(stored / "store")])
-        == 2
-    )
+    assert main(discover_args(traffic, tmp_path / "p.jsonl", "--store", str(stored / "store"))) == 2
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "p.jsonl").exists()
 
 
 def test_cli_no_unsure_message_is_one_line(stored, tiny_model_dir, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "discover",
-                "pets",
-                str(stored / "traffic.jsonl"),
-                "--out",
-                str(tmp_path / "p.jsonl"),
-                "--abstain-below",
-                "0.05",
-                "--store",
-                str(stored / "store"),
-                "--model",
-                str(tiny_model_dir),
-            ]
-        )
-        == 2
-    )
+    common = ["--store", str(stored / "store"), "--model", str(tiny_model_dir)]
+    assert main(discover_args(stored / "traffic.jsonl", tmp_path / "p.jsonl", "--abstain-below", "0.05", *common)) == 2
     err = capsys.readouterr().err
     assert "nothing new to discover" in err and err.endswith("\n") and err.count("error:") == 1
     assert "Traceback" not in err  # the model's loading bar comes first; the error is its one last line

@@ -21,6 +21,8 @@ from adapters.training import answer_loss, collate
 from prompts import suite
 from prompts.render import render
 
+from tests.helpers import meta_train_in_two_processes
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("bitsandbytes") is None,
     reason="the NF4 tests need bitsandbytes >= 0.46.1: pip install -e '.[dev]'",
@@ -236,50 +238,18 @@ def test_evaluation_loads_the_base_the_init_was_trained_on(tiny_model_dir, tmp_p
 @pytest.mark.slow  # about a minute on 2 busy cores: two processes each import torch and load the model
 def test_two_processes_on_an_nf4_base_match_one(tiny_model_dir, tmp_path):
     """`accelerate launch` with 2 gloo processes on the NF4 base: both end with the weights one process gets alone."""
-    import os
-    import re
-    import socket
-    import subprocess
-    import sys
-
     from train.meta import run
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    overrides = [
+    digests = meta_train_in_two_processes(
         f"base_model={tiny_model_dir}",
         "quantization=4bit",
         "outer_steps=2",
         "algorithm=fomaml",
         "validation_tasks=0",
         "save_every=0",
-    ]
-    command = [
-        str(Path(sys.executable).parent / "accelerate"),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-        "-m",
-        "train.meta",
-        str(ROOT / "configs" / "tiny.yaml"),
-        *overrides,
         f"output_dir={tmp_path / 'two'}",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    )
     record = read_lora_dir(tmp_path / "two" / "init").record
-    digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
     assert digests.keys() == {"0", "1"} and set(digests.values()) == {record.sha256}
     assert record.processes == 2 and record.config["quantization"] == "4bit"
     alone = read_lora_dir(run(meta_config(tiny_model_dir, tmp_path / "one", "algorithm=fomaml")))

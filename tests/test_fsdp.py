@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,16 +17,12 @@ from train import sharding
 from train.config import ConfigError, load_config
 from train.meta import run
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
 FSDP = ROOT / "configs" / "accelerate" / "fsdp.yaml"
 DDP = ROOT / "configs" / "accelerate" / "cpu-2proc.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(accelerate_config: Path, model_dir: Path, output_dir: Path, *overrides: str) -> str:
@@ -41,7 +36,7 @@ def launch(accelerate_config: Path, model_dir: Path, output_dir: Path, *override
         "--num_processes",
         "2",
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
         "-m",
         "train.meta",
         str(TINY),

@@ -7,9 +7,6 @@ import json
 import math
 import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,8 @@ from train.episodes import EpisodeSampler
 import train.meta_model as meta_model
 from train.meta import MetaTrainer, main, run
 from train.outer_steps import lr_factor
+
+from tests.helpers import meta_train_in_two_processes
 
 ROOT = Path(__file__).parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -50,6 +49,13 @@ def tiny(model_dir: Path, output_dir: Path, *overrides: str) -> MetaConfig:
 
 def init_tensors(output_dir: Path) -> dict[str, torch.Tensor]:
     return read_lora_dir(output_dir / "init").state
+
+
+def episode_sampler(tasks, tokenizer, **settings) -> EpisodeSampler:
+    """An EpisodeSampler of 4 episodes a step, 6 support and 4 query examples each, all labels, seed 1; `settings`
+    change any of these."""
+    defaults = dict(meta_batch_size=4, support_k=(6, 6), query_k=4, label_subsets=False, max_length=1024, seed=1)
+    return EpisodeSampler(tasks, tokenizer, **{**defaults, **settings})
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -159,16 +165,7 @@ def test_suites_pool_their_meta_train_tasks(tiny_model_dir, tmp_path):
 
 def test_episodes_are_a_function_of_the_step_and_split_over_processes(tiny_tokenizer):
     tasks = suite.tasks("ecommerce-v1", split="meta-train")[:6]
-    sampler = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(2, 5),
-        query_k=3,
-        label_subsets=True,
-        max_length=1024,
-        seed=1,
-    )
+    sampler = episode_sampler(tasks, tiny_tokenizer, support_k=(2, 5), query_k=3, label_subsets=True)
     whole = sampler.sample(3)
     assert [e.task for e in whole] == [e.task for e in sampler.sample(3)]
     assert [e.task for e in whole] != [e.task for e in sampler.sample(4)]
@@ -188,17 +185,7 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
     from prompts.render import render
 
     tasks = [t for t in suite.tasks("ecommerce-v1", split="meta-train") if t.spec.kind == "classify"][:4]
-    sampler = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(6, 6),
-        query_k=4,
-        label_subsets=False,
-        max_length=1024,
-        seed=1,
-        label_renaming=1.0,
-    )
+    sampler = episode_sampler(tasks, tiny_tokenizer, label_renaming=1.0)
     moved = 0
     for episode in sampler.sample(0):
         assert episode.rename is not None and sorted(episode.rename.values()) == sorted(episode.spec.labels)
@@ -213,29 +200,9 @@ def test_label_renaming_permutes_every_answer_of_an_episode_the_same_way(tiny_to
             assert episode.rename[true] in answer
             moved += episode.rename[true] != true
     assert moved > 0
-    unrenamed = EpisodeSampler(
-        tasks,
-        tiny_tokenizer,
-        meta_batch_size=4,
-        support_k=(6, 6),
-        query_k=4,
-        label_subsets=False,
-        max_length=1024,
-        seed=1,
-    )
-    assert all(e.rename is None for e in unrenamed.sample(0))
+    assert all(e.rename is None for e in episode_sampler(tasks, tiny_tokenizer).sample(0))
     with pytest.raises(ShopLoRAError, match="label_renaming"):
-        EpisodeSampler(
-            tasks,
-            tiny_tokenizer,
-            meta_batch_size=4,
-            support_k=(6, 6),
-            query_k=4,
-            label_subsets=False,
-            max_length=1024,
-            seed=1,
-            label_renaming=1.5,
-        )
+        episode_sampler(tasks, tiny_tokenizer, label_renaming=1.5)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -492,42 +459,12 @@ def test_a_run_killed_between_the_checkpoint_renames_resumes(tiny_model_dir, tmp
     assert (tmp_path / "checkpoint").is_dir() and not (tmp_path / checkpoint.PREVIOUS).exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_end_with_identical_weights(tiny_model_dir, tmp_path):
     """`accelerate launch` with 2 processes (joined over gloo: no GPU here) for 2 outer steps; the weights are the
     same in both processes, and the same as one process training alone (episodes do not depend on the split)."""
-    accelerate = Path(sys.executable).parent / "accelerate"
-    command = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
-        "-m",
-        "train.meta",
-        str(TINY),
-        f"base_model={tiny_model_dir}",
-        f"output_dir={tmp_path / 'two'}",
-        "outer_steps=2",
-        "algorithm=fomaml",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    digests = dict(re.findall(r"process (\d) of 2: LoRA sha256 ([0-9a-f]{64})", done.stdout))
+    digests = meta_train_in_two_processes(
+        f"base_model={tiny_model_dir}", f"output_dir={tmp_path / 'two'}", "outer_steps=2", "algorithm=fomaml"
+    )
     record = read_lora_dir(tmp_path / "two" / "init").record
     assert digests.keys() == {"0", "1"} and set(digests.values()) == {record.sha256}
     assert record.processes == 2

@@ -14,7 +14,6 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from adapters import load_base
 from prompts import ShopLoRAError, suite
 from serve.engine import Engine
 from serve.server import running, server_app
@@ -28,34 +27,24 @@ TABLE = {"headers": ["input", "output"], "data": [[e.input, e.output] for e in P
 EMPTY = {"headers": ["input", "output"], "data": [["", ""]]}
 
 
+# base, store, meta_init and url, one of each a module: tests/conftest.py
 @pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def engine(base, tmp_path_factory, make_store, make_init):
-    store = make_store(base, tmp_path_factory.mktemp("store"))
-    engine = Engine(
-        base,
-        store,
-        meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
-        max_new_tokens=8,
-        max_pending=32,
-    )
+def engine(base, store, meta_init):
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=8, max_pending=32)
     yield engine
     engine.close()
 
 
 @pytest.fixture(scope="module")
-def url(engine):
-    with running(server_app(engine)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def client(url):
     return Client(url, verbose=False, download_files=False)
+
+
+def teach_pets(engine: Engine, name: str, steps: int):
+    """Teach the engine an adapter `name` of the petshop intents from 6 examples, as another user of the lab would."""
+    return engine.teach(
+        name, PETS.examples("train")[:6], instruction=PETS.spec.instruction, labels=list(PETS.spec.labels), steps=steps
+    )
 
 
 def chat_body(model: str, text: str, **extra) -> dict:
@@ -441,13 +430,7 @@ def test_gradio_client_reaches_an_adapter_taught_after_it_connected(url, engine)
     """The page's dropdown choices are those of its build; a client connected before the adapter existed (here: taught
     by another user through the engine) still chats with it and compares it."""
     early = Client(url, verbose=False, download_files=False)
-    engine.teach(
-        "taught-later",
-        PETS.examples("train")[:6],
-        instruction=PETS.spec.instruction,
-        labels=list(PETS.spec.labels),
-        steps=2,
-    )
+    teach_pets(engine, "taught-later", steps=2)
     label = engine.classify(["my dog food bag arrived torn"], "taught-later")[0].label
     history, _, confidences = early.predict(
         text="my dog food bag arrived torn", history=[], model="taught-later", abstain_below=0.0, api_name="/chat"
@@ -544,13 +527,7 @@ def test_example_datasets_give_every_label_an_example(key):
 def test_download_a_zip_of_the_peft_folder_and_delete(client, engine, tmp_path):
     from peft import PeftConfig
 
-    engine.teach(
-        "to-delete",
-        PETS.examples("train")[:6],
-        instruction=PETS.spec.instruction,
-        labels=list(PETS.spec.labels),
-        steps=1,
-    )
+    teach_pets(engine, "to-delete", steps=1)
     button, about = client.predict(name="to-delete", api_name="/download")
     assert button["label"].startswith("Download to-delete.zip") and "to-delete" in about
     served = httpx.get(button["value"]["url"], timeout=30)  # as the browser fetches it

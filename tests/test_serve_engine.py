@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from adapters import AdapterStore, load_base
+from adapters import AdapterStore
 from adapters.generation import base_only, generate
 from adapters.metrics import softmax
 from adapters.scoring import label_scores
@@ -30,21 +30,7 @@ PETS = suite.get_task("service-intent-petshop")
 INPUTS = [e.input for e in PETS.examples("test")[:8]]
 
 
-@pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def store(base, tmp_path_factory, make_store):
-    return make_store(base, tmp_path_factory.mktemp("store"))
-
-
-@pytest.fixture(scope="module")
-def meta_init(base, tmp_path_factory, make_init):
-    return make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta")
-
-
+# base, store and meta_init, one of each a module: tests/conftest.py
 @pytest.fixture(scope="module")
 def engine(base, store, meta_init):
     engine = Engine(base, store, meta_init=meta_init, max_new_tokens=12, max_pending=64)

@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 
-from adapters import load_base
 from serve.api import openai_router
 from serve.engine import Engine
 from serve.logins import LoginThrottle
@@ -21,27 +20,12 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 LONG = 200  # tokens an answer may take: far more than any test lets it run
 
 
-@pytest.fixture(scope="module")
-def base(tiny_model_dir):
-    return load_base(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def store(base, tmp_path_factory, make_store):
-    return make_store(base, tmp_path_factory.mktemp("store"))
-
-
+# base, store and url, one of each a module: tests/conftest.py
 @pytest.fixture(scope="module")
 def engine(base, store):
     engine = Engine(base, store, meta_init=None, max_new_tokens=LONG, max_pending=32)
     yield engine
     engine.close()
-
-
-@pytest.fixture(scope="module")
-def url(engine):
-    with running(server_app(engine)) as url:
-        yield url
 
 
 class Talker:

@@ -18,7 +18,6 @@ pytest.importorskip("hypothesis")  # the `dev` extra; without it this file is sk
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from adapters import load_base  # noqa: E402
 from serve.server import running, server_app  # noqa: E402
 from serve.engine import Engine  # noqa: E402
 
@@ -124,22 +123,16 @@ calls = st.one_of(
 
 
 # -- the server ----------------------------------------------------------------------------------------------------
+# base, store and meta_init, one of each a module: tests/conftest.py
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir, tmp_path_factory, make_store, make_init):
-    base = load_base(str(tiny_model_dir), device="cpu")
-    store = make_store(base, tmp_path_factory.mktemp("store"))
+def engine(base, store, meta_init):
     (store.root / BROKEN).mkdir()
     (store.root / BROKEN / "adapter_config.json").write_text("{}")
     misfit = shutil.copytree(store.path("replies-a").resolve(), store.root / MISFIT)
     config = json.loads((misfit / "adapter_config.json").read_text())
     (misfit / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
-    engine = Engine(
-        base,
-        store,
-        meta_init=make_init(base, tmp_path_factory.mktemp("inits") / "tiny-meta"),
-        max_new_tokens=4,
-        max_pending=64,
-    )  # short answers: the point is the many requests
+    # short answers: the point is the many requests
+    engine = Engine(base, store, meta_init=meta_init, max_new_tokens=4, max_pending=64)
     yield engine
     engine.close()
 

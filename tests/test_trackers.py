@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ from shoplora.cli import main
 from train import evaluate
 from train.config import ConfigError, load_config
 from train.evaluate import load_eval_config
+
+from tests.helpers import adapt_args, write_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,25 +79,11 @@ def test_the_benchmark_logs_each_score_to_tensorboard(tiny_model_dir, tmp_path):
 
 def test_adapt_reports_its_losses_and_metrics(tiny_model_dir, tmp_path, monkeypatch, capsys):
     task = suite.get_task("service-intent-petshop")
-    data = tmp_path / "pets.jsonl"
-    data.write_text("\n".join(json.dumps(e.to_dict()) for e in task.examples("train")[:6]))
+    data = write_examples(tmp_path / "pets.jsonl", task.examples("train")[:6])
     monkeypatch.chdir(tmp_path)
-    args = [
-        "adapt",
-        str(data),
-        "--instruction",
-        "Route it.",
-        "--init",
-        "none",
-        "--steps",
-        "2",
-        "--labels",
-        ",".join(task.spec.labels),
-        "--store",
-        "store",
-        "--model",
-        str(tiny_model_dir),
-    ]
+    args = adapt_args(
+        data, "--instruction", "Route it.", labels=task.spec.labels, steps=2, store="store", model=tiny_model_dir
+    )
     assert main([*args, "--report-to", "mlfow"]) == 2  # refused before any training
     assert "'mlfow' is not a tracker" in capsys.readouterr().err
     assert main([*args, "--report-to", "tensorboard"]) == 0
