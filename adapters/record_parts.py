@@ -17,7 +17,7 @@ class FitReport:
     """What one fit (an `adapt`, or one `update`) did: its data, its inner loop, the steps it ran and kept, and how
     the kept weights score on the held-out examples."""
 
-    n_train: int  # examples trained on (replayed ones not counted)
+    n_train: int  # examples trained on: the new ones and, in an update, the scenario's kept ones; not the held out
     n_held_out: int  # examples held out to choose the kept weights and calibrate
     inner_loop: InnerLoop  # the loop that ran
     steps_run: int
