@@ -74,19 +74,40 @@ def normalise(vectors: Any) -> Any:
     return centred / np.where(norms > 0, norms, 1.0)
 
 
-def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> tuple[list[int], str, dict]:
-    """(cluster of each row, the method chosen, silhouette of every candidate). Candidates: KMeans and Ward
-    agglomerative clustering with 2..max_clusters clusters; the best silhouette wins. Dense or sparse rows."""
+# Rules that choose among the candidates (train.cluster_choice measures them): the best silhouette, Calinski-Harabasz
+# or (lowest) Davies-Bouldin score; "hdbscan" clusters by density instead, with no number of clusters to choose
+# (messages it leaves as noise each make a cluster of their own).
+CHOOSERS = ("silhouette", "calinski_harabasz", "davies_bouldin", "hdbscan")
+
+
+def cluster(
+    vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0, choose_by: str = "silhouette"
+) -> tuple[list[int], str, dict]:
+    """(cluster of each row, the method chosen, score of every candidate). Candidates: KMeans and Ward
+    agglomerative clustering with 2..max_clusters clusters; the best by `choose_by` (one of CHOOSERS) wins. Dense
+    or sparse rows."""
     require_sklearn("discovery (it clusters messages)")
     import numpy as np
-    from sklearn.cluster import AgglomerativeClustering, KMeans
-    from sklearn.metrics import silhouette_score
+    from sklearn import metrics
+    from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans
 
+    if choose_by not in CHOOSERS:
+        raise ValueError(f"choose_by must be one of {', '.join(CHOOSERS)}, got {choose_by!r}")
     dense = vectors.toarray() if hasattr(vectors, "toarray") else np.asarray(vectors)
     n = len(dense)
     distinct = len(np.unique(dense.round(6), axis=0))
     if n < MIN_TO_SPLIT or distinct < 3:
         return [0] * n, "one cluster (too few distinct messages to split)", {}
+    if choose_by == "hdbscan":
+        found = HDBSCAN(min_cluster_size=2, copy=True).fit_predict(dense)
+        top = int(found.max()) + 1
+        noise = np.cumsum(found < 0) - 1 + top  # each noise message its own cluster
+        return [int(x) for x in np.where(found < 0, noise, found)], "hdbscan", {}
+    judge = {
+        "silhouette": metrics.silhouette_score,
+        "calinski_harabasz": metrics.calinski_harabasz_score,
+        "davies_bouldin": lambda x, labels: -metrics.davies_bouldin_score(x, labels),
+    }[choose_by]
     best: tuple[float, str, list[int]] | None = None
     scores: dict[str, float] = {}
     for k in range(2, min(max_clusters, distinct - 1) + 1):
@@ -97,7 +118,7 @@ def cluster(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) ->
         for name, labels in candidates.items():
             if len(set(labels)) < 2:
                 continue
-            score = float(silhouette_score(dense, labels))
+            score = float(judge(dense, labels))
             scores[f"{name}, {k} clusters"] = round(score, 4)
             if best is None or score > best[0]:
                 best = (score, f"{name}, {k} clusters", [int(x) for x in labels])
