@@ -31,8 +31,25 @@ def trial_sets(labels: Sequence[str], pool: dict[str, list[int]], trials: int, s
     out = []
     for _ in range(trials):
         chosen = rng.sample(sorted(labels), rng.randint(2, min(6, len(labels))))
-        out.append([i for label in chosen for i in rng.sample(pool[label], rng.randint(2, 12))])
+        out.append([i for label in chosen for i in rng.sample(pool[label], min(len(pool[label]), rng.randint(2, 12)))])
     return out
+
+
+def cached_embeddings(base: Any, texts: Sequence[str], path: Path) -> Any:
+    """The texts' base-model embeddings, kept beside the results: embedding is most of a run's time on a CPU."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = path.with_name(f"{path.stem}-{digest}.npy")
+    if path.exists():
+        return np.load(path)
+    started = time.perf_counter()
+    raw = embed(base, texts)
+    print(f"embedded {len(texts)} messages in {time.perf_counter() - started:.0f} s", flush=True)
+    np.save(path, raw)
+    return raw
 
 
 def score(assignment: Sequence[int], truth: Sequence[str]) -> dict[str, float]:
@@ -82,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pool: dict[str, list[int]] = {}
         for i, label in enumerate(truth):
             pool.setdefault(label, []).append(i)
-        started = time.perf_counter()
-        raw = embed(base, texts)
-        print(f"{name}: embedded {len(texts)} messages in {time.perf_counter() - started:.0f} s", flush=True)
+        raw = cached_embeddings(base, texts, Path(args.out).expanduser().with_suffix(f".{name}.npy"))
         rows: dict[str, list[dict[str, float]]] = {}
         for members in trial_sets(list(by_label), pool, args.trials, seed=0):
             subset_truth = [truth[i] for i in members]
