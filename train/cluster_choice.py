@@ -5,8 +5,8 @@ discovery evaluation (train.discovery) does not use, so the choice is not tuned 
 
 Each trial draws a small unsure set as discovery sees one: 2 to 6 intents of a task, 2 to 12 training messages each
 (unsure sets are small and uneven). Every rule clusters the same vectors (base-model embeddings, as `discover` makes
-them, and TF-IDF vectors) and is scored against the true intents: adjusted Rand index, V-measure, and how far its
-number of clusters is from the true one.
+them, TF-IDF vectors, and both side by side) and is scored against the true intents: adjusted Rand index,
+V-measure, and how far its number of clusters is from the true one.
 """
 
 from __future__ import annotations
@@ -50,6 +50,15 @@ def cached_embeddings(base: Any, texts: Sequence[str], path: Path) -> Any:
     print(f"embedded {len(texts)} messages in {time.perf_counter() - started:.0f} s", flush=True)
     np.save(path, raw)
     return raw
+
+
+def both(embedded: Any, tfidf: Any) -> Any:
+    """Embeddings and TF-IDF side by side, each row of each at length 1, so each counts alike in a distance."""
+    import numpy as np
+
+    dense = tfidf.toarray()
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    return np.hstack([embedded, dense / np.where(norms > 0, norms, 1.0)])
 
 
 def score(assignment: Sequence[int], truth: Sequence[str]) -> dict[str, float]:
@@ -103,10 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows: dict[str, list[dict[str, float]]] = {}
         for members in trial_sets(list(by_label), pool, args.trials, seed=0):
             subset_truth = [truth[i] for i in members]
-            views = {
-                "base_embeddings": normalise(raw[members]),
-                "tfidf": tfidf_vectors([texts[i] for i in members]),
-            }
+            embedded, tfidf = normalise(raw[members]), tfidf_vectors([texts[i] for i in members])
+            views = {"base_embeddings": embedded, "tfidf": tfidf, "both": both(embedded, tfidf)}
             for view, vectors in views.items():
                 for rule in CHOOSERS:
                     assignment, _, _ = cluster(vectors, max_clusters=MAX_CLUSTERS, choose_by=rule)
