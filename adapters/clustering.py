@@ -86,42 +86,50 @@ def cluster(
     """(cluster of each row, the method chosen, score of every candidate). Candidates: KMeans and Ward
     agglomerative clustering with 2..max_clusters clusters; the best by `choose_by` (one of CHOOSERS) wins. Dense
     or sparse rows."""
-    require_sklearn("discovery (it clusters messages)")
-    import numpy as np
-    from sklearn import metrics
-    from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans
-
     if choose_by not in CHOOSERS:
         raise ValueError(f"choose_by must be one of {', '.join(CHOOSERS)}, got {choose_by!r}")
+    dense, found = candidates(vectors, max_clusters=max_clusters, seed=seed)
+    if isinstance(found, str):
+        return [0] * len(dense), found, {}
+    return choose(dense, found, choose_by)
+
+
+def candidates(vectors: Any, *, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> tuple[Any, dict | str]:
+    """(the rows as a dense array, {method: cluster of each row}), or a reason instead of the candidates when the
+    rows are too few or too alike to split."""
+    require_sklearn("discovery (it clusters messages)")
+    import numpy as np
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+
     dense = vectors.toarray() if hasattr(vectors, "toarray") else np.asarray(vectors)
-    n = len(dense)
     distinct = len(np.unique(dense.round(6), axis=0))
-    if n < MIN_TO_SPLIT or distinct < 3:
-        return [0] * n, "one cluster (too few distinct messages to split)", {}
+    if len(dense) < MIN_TO_SPLIT or distinct < 3:
+        return dense, "one cluster (too few distinct messages to split)"
+    found = {}
+    for k in range(2, min(max_clusters, distinct - 1) + 1):
+        found[f"kmeans, {k} clusters"] = KMeans(k, n_init=4, random_state=seed).fit_predict(dense)
+        found[f"ward, {k} clusters"] = AgglomerativeClustering(k, linkage="ward").fit_predict(dense)
+    return dense, {name: labels for name, labels in found.items() if len(set(labels)) >= 2}
+
+
+def choose(dense: Any, found: dict, choose_by: str) -> tuple[list[int], str, dict]:
+    """The candidate `choose_by` scores best, as (cluster of each row, its method, every candidate's score)."""
+    import numpy as np
+    from sklearn import metrics
+    from sklearn.cluster import HDBSCAN
+
     if choose_by == "hdbscan":
-        found = HDBSCAN(min_cluster_size=2, copy=True).fit_predict(dense)
-        top = int(found.max()) + 1
-        noise = np.cumsum(found < 0) - 1 + top  # each noise message its own cluster
-        return [int(x) for x in np.where(found < 0, noise, found)], "hdbscan", {}
+        labels = HDBSCAN(min_cluster_size=2, copy=True).fit_predict(dense)
+        top = int(labels.max()) + 1
+        noise = np.cumsum(labels < 0) - 1 + top  # each noise message its own cluster
+        return [int(x) for x in np.where(labels < 0, noise, labels)], "hdbscan", {}
     judge = {
         "silhouette": metrics.silhouette_score,
         "calinski_harabasz": metrics.calinski_harabasz_score,
         "davies_bouldin": lambda x, labels: -metrics.davies_bouldin_score(x, labels),
     }[choose_by]
-    best: tuple[float, str, list[int]] | None = None
-    scores: dict[str, float] = {}
-    for k in range(2, min(max_clusters, distinct - 1) + 1):
-        candidates = {
-            "kmeans": KMeans(k, n_init=4, random_state=seed).fit_predict(dense),
-            "ward": AgglomerativeClustering(k, linkage="ward").fit_predict(dense),
-        }
-        for name, labels in candidates.items():
-            if len(set(labels)) < 2:
-                continue
-            score = float(judge(dense, labels))
-            scores[f"{name}, {k} clusters"] = round(score, 4)
-            if best is None or score > best[0]:
-                best = (score, f"{name}, {k} clusters", [int(x) for x in labels])
-    if best is None:
-        return [0] * n, "one cluster (no split found)", scores
-    return best[2], best[1], scores
+    scores = {name: round(float(judge(dense, labels)), 4) for name, labels in found.items()}
+    if not scores:
+        return [0] * len(dense), "one cluster (no split found)", scores
+    best = max(scores, key=lambda name: (scores[name], -list(scores).index(name)))  # ties: the earlier candidate
+    return [int(x) for x in found[best]], best, scores

@@ -106,6 +106,24 @@ def test_clustering_picks_the_split_with_the_best_silhouette():
     assert cluster(points[:3], max_clusters=5)[0] == [0, 0, 0]  # too few to split
 
 
+# Calinski-Harabasz is left out: on groups this tight it keeps splitting them (its ratio still grows).
+@pytest.mark.parametrize("rule", ["silhouette", "davies_bouldin", "hdbscan"])
+def test_every_rule_finds_well_separated_groups_and_a_stray_point_stays_apart(rule):
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(1)
+    points = np.concatenate([centre + rng.normal(size=(5, 3)) * 0.1 for centre in np.eye(3) * 10])
+    truth = [0] * 5 + [1] * 5 + [2] * 5
+    assignment, method, _ = cluster(points, max_clusters=6, choose_by=rule)
+    assert adjusted_rand_score(truth, assignment) == 1.0, method
+    if rule == "hdbscan":  # noise is no cluster: a far-off message gets one of its own, not a group's label
+        stray = cluster(np.vstack([points, [[-50.0, -50.0, -50.0]]]), choose_by=rule)[0]
+        assert stray[-1] not in stray[:-1]
+    with pytest.raises(ValueError, match="choose_by must be one of"):
+        cluster(points, choose_by="elbow")
+
+
 def test_an_embedding_does_not_depend_on_its_batch(base):
     import numpy as np
 

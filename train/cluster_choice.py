@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from adapters.clustering import CHOOSERS, MAX_CLUSTERS, cluster, embed, normalise
+from adapters.clustering import CHOOSERS, MAX_CLUSTERS, candidates, choose, embed, normalise
 from prompts import TaskNotFoundError, suite
 from prompts.atomic import write_atomic
 
@@ -115,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             embedded, tfidf = normalise(raw[members]), tfidf_vectors([texts[i] for i in members])
             views = {"base_embeddings": embedded, "tfidf": tfidf, "both": both(embedded, tfidf)}
             for view, vectors in views.items():
+                dense, found = candidates(vectors, max_clusters=MAX_CLUSTERS)  # once for every rule
                 for rule in CHOOSERS:
-                    assignment, _, _ = cluster(vectors, max_clusters=MAX_CLUSTERS, choose_by=rule)
+                    assignment = [0] * len(dense) if isinstance(found, str) else choose(dense, found, rule)[0]
                     rows.setdefault(f"{view} / {rule}", []).append(score(assignment, subset_truth))
         results["tasks"][name] = {key: summarise(value) for key, value in rows.items()}
         print(json.dumps(results["tasks"][name], indent=1), flush=True)
