@@ -1,6 +1,6 @@
-"""Embedding and clustering for new-need discovery (adapters.discover): messages as the mean of the model's last
-hidden states, centred and scaled to length 1, grouped by whichever of KMeans and Ward clustering with 2..max_clusters
-clusters has the best silhouette."""
+"""Vectors and clustering for new-need discovery (adapters.discover): messages as TF-IDF word and character
+n-grams (the default) or as the mean of the model's last hidden states, centred and scaled to length 1, grouped by
+whichever of KMeans and Ward clustering with 2..max_clusters clusters has the best silhouette."""
 
 from __future__ import annotations
 
@@ -62,6 +62,25 @@ class _switched_to:
 
     def __exit__(self, *exc):
         return False
+
+
+def tfidf_vectors(texts: Sequence[str]) -> Any:
+    """TF-IDF of word 1-2 grams and character 2-5 grams (within words), side by side, each part of a row at length
+    1: what a practitioner clusters short messages with; it needs no model pass."""
+    require_sklearn("discovery (it clusters messages)")
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    parts = []
+    for vectorizer in (
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+    ):
+        try:
+            parts.append(vectorizer.fit_transform(texts).toarray())
+        except ValueError:  # no term at all (e.g. messages of one character each): this part says nothing
+            continue
+    return np.hstack(parts) if parts else np.zeros((len(texts), 1))
 
 
 def normalise(vectors: Any) -> Any:

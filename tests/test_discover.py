@@ -80,6 +80,23 @@ def test_only_unsure_messages_are_clustered_and_a_base_clusters_all(adapter, bas
     assert all(c.adapter_guess is None for c in everything.clusters)
 
 
+@pytest.mark.parametrize("embed_with", ["tfidf", "base", "adapter"])
+def test_each_kind_of_vector_groups_every_unsure_message(adapter, embed_with):
+    found = discover(adapter, TRAFFIC, abstain_below=EVERYONE, embed_with=embed_with, name_clusters=False)
+    assert sorted(i for c in found.clusters for i in c.members) == list(range(len(TRAFFIC)))
+    assert found.embedding.startswith({"tfidf": "TF-IDF", "base": "base model", "adapter": "adapter model"}[embed_with])
+    assert discover(adapter, TRAFFIC[:4], abstain_below=EVERYONE, name_clusters=False).embedding.startswith("TF-IDF")
+    with pytest.raises(ShopLoRAError, match="embed_with is one of"):
+        discover(adapter, TRAFFIC, embed_with="bert")
+
+
+def test_tfidf_vectors_of_messages_without_words_are_still_vectors():
+    from adapters.discover import tfidf_vectors
+
+    vectors = tfidf_vectors(["?", "!", "?"])  # no word of two letters: only the character part has terms
+    assert vectors.shape[0] == 3 and (vectors[0] == vectors[2]).all() and not (vectors[0] == vectors[1]).all()
+
+
 def test_discovery_refuses_what_it_cannot_group(adapter, monkeypatch):
     with pytest.raises(ShopLoRAError, match="a single message"):
         discover(adapter, ["only one"])

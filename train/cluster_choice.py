@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from adapters.clustering import CHOOSERS, MAX_CLUSTERS, candidates, choose, embed, normalise
+from adapters.clustering import CHOOSERS, MAX_CLUSTERS, candidates, choose, embed, normalise, tfidf_vectors
 from prompts import TaskNotFoundError, suite
 from prompts.atomic import write_atomic
 
@@ -56,9 +56,8 @@ def both(embedded: Any, tfidf: Any) -> Any:
     """Embeddings and TF-IDF side by side, each row of each at length 1, so each counts alike in a distance."""
     import numpy as np
 
-    dense = tfidf.toarray()
-    norms = np.linalg.norm(dense, axis=1, keepdims=True)
-    return np.hstack([embedded, dense / np.where(norms > 0, norms, 1.0)])
+    norms = np.linalg.norm(tfidf, axis=1, keepdims=True)
+    return np.hstack([embedded, tfidf / np.where(norms > 0, norms, 1.0)])
 
 
 def score(assignment: Sequence[int], truth: Sequence[str]) -> dict[str, float]:
@@ -89,7 +88,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from adapters import load_base
-    from train.discovery import tfidf_vectors
 
     base = load_base()
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": base.model_id, "tasks": {}}
