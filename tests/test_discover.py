@@ -271,3 +271,25 @@ def test_lab_discover_tab_finds_and_teaches(base, adapter, tmp_path):
         assert "gift_wrapping" in engine.describe("pets").labels  # served at once, from the saved folder
     finally:
         engine.close()
+
+
+def test_cluster_choice_trials_draw_uneven_sets_of_a_few_intents():
+    from train.cluster_choice import score, summarise, trial_sets
+
+    pool = {"a": [0, 1, 2], "b": list(range(3, 20)), "c": [20, 21], "d": [22, 23, 24, 25]}
+    sets = trial_sets(list(pool), pool, trials=30, seed=0)
+    owner = {i: label for label, members in pool.items() for i in members}
+    assert len(sets) == 30 and sets == trial_sets(list(pool), pool, trials=30, seed=0)
+    for members in sets:
+        assert len(members) == len(set(members))  # no message twice
+        assert 2 <= len({owner[i] for i in members}) <= 4
+    assert len({len(members) for members in sets}) > 3  # sizes vary, as unsure sets do
+    perfect, merged = score([0, 0, 1, 1], ["x", "x", "y", "y"]), score([0, 0, 0, 0], ["x", "x", "y", "y"])
+    assert perfect["ari"] == 1.0 and perfect["k_error"] == 0 and merged["k_error"] == -1 and merged["ari"] == 0.0
+    assert summarise([perfect, merged]) == {
+        "ari": 0.5,
+        "v_measure": 0.5,
+        "mean_k_error": -0.5,
+        "exact_k": 0.5,
+        "trials": 2,
+    }

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from adapters.clustering import CHOOSERS, MAX_CLUSTERS, candidates, choose, embed, normalise, tfidf_vectors
 from prompts import TaskNotFoundError, suite
-from prompts.atomic import write_atomic
+from train.run_info import write_results
 
 TASKS = ("service-intent", "real-service-intent-home")  # meta-train intent tasks: not the evaluation's
 PER_INTENT = 20  # training messages embedded per intent (the pool trials draw from)
@@ -119,10 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     rows.setdefault(f"{view} / {rule}", []).append(score(assignment, subset_truth))
         results["tasks"][name] = {key: summarise(value) for key, value in rows.items()}
         print(json.dumps(results["tasks"][name], indent=1), flush=True)
-    out = Path(args.out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

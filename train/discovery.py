@@ -32,7 +32,7 @@ from adapters.base import device_name
 from adapters.clustering import tfidf_vectors
 from adapters.discover import DEFAULT_ABSTAIN, cluster, embed, normalise, propose_labels, teach
 from prompts import Example, TaskNotFoundError, suite
-from prompts.atomic import write_atomic
+from train.run_info import write_results
 
 # (task, intents held out, examples per known intent, stream messages, test messages): sized for ~10-15 minutes on
 # the embedded model with 2 CPU cores.
@@ -226,10 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             init=None if args.init == "none" else args.init,
         )
         print(json.dumps(results["tasks"][name], indent=1), flush=True)
-    out = Path(args.out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

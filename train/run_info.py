@@ -52,3 +52,16 @@ def git_state() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def write_results(path: str | Path, results: Any) -> Path:
+    """Write a measurement's results as JSON, whole or not at all (the folder made if needed); returns the path."""
+    import json
+
+    from prompts.atomic import write_atomic
+
+    out = Path(path).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return out
