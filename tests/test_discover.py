@@ -293,3 +293,21 @@ def test_cluster_choice_trials_draw_uneven_sets_of_a_few_intents():
         "exact_k": 0.5,
         "trials": 2,
     }
+
+
+def test_the_discovery_evaluation_runs_end_to_end_and_summarises_its_splits(tiny_model_dir, tmp_path, monkeypatch):
+    from train import discovery
+
+    # A small split of the pet-shop task, so the tiny model adapts and teaches in seconds.
+    monkeypatch.setitem(discovery.TASKS, "service-intent-petshop", (3, 2, 24, 12))
+    out = tmp_path / "discovery.json"
+    args = ["--tasks", "service-intent-petshop", "--init", "none", "--model", str(tiny_model_dir)]
+    discovery.main([*args, "--abstain-below", "1.01", "--seeds", "2", "--out", str(out)])
+    results = json.loads(out.read_text())
+    runs = results["tasks"]["service-intent-petshop"]
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0]["held_out_intents"] != runs[1]["held_out_intents"]
+    assert all(r["n_unsure"] == r["n_stream"] == 24 for r in runs)  # abstain_below above 1: every message
+    summary = results["summary"]["service-intent-petshop"]
+    assert summary["splits"] == 2 and set(summary["ari"]) == {"tfidf", "base_embeddings", "adapter_embeddings"}
+    taught = [r["teach"]["forgetting_points"] for r in runs if "test" in r["teach"]]
+    assert summary["forgetting_points_each"] == taught

@@ -1,6 +1,6 @@
 """How well new-need discovery finds intents an adapter was never taught, and what teaching them costs.
 
-    python -m train.discovery [--out ~/shoplora-runs/discovery.json] [--tasks service-intent-petshop,...]
+    python -m train.discovery [--out ~/shoplora-runs/discovery.json] [--tasks service-intent-petshop,...] [--seeds 3]
 
 Per task: some intents are held out; an adapter learns the others from k examples each; a stream of the task's
 other training messages (every intent) is scored, and the messages below `abstain_below` confidence are the unsure
@@ -40,6 +40,7 @@ TASKS = {"service-intent-petshop": (3, 8, 180, 100), "real-service-intent-bank":
 # The clusters the simulated user is shown: discover's default vectors (TF-IDF since 2026-12-08; the base model's
 # embeddings before, in the results of 2026-12-07/08).
 ACCEPTED_VIEW = "tfidf"
+VIEWS = ("tfidf", "base_embeddings", "adapter_embeddings")
 MIN_FOUND_COVERAGE = 0.5  # a held-out intent is found when one cluster of its majority holds half its messages
 
 
@@ -91,14 +92,15 @@ def run_task(
     abstain_below: float,
     max_clusters: int,
     init: str | None = "default",
+    seed: int = 0,
 ) -> dict:
     task = suite.get_task(name)
-    held, support, stream = split(task, n_hold, k, n_stream)
+    held, support, stream = split(task, n_hold, k, n_stream, seed)
     known = [label for label in task.spec.labels if label not in held]
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (AdaptationWarning, LabelCoverageWarning))
-        adapter = adapt(base, support, instruction=task.spec.instruction, labels=known, init=init)
+        adapter = adapt(base, support, instruction=task.spec.instruction, labels=known, init=init, seed=seed)
     texts = [e.input for e in stream]
     truth = [e.output for e in stream]
     confidences = [p.confidence for p in adapter.predict(texts)]
@@ -109,6 +111,7 @@ def run_task(
 
     out: dict[str, Any] = {
         "task": name,
+        "seed": seed,
         "held_out_intents": held,
         "k_per_known_intent": k,
         "n_support": len(support),
@@ -141,14 +144,14 @@ def run_task(
         oracle = KMeans(out["intents_in_unsure"], n_init=4, random_state=0).fit_predict(vectors)
         out[view]["at_true_k"] = quality(list(oracle), unsure_truth, held)
     out["teach"] = teach_found(
-        base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below
+        base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below, seed
     )
     out["seconds"] = round(time.perf_counter() - started)
     return out
 
 
 def teach_found(
-    base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below
+    base, adapter, task, held, known, unsure_texts, unsure_truth, clusterings, texts, n_test, abstain_below, seed=0
 ) -> dict:
     """The simulated user: accept the clusters discover shows by default whose majority is a held-out intent, keep
     only that intent's rows under the proposed name, and teach them."""
@@ -183,7 +186,7 @@ def teach_found(
         if e.output in known or e.output in accepted
     ]
     started = time.perf_counter()
-    report = teach(adapter, examples, traffic=texts, test=test, abstain_below=abstain_below)
+    report = teach(adapter, examples, traffic=texts, test=test, abstain_below=abstain_below, seed=seed)
     result.update(report, seconds=round(time.perf_counter() - started))
     result["labels"] = len(report["labels"])
     return result
@@ -195,19 +198,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--abstain-below", type=float, default=DEFAULT_ABSTAIN)
     parser.add_argument("--max-clusters", type=int, default=8)
     parser.add_argument("--init", default="default", help="init to adapt from (none: PEFT's standard init)")
+    parser.add_argument("--seeds", type=int, default=1, help="splits per task (held-out intents, support, stream)")
+    parser.add_argument("--model", help="base model (default: the embedded one)")
     parser.add_argument("--out", default=str(Path.home() / "shoplora-runs" / "discovery.json"))
     args = parser.parse_args(argv)
 
     import torch
 
     torch.manual_seed(0)
-    base = load_base()
+    base = load_base(args.model)
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "model": base.model_id,
         "init": args.init,
         "device": device_name(base.device),
         "tasks": {},
+        "summary": {},
         "skipped": {},
     }
     for name in args.tasks.split(","):
@@ -217,16 +223,40 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["skipped"][name] = f"its data is not here ({error})"
             print(f"skipped {name}: {results['skipped'][name]}", flush=True)
             continue
-        results["tasks"][name] = run_task(
-            base,
-            name,
-            *TASKS.get(name, (3, 8, 180, 100)),
-            abstain_below=args.abstain_below,
-            max_clusters=args.max_clusters,
-            init=None if args.init == "none" else args.init,
-        )
-        print(json.dumps(results["tasks"][name], indent=1), flush=True)
+        runs = []
+        for seed in range(args.seeds):
+            runs.append(
+                run_task(
+                    base,
+                    name,
+                    *TASKS.get(name, (3, 8, 180, 100)),
+                    abstain_below=args.abstain_below,
+                    max_clusters=args.max_clusters,
+                    init=None if args.init == "none" else args.init,
+                    seed=seed,
+                )
+            )
+            print(json.dumps(runs[-1], indent=1), flush=True)
+        results["tasks"][name] = runs
+        results["summary"][name] = summary(runs)
     write_results(args.out, results)
+
+
+def summary(runs: Sequence[dict]) -> dict:
+    """Means over a task's splits of what decides the issue's targets: forgetting, new-intent accuracy, ARI."""
+    taught = [r["teach"] for r in runs if "test" in r.get("teach", {})]
+
+    def mean(values: Sequence[float]) -> float | None:
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {
+        "splits": len(runs),
+        "splits_taught": len(taught),
+        "forgetting_points": mean([t["forgetting_points"] for t in taught]),
+        "forgetting_points_each": [t["forgetting_points"] for t in taught],
+        "new_intents_accuracy": mean([t["test"]["new_labels"]["accuracy"] for t in taught]),
+        "ari": {view: mean([r[view]["ari"] for r in runs if view in r]) for view in VIEWS},
+    }
 
 
 if __name__ == "__main__":
