@@ -153,7 +153,8 @@ def _score_batch(
 ) -> Any:
     """The (prompts, labels) tensor of label log-likelihoods. `prompts` are the parts after the shared prefix,
     padded on the left: the padding sits between the prefix and each prompt's own tokens, masked out, and positions
-    continue from the prefix. Differentiable when called outside inference mode with no prefix cache."""
+    continue from the prefix. Differentiable when called outside inference mode, with no prefix cache or with one
+    used once (`Prefix.reused=False`, as label_loss makes it)."""
     import torch
 
     ids, own = left_pad(prompts, pad_id, device)
